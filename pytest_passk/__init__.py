@@ -1,0 +1,44 @@
+r"""pytest-passk: sample LLM code, run each candidate in a sandbox, report the unbiased pass@k.
+
+Public API::
+
+    import pytest_passk as passk
+
+    @passk.task(prompt="def add(a, b):\\n    \\"\\"\\"Return a + b.\\"\\"\\"\\n", entry_point="add")
+    def test_add(candidate):
+        assert candidate(2, 3) == 5
+
+This module imports neither pytest nor any backend library: test modules import it inside the
+sandbox too.
+"""
+
+from __future__ import annotations
+
+from pytest_passk.errors import (
+    BackendError,
+    BackendUnavailable,
+    ModelSpecError,
+    PassKError,
+    RecordingError,
+    SandboxError,
+    TaskFormatError,
+)
+from pytest_passk.estimate import pass_at_k
+from pytest_passk.results import CandidateResult, Outcome, TaskResult
+from pytest_passk.tasks import Task, task
+
+__all__ = [
+    "BackendError",
+    "BackendUnavailable",
+    "CandidateResult",
+    "ModelSpecError",
+    "Outcome",
+    "PassKError",
+    "RecordingError",
+    "SandboxError",
+    "Task",
+    "TaskFormatError",
+    "TaskResult",
+    "pass_at_k",
+    "task",
+]

@@ -1,0 +1,88 @@
+"""Generation backends: the :class:`Backend` seam and the records that cross it.
+
+A backend turns rendered prompts into completions. It gets every request of a run at once (vLLM
+wants all prompts in one batch; API clients want many concurrent requests) and returns exactly the
+number of completions asked for each, or raises :class:`~pytest_passk.errors.BackendError`. Only a
+:class:`Recording` (a fixed file of samples) may return fewer. Backends import their heavy
+dependencies lazily, inside the module that :mod:`pytest_passk.backends.registry` loads on demand.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from pytest_passk.prompts import CompletionForm, PromptStyle, RenderedPrompt
+
+__all__ = ["Backend", "Completion", "GenerationRequest", "Recording", "SamplingParams"]
+
+
+@dataclass(frozen=True, slots=True)
+class SamplingParams:
+    """Every parameter that shapes a sample; all of them belong in a sample's store key."""
+
+    temperature: float = 0.8
+    top_p: float = 0.95
+    max_tokens: int = 1024
+    seed: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class GenerationRequest:
+    """Samples ``start`` .. ``start + n - 1`` of one task."""
+
+    task_id: str
+    prompt: RenderedPrompt
+    n: int
+    start: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    """One generated sample as the backend returned it."""
+
+    text: str
+    form: CompletionForm
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    finish_reason: str | None = None
+    latency: float = 0.0
+
+
+class Backend(Protocol):
+    """A source of samples."""
+
+    @property
+    def model(self) -> str:
+        """The concrete model the samples come from (after resolving aliases)."""
+        ...
+
+    @property
+    def prompt_style(self) -> PromptStyle:
+        """Whether this backend continues prompts or answers chat messages."""
+        ...
+
+    def generate(
+        self, requests: Sequence[GenerationRequest], params: SamplingParams
+    ) -> list[list[Completion]]:
+        """Return ``request.n`` completions for each request, in order.
+
+        Raises:
+            BackendError: when samples cannot be produced; never return fewer silently.
+
+        """
+        ...
+
+    def close(self) -> None:
+        """Release engines, connections and GPU memory."""
+        ...
+
+
+@runtime_checkable
+class Recording(Protocol):
+    """A backend that replays a fixed set of samples and may hold fewer than asked for."""
+
+    def recorded(self, task_id: str) -> int:
+        """How many samples are recorded for ``task_id``."""
+        ...

@@ -1,0 +1,156 @@
+"""Model specs, aliases and the lazy registry of backend providers.
+
+A spec is ``PROVIDER:MODEL`` (``openai:gpt-4o``, ``vllm:meta-llama/...``, ``replay:samples.jsonl``)
+or an alias (``gpt-4o``, ``llama3.1``, ``smollm2``, or one of the user's own from ini
+``passk_models``). Resolving a spec checks what the provider needs (its extra, a key, a GPU) before
+any sample is drawn; the provider's module is imported only when a backend is built.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from pytest_passk.backends import Backend
+from pytest_passk.errors import BackendUnavailable, ModelSpecError
+
+__all__ = ["BUILTIN_ALIASES", "DEFAULT_MODEL", "ModelSpec", "build_backend", "resolve_model"]
+
+DEFAULT_MODEL = "smollm2"
+BUILTIN_ALIASES: Mapping[str, str] = {
+    "gpt-4o": "openai:gpt-4o",
+    "gpt-4o-mini": "openai:gpt-4o-mini",
+    "llama3.1": "vllm:meta-llama/Llama-3.1-8B-Instruct",
+    "llama3.1-70b": "vllm:meta-llama/Llama-3.1-70B-Instruct",
+    "smollm2": "vllm-cpu:HuggingFaceTB/SmolLM2-135M-Instruct",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ModelSpec:
+    """A resolved ``--model``: ``label`` as the user wrote it, and the provider and model."""
+
+    label: str
+    provider: str
+    name: str
+
+    @property
+    def spec(self) -> str:
+        """``provider:name``, the canonical spelling."""
+        return f"{self.provider}:{self.name}"
+
+
+@dataclass(frozen=True, slots=True)
+class BackendContext:
+    """What providers may need from the run: where relative paths start, the API base URL."""
+
+    base_dir: Path
+    base_url: str | None = None
+
+
+def resolve_model(text: str, aliases: Mapping[str, str]) -> ModelSpec:
+    """Turn ``--model`` text into a :class:`ModelSpec`, following aliases.
+
+    Raises:
+        ModelSpecError: for an unknown alias or provider, or an empty model name.
+
+    """
+    label = text.strip()
+    spec = aliases.get(label) or BUILTIN_ALIASES.get(label) or label
+    provider, sep, name = spec.partition(":")
+    if not sep:
+        known = ", ".join(sorted({*BUILTIN_ALIASES, *aliases}))
+        raise ModelSpecError(
+            f"unknown model {label!r}: give PROVIDER:MODEL (providers: {', '.join(PROVIDERS)}) "
+            f"or an alias ({known}); add your own in ini passk_models as 'name = spec' lines"
+        )
+    if provider not in PROVIDERS:
+        raise ModelSpecError(
+            f"unknown provider {provider!r} in model {label!r}; known providers: "
+            f"{', '.join(PROVIDERS)}"
+        )
+    if not name.strip():
+        raise ModelSpecError(f"model {label!r} names no model after {provider + ':'!r}")
+    return ModelSpec(label=label, provider=provider, name=name.strip())
+
+
+def build_backend(model: ModelSpec, context: BackendContext) -> Backend:
+    """Check the provider's needs, import its module, and construct the backend.
+
+    Raises:
+        BackendUnavailable: with the fix (an extra to install, a key to set, a GPU to use).
+
+    """
+    return PROVIDERS[model.provider](model, context)
+
+
+def _replay(model: ModelSpec, context: BackendContext) -> Backend:
+    from pytest_passk.backends.replay import ReplayBackend
+
+    path = Path(model.name).expanduser()
+    return ReplayBackend(path if path.is_absolute() else context.base_dir / path)
+
+
+def _openai(model: ModelSpec, context: BackendContext) -> Backend:
+    _require_module("openai", "openai", model)
+    if context.base_url is None and not os.environ.get("OPENAI_API_KEY"):
+        raise BackendUnavailable(
+            f"model {model.label!r} needs an API key: set OPENAI_API_KEY, or point "
+            "--passk-base-url / OPENAI_BASE_URL at an OpenAI-compatible server"
+        )
+    raise BackendUnavailable(_not_yet(model, "openai"))
+
+
+def _vllm(model: ModelSpec, context: BackendContext) -> Backend:
+    _require_module("vllm", "vllm", model)
+    if not _has_cuda_device():
+        raise BackendUnavailable(
+            f"model {model.label!r} runs vLLM on a GPU and no NVIDIA GPU is visible here; run on a "
+            "GPU machine, or use --model=smollm2 (vLLM on the CPU) or an openai: model"
+        )
+    raise BackendUnavailable(_not_yet(model, "vllm"))
+
+
+def _vllm_cpu(model: ModelSpec, context: BackendContext) -> Backend:
+    _require_module("vllm", "cpu", model)
+    raise BackendUnavailable(_not_yet(model, "vllm-cpu"))
+
+
+def _not_yet(model: ModelSpec, provider: str) -> str:
+    return (
+        f"model {model.label!r}: the {provider} backend is not part of pytest-passk "
+        f"{_version()} yet; sample with your own tooling and run --model=replay:SAMPLES.jsonl"
+    )
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("pytest-passk")
+    except PackageNotFoundError:
+        return "(source checkout)"
+
+
+def _require_module(module: str, extra: str, model: ModelSpec) -> None:
+    if importlib.util.find_spec(module) is None:
+        raise BackendUnavailable(
+            f"model {model.label!r} ({model.spec}) needs the {module!r} package: "
+            f"pip install 'pytest-passk[{extra}]'"
+        )
+
+
+def _has_cuda_device() -> bool:
+    return Path("/dev/nvidia0").exists()
+
+
+#: Provider name -> factory. A new backend is a new module plus one line here.
+PROVIDERS: Mapping[str, Callable[[ModelSpec, BackendContext], Backend]] = {
+    "replay": _replay,
+    "openai": _openai,
+    "vllm": _vllm,
+    "vllm-cpu": _vllm_cpu,
+}

@@ -1,0 +1,165 @@
+"""Collection: tasks become pytest items, one per task and model (one per task in check mode)."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_passk.datasets import iter_dataset
+from pytest_passk.errors import TaskFormatError
+from pytest_passk.report import failure_text
+from pytest_passk.results import TaskResult
+from pytest_passk.settings import Settings
+from pytest_passk.stash import SETTINGS_KEY
+from pytest_passk.tasks import FunctionTest, Task, TaskSpec
+
+__all__ = ["DatasetFile", "InvalidTask", "TaskFailed", "TaskItem", "items_for_function"]
+
+
+class TaskFailed(Exception):
+    """Raised by :meth:`TaskItem.runtest` when the item's criterion is not met."""
+
+    def __init__(self, result: TaskResult, note: str | None = None) -> None:
+        super().__init__(f"{result.c}/{result.n} candidates passed")
+        self.result = result
+        self.note = note
+
+
+class TaskItem(pytest.Item):
+    """One task sampled from one model (or, in check mode, the task's reference)."""
+
+    def __init__(self, *, task: Task, model: str | None, lineno: int | None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.task = task
+        self.model = model
+        self._lineno = lineno
+        self.add_marker("passk")
+
+    def runtest(self) -> None:
+        """Sample, execute and judge; the run session does the work."""
+        from pytest_passk.session import session_of
+
+        session_of(self.config).run_item(self)
+
+    def repr_failure(
+        self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None
+    ) -> str | Any:
+        """c/n with the outcome counts and the first failing candidate, not a traceback."""
+        if isinstance(excinfo.value, TaskFailed):
+            return failure_text(excinfo.value.result, excinfo.value.note)
+        if isinstance(excinfo.value, TaskFormatError):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo)
+
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        """Where the task is defined, and what runs."""
+        where = f" [{self.model}]" if self.model else " [reference]"
+        return self.path, self._lineno, f"passk: {self.task.task_id}{where}"
+
+
+class InvalidTask(pytest.Item):
+    """A malformed task definition: an error naming file:line, while other tasks still run."""
+
+    def __init__(self, *, error: TaskFormatError, lineno: int | None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.error = error
+        self._lineno = lineno
+
+    def setup(self) -> None:
+        """Fail in setup so the item is reported as an error, not a failed task."""
+        raise self.error
+
+    def runtest(self) -> None:
+        """Never reached: :meth:`setup` raises."""
+
+    def repr_failure(
+        self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None
+    ) -> str | Any:
+        """The error's own message: what, where and how to fix it."""
+        return str(excinfo.value)
+
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        """The offending line."""
+        return self.path, self._lineno, f"passk: invalid task at {self.error.where}"
+
+
+class DatasetFile(pytest.File):
+    """A HumanEval-format JSONL dataset (plain or gzip)."""
+
+    def collect(self) -> Iterable[pytest.Item | pytest.Collector]:
+        """One item per task and model; a malformed line becomes an :class:`InvalidTask`."""
+        settings = self.config.stash[SETTINGS_KEY]
+        try:
+            for lineno, entry in iter_dataset(self.path):
+                if isinstance(entry, TaskFormatError):
+                    yield InvalidTask.from_parent(
+                        self, name=f"line {lineno}", error=entry, lineno=lineno - 1
+                    )
+                else:
+                    yield from _items(self, entry, settings, lineno - 1)
+        except TaskFormatError as exc:
+            raise self.CollectError(str(exc)) from None
+
+
+def items_for_function(
+    collector: pytest.Module | pytest.Class, name: str, obj: Any, spec: TaskSpec
+) -> list[pytest.Item]:
+    """Items for a ``@passk.task`` test function."""
+    settings = collector.config.stash[SETTINGS_KEY]
+    module = collector.getparent(pytest.Module)
+    assert module is not None
+    module_obj = module.obj
+    task_id = f"{collector.nodeid}::{name}"
+    if isinstance(collector, pytest.Class):
+        error = TaskFormatError(
+            task_id, "@passk.task on a method is not supported", "define the task at module level"
+        )
+        return [InvalidTask.from_parent(collector, name=name, error=error, lineno=None)]
+    code = getattr(obj, "__code__", None)
+    lineno = code.co_firstlineno - 1 if code is not None else None
+    task = Task(
+        task_id=task_id,
+        prompt=spec.prompt,
+        entry_point=spec.entry_point,
+        test=FunctionTest(
+            module_name=module_obj.__name__,
+            module_file=str(module.path),
+            qualname=name,
+            sys_path=_import_path(),
+        ),
+        reference=spec.reference,
+        timeout=spec.timeout,
+        min_pass_at_k=spec.min_pass_at_k,
+        origin=f"{module.path}:{(lineno or 0) + 1}",
+    )
+    return list(_items(collector, task, settings, lineno))
+
+
+def _items(
+    parent: pytest.Collector, task: Task, settings: Settings, lineno: int | None
+) -> Iterator[TaskItem]:
+    if not settings.sampling_mode:
+        yield TaskItem.from_parent(parent, name=_name(task), task=task, model=None, lineno=lineno)
+        return
+    for model in settings.models:
+        yield TaskItem.from_parent(
+            parent,
+            name=f"{_name(task)}[{model.label}]",
+            task=task,
+            model=model.label,
+            lineno=lineno,
+        )
+
+
+def _name(task: Task) -> str:
+    # Decorated tasks are named by their function; datasets by their task_id.
+    return task.task_id.rsplit("::", 1)[-1]
+
+
+def _import_path() -> tuple[str, ...]:
+    """Where the sandbox imports the test module from: this process's import path, absolute."""
+    return tuple(str(Path(entry).resolve()) for entry in sys.path if entry and Path(entry).exists())

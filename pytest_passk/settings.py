@@ -1,0 +1,361 @@
+"""The run's settings, built once from the command line and ini (command line wins), all validated.
+
+Every option has an ini key ``passk_<name>``. Validation errors are :class:`pytest.UsageError`
+naming the option (or ini key) and the fix; the message templates are constants tests import.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+import pytest
+
+from pytest_passk.backends import SamplingParams
+from pytest_passk.backends.registry import DEFAULT_MODEL, ModelSpec, resolve_model
+from pytest_passk.errors import ModelSpecError
+
+__all__ = ["Settings", "add_options"]
+
+DEFAULT_TIMEOUT = 5.0
+DEFAULT_FILES = ("passk_*.jsonl", "passk_*.jsonl.gz")
+DEFAULT_STORE = ".passk"
+
+BAD_VALUE = "{source}={value!r}: {problem}; {fix}"
+N_BELOW_K = (
+    "{source}={n} is below the largest k ({k}) of --passk: pass@{k} needs at least {k} samples "
+    "per task; raise --passk-n or drop k={k}"
+)
+BAD_ALIAS = "ini passk_models line {line!r}: expected 'name = PROVIDER:MODEL'"
+MODEL_ERROR = "--model={label}: {error}"
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Option:
+    """One ``--passk-*`` option and its ini key."""
+
+    flags: tuple[str, ...]
+    ini: str
+    help: str
+    metavar: str
+    action: str = "store"
+    ini_type: str = "string"
+
+
+OPTIONS = (
+    Option(
+        ("--passk",),
+        "passk",
+        "Sampling mode: report pass@K for these k (1 is always reported); "
+        "without it, tasks run their reference solutions (check mode)",
+        "K[,K...]",
+    ),
+    Option(
+        ("--passk-n",),
+        "passk_n",
+        "Samples per task (default: max K; replay: every recorded sample)",
+        "N",
+    ),
+    Option(
+        ("--model", "--passk-model"),
+        "passk_model",
+        "Model to sample, PROVIDER:MODEL or an alias; repeat for several (default: smollm2)",
+        "SPEC",
+        action="append",
+    ),
+    Option(
+        ("--passk-temperature",), "passk_temperature", "Sampling temperature (default: 0.8)", "T"
+    ),
+    Option(("--passk-top-p",), "passk_top_p", "Nucleus sampling top_p (default: 0.95)", "P"),
+    Option(
+        ("--passk-max-tokens",), "passk_max_tokens", "Most tokens per sample (default: 1024)", "N"
+    ),
+    Option(("--passk-seed",), "passk_seed", "Sampling seed (default: 0)", "N"),
+    Option(
+        ("--passk-timeout",),
+        "passk_timeout",
+        f"Wall-clock limit per candidate run in seconds (default: {DEFAULT_TIMEOUT:g})",
+        "S",
+    ),
+    Option(
+        ("--passk-workers",),
+        "passk_workers",
+        "Candidate executions in parallel (default: CPUs available)",
+        "N",
+    ),
+    Option(
+        ("--passk-store",),
+        "passk_store",
+        "Sample store directory (default: .passk beside the rootdir)",
+        "DIR",
+    ),
+    Option(
+        ("--passk-report",),
+        "passk_report",
+        "Write the JSON report (pytest-passk/report/v1) here",
+        "PATH",
+    ),
+    Option(
+        ("--passk-samples-out",),
+        "passk_samples_out",
+        "Write every sample with its outcome as JSONL (human-eval/EvalPlus compatible)",
+        "PATH",
+    ),
+    Option(
+        ("--passk-fail-under",),
+        "passk_fail_under",
+        "Fail the session when a model's "
+        "pass@max(K) is below P (a fraction such as 0.5, or a percentage such as 50%%)",
+        "P",
+    ),
+    Option(
+        ("--passk-base-url",),
+        "passk_base_url",
+        "Base URL of an OpenAI-compatible server (default: $OPENAI_BASE_URL)",
+        "URL",
+    ),
+)
+
+
+def add_options(parser: pytest.Parser) -> None:
+    """Register the ``passk`` option group and its ini keys."""
+    group = parser.getgroup("passk", "pass@k sampling of LLM-generated code (pytest-passk)")
+    for option in OPTIONS:
+        dest = option.ini
+        group.addoption(
+            *option.flags,
+            action=option.action,
+            dest=dest,
+            default=None,
+            metavar=option.metavar,
+            help=option.help,
+        )
+        parser.addini(dest, option.help.replace("%%", "%"), type="string", default=None)
+    parser.addini(
+        "passk_files",
+        "Glob patterns of dataset files to collect as tasks",
+        type="args",
+        default=list(DEFAULT_FILES),
+    )
+    parser.addini(
+        "passk_models",
+        "Model aliases, one 'name = PROVIDER:MODEL' per line",
+        type="linelist",
+        default=[],
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything the run needs to know, resolved once in ``pytest_configure``."""
+
+    ks: tuple[int, ...] | None
+    n: int | None
+    models: tuple[ModelSpec, ...]
+    sampling: SamplingParams
+    timeout: float
+    workers: int
+    store: Path
+    report: Path | None
+    samples_out: Path | None
+    fail_under: float | None
+    base_url: str | None
+    files: tuple[str, ...]
+    rootdir: Path
+
+    @property
+    def sampling_mode(self) -> bool:
+        """Whether ``--passk`` was given (else check mode)."""
+        return self.ks is not None
+
+    @property
+    def max_k(self) -> int:
+        """The largest k reported (1 in check mode)."""
+        return max(self.ks) if self.ks else 1
+
+    @classmethod
+    def from_config(cls, config: pytest.Config) -> Settings:
+        """Read, validate and resolve every option.
+
+        Raises:
+            pytest.UsageError: naming the option or ini key and the fix.
+
+        """
+        reader = _Reader(config)
+        ks = reader.get("passk", _parse_ks)
+        n = reader.get("passk_n", _positive_int)
+        if ks is not None and n is not None and n < max(ks):
+            raise pytest.UsageError(
+                N_BELOW_K.format(source=reader.source("passk_n"), n=n, k=max(ks))
+            )
+        aliases = _parse_aliases(config.getini("passk_models"))
+        labels = config.getoption("passk_model") or _ini_models(config) or [DEFAULT_MODEL]
+        models: list[ModelSpec] = []
+        for label in labels:
+            try:
+                model = resolve_model(label, aliases)
+            except ModelSpecError as exc:
+                raise pytest.UsageError(MODEL_ERROR.format(label=label, error=exc)) from None
+            if model.label not in {m.label for m in models}:
+                models.append(model)
+        rootdir = Path(config.rootpath)
+        invocation = Path(config.invocation_params.dir)
+        store = reader.get("passk_store", str)
+        return cls(
+            ks=ks,
+            n=n,
+            models=tuple(models),
+            sampling=SamplingParams(
+                temperature=_default(reader.get("passk_temperature", _temperature), 0.8),
+                top_p=_default(reader.get("passk_top_p", _top_p), 0.95),
+                max_tokens=reader.get("passk_max_tokens", _positive_int) or 1024,
+                seed=_default(reader.get("passk_seed", _int), 0),
+            ),
+            timeout=reader.get("passk_timeout", _positive_float) or DEFAULT_TIMEOUT,
+            workers=reader.get("passk_workers", _positive_int) or _available_cpus(),
+            store=_path(store, invocation) if store else rootdir / DEFAULT_STORE,
+            report=_optional_path(reader.get("passk_report", str), invocation),
+            samples_out=_optional_path(reader.get("passk_samples_out", str), invocation),
+            fail_under=reader.get("passk_fail_under", _fraction),
+            base_url=reader.get("passk_base_url", str) or os.environ.get("OPENAI_BASE_URL") or None,
+            files=tuple(config.getini("passk_files")),
+            rootdir=rootdir,
+        )
+
+
+class _Reader:
+    """Command line first, then ini; parse errors name whichever the value came from."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self._config = config
+        self._sources: dict[str, str] = {}
+
+    def source(self, dest: str) -> str:
+        return self._sources.get(dest, _flag(dest))
+
+    def get(self, dest: str, parse: Callable[[str], T]) -> T | None:
+        raw = self._config.getoption(dest)
+        source = _flag(dest)
+        if raw is None:
+            raw = self._config.getini(dest)
+            source = f"ini {dest}"
+        if raw is None or raw == "":
+            return None
+        self._sources[dest] = source
+        try:
+            return parse(str(raw).strip())
+        except ValueError as exc:
+            problem, _, fix = str(exc).partition("|")
+            raise pytest.UsageError(
+                BAD_VALUE.format(source=source, value=raw, problem=problem, fix=fix)
+            ) from None
+
+
+def _flag(dest: str) -> str:
+    return "--" + dest.replace("_", "-")
+
+
+def _ini_models(config: pytest.Config) -> list[str]:
+    raw = config.getini("passk_model")
+    return [part for part in str(raw or "").replace(",", " ").split() if part]
+
+
+def _default(value: T | None, default: T) -> T:
+    return default if value is None else value
+
+
+def _parse_ks(text: str) -> tuple[int, ...]:
+    try:
+        values = {int(part) for part in text.split(",") if part.strip()}
+    except ValueError:
+        raise ValueError("not a comma-separated list of integers|write e.g. --passk=1,10") from None
+    if not values or min(values) < 1:
+        raise ValueError("every k must be an integer >= 1|write e.g. --passk=1,10")
+    return tuple(sorted(values | {1}))
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError("not an integer|give a whole number") from None
+
+
+def _positive_int(text: str) -> int:
+    value = _int(text)
+    if value < 1:
+        raise ValueError("must be at least 1|give a whole number >= 1")
+    return value
+
+
+def _float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError("not a number|give a number such as 0.8") from None
+    if not math.isfinite(value):
+        raise ValueError("must be finite|give a number such as 0.8")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = _float(text)
+    if value <= 0:
+        raise ValueError("must be greater than 0|give seconds, e.g. 5")
+    return value
+
+
+def _temperature(text: str) -> float:
+    value = _float(text)
+    if not 0.0 <= value <= 2.0:
+        raise ValueError("temperature must be within 0..2|e.g. 0.8")
+    return value
+
+
+def _top_p(text: str) -> float:
+    value = _float(text)
+    if not 0.0 < value <= 1.0:
+        raise ValueError("top_p must be within (0, 1]|e.g. 0.95")
+    return value
+
+
+def _fraction(text: str) -> float:
+    percent = text.endswith("%")
+    value = _float(text.rstrip("%").strip())
+    if percent or value > 1.0:
+        value /= 100.0
+    if not 0.0 <= value <= 1.0:
+        raise ValueError("outside 0..1 (or 0%..100%)|give e.g. 0.5 or 50%")
+    return value
+
+
+def _parse_aliases(lines: list[str]) -> Mapping[str, str]:
+    aliases: dict[str, str] = {}
+    for line in lines:
+        name, sep, spec = line.partition("=")
+        if not sep or not name.strip() or ":" not in spec:
+            raise pytest.UsageError(BAD_ALIAS.format(line=line))
+        aliases[name.strip()] = spec.strip()
+    return aliases
+
+
+def _path(text: str, base: Path) -> Path:
+    path = Path(text).expanduser()
+    return path if path.is_absolute() else base / path
+
+
+def _optional_path(text: str | None, base: Path) -> Path | None:
+    return None if text is None else _path(text, base)
+
+
+def _available_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1

@@ -1,0 +1,236 @@
+"""Coding tasks: the :class:`Task` record and the ``@passk.task`` decorator.
+
+A task is a prompt, the name of the function the model must write (``entry_point``), a test that
+judges a candidate, and optionally a known-good reference. Tasks come from decorated test functions
+(this module) or from HumanEval-format datasets (:mod:`pytest_passk.datasets`).
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import textwrap
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar, overload
+
+from pytest_passk.errors import TaskFormatError
+
+__all__ = ["CheckTest", "FunctionTest", "Task", "TaskSpec", "task", "task_spec_of"]
+
+#: Attribute the decorator sets on a test function; the collector looks for it.
+TASK_ATTRIBUTE = "__passk_task__"
+
+
+@dataclass(frozen=True, slots=True)
+class CheckTest:
+    """A HumanEval-style test: source defining ``check(candidate)``, run beside the candidate."""
+
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
+class FunctionTest:
+    """A decorated test function, imported in the sandbox from its module.
+
+    ``sys_path`` is where the sandbox imports the test module from, so that the module's own
+    imports and helpers are available beside the candidate.
+    """
+
+    module_name: str
+    module_file: str
+    qualname: str
+    sys_path: tuple[str, ...]
+
+
+TaskTest = CheckTest | FunctionTest
+
+
+@dataclass(frozen=True, slots=True)
+class Task:
+    """One coding task, whatever it was defined by.
+
+    Attributes:
+        task_id: Stable identifier: a dataset's ``task_id``, or a decorated test's node id.
+        prompt: What the model continues (completion models) or is asked to implement (chat).
+        entry_point: Name of the function under test; ``None`` hands the test the whole module.
+        test: How a candidate is judged.
+        reference: A whole correct program, for check mode and differential tests.
+        timeout: Per-candidate wall-clock limit in seconds, overriding ``--passk-timeout``.
+        min_pass_at_k: Item passes when pass@max(K) reaches this, instead of when c >= 1.
+        origin: ``file:line`` where the task was defined, for error messages.
+
+    """
+
+    task_id: str
+    prompt: str
+    entry_point: str | None
+    test: TaskTest
+    reference: str | None = None
+    timeout: float | None = None
+    min_pass_at_k: float | None = None
+    origin: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class TaskSpec:
+    """What ``@passk.task`` records on a test function; collection makes it a :class:`Task`."""
+
+    prompt: str
+    entry_point: str | None
+    reference: str | None
+    timeout: float | None
+    min_pass_at_k: float | None
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@overload
+def task(prompt: F, /) -> F: ...
+
+
+@overload
+def task(
+    prompt: str | None = None,
+    *,
+    entry_point: str | None = None,
+    reference: Callable[..., Any] | str | None = None,
+    timeout: float | None = None,
+    min_pass_at_k: float | None = None,
+) -> Callable[[F], F]: ...
+
+
+def task(
+    prompt: str | Callable[..., Any] | None = None,
+    *,
+    entry_point: str | None = None,
+    reference: Callable[..., Any] | str | None = None,
+    timeout: float | None = None,
+    min_pass_at_k: float | None = None,
+) -> Any:
+    r"""Mark a test function as a coding task whose candidates are sampled from a model.
+
+    The decorated function receives the candidate (the function named ``entry_point``, or the
+    candidate's module namespace without one) and asserts on it. It runs inside the sandbox,
+    beside the candidate; the test module's imports and helpers are available there.
+
+    Args:
+        prompt: The prompt; defaults to the function's docstring (dedented as a block).
+        entry_point: Name of the function the model must define.
+        reference: A correct solution, as a function or as source, for check mode.
+        timeout: Per-candidate wall-clock limit in seconds for this task.
+        min_pass_at_k: Pass the item only when pass@max(K) is at least this (0..1).
+
+    Example::
+
+        @passk.task(prompt='def add(a: int, b: int) -> int:\\n    \"\"\"Return a + b.\"\"\"\\n',
+                    entry_point="add")
+        def test_add(candidate):
+            assert candidate(2, 3) == 5
+
+    """
+    if callable(prompt):  # bare ``@passk.task``
+        return _decorate(prompt, None, entry_point, reference, timeout, min_pass_at_k)
+
+    def decorator(fn: F) -> F:
+        return _decorate(fn, prompt, entry_point, reference, timeout, min_pass_at_k)
+
+    return decorator
+
+
+def _decorate(
+    fn: F,
+    prompt: str | None,
+    entry_point: str | None,
+    reference: Callable[..., Any] | str | None,
+    timeout: float | None,
+    min_pass_at_k: float | None,
+) -> F:
+    where = _origin(fn)
+    text = prompt if prompt is not None else _docstring_prompt(fn)
+    if not text or not text.strip():
+        raise TaskFormatError(
+            where,
+            f"task {fn.__name__!r} has no prompt",
+            "pass prompt=... to @passk.task or give the test function a docstring",
+        )
+    if entry_point is not None and not entry_point.isidentifier():
+        raise TaskFormatError(
+            where, f"entry_point {entry_point!r} is not a Python identifier", "name a function"
+        )
+    if timeout is not None and not timeout > 0:
+        raise TaskFormatError(where, f"timeout={timeout!r} must be > 0", "give seconds, e.g. 5")
+    if min_pass_at_k is not None and not 0.0 <= min_pass_at_k <= 1.0:
+        raise TaskFormatError(
+            where, f"min_pass_at_k={min_pass_at_k!r} is outside 0..1", "give a fraction, e.g. 0.5"
+        )
+    spec = TaskSpec(
+        prompt=text,
+        entry_point=entry_point,
+        reference=_reference_source(reference, entry_point, where),
+        timeout=timeout,
+        min_pass_at_k=min_pass_at_k,
+    )
+    setattr(fn, TASK_ATTRIBUTE, spec)
+    return fn
+
+
+def task_spec_of(obj: object) -> TaskSpec | None:
+    """Return the :class:`TaskSpec` that ``@passk.task`` attached to ``obj``, if any."""
+    spec = getattr(obj, TASK_ATTRIBUTE, None)
+    return spec if isinstance(spec, TaskSpec) else None
+
+
+def _origin(fn: Callable[..., Any]) -> str:
+    code = getattr(inspect.unwrap(fn), "__code__", None)
+    if code is None:
+        return repr(fn)
+    return f"{code.co_filename}:{code.co_firstlineno}"
+
+
+def _docstring_prompt(fn: Callable[..., Any]) -> str:
+    """The docstring as written, minus the indentation of the docstring statement itself.
+
+    ``inspect.cleandoc`` would also strip indentation that belongs to the prompt's code (and
+    Python 3.13 strips docstrings at compile time), so the raw literal is read from the source.
+    """
+    try:
+        source = inspect.getsource(fn)
+    except (OSError, TypeError):
+        return inspect.getdoc(fn) or ""
+    tree = ast.parse(textwrap.dedent(source))
+    node = tree.body[0]
+    if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+        return inspect.getdoc(fn) or ""
+    raw = ast.get_docstring(node, clean=False)
+    if raw is None:
+        return ""
+    margin = node.body[0].col_offset
+    first, *rest = raw.split("\n")
+    lines = [first] + [line[margin:] if line[:margin].isspace() else line.lstrip() for line in rest]
+    text = "\n".join(lines)
+    return text.lstrip("\n") if not first.strip() else text
+
+
+def _reference_source(
+    reference: Callable[..., Any] | str | None, entry_point: str | None, where: str
+) -> str | None:
+    """A whole program for the reference: source as given, or a function's own source."""
+    if reference is None or isinstance(reference, str):
+        return reference
+    if not callable(reference):
+        raise TaskFormatError(
+            where, f"reference={reference!r} is neither a function nor source", "pass one of those"
+        )
+    try:
+        source = textwrap.dedent(inspect.getsource(reference))
+    except (OSError, TypeError) as exc:
+        raise TaskFormatError(
+            where, f"cannot read the source of reference {reference!r}", "pass the source as a str"
+        ) from exc
+    name = getattr(reference, "__name__", None)
+    if entry_point and name and name != entry_point:
+        # The candidate is looked up by entry_point; make the reference answer to that name.
+        source += f"\n{entry_point} = {name}\n"
+    return source
