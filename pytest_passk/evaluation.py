@@ -64,7 +64,7 @@ def evaluate(
         key = program_key(program)
         if key not in first_of:
             first_of[key] = len(jobs)
-            jobs.append(Job(program, task.test, task.entry_point, timeout))
+            jobs.append(Job(program, task.test, task.entry_point, timeout, task.reference))
         job_of_sample.append(first_of[key])
     verdicts = executor.run(jobs, progress=on_progress)
     samples: list[CandidateResult] = []

@@ -74,6 +74,7 @@ class PassKSession:
         self._summaries: list[ModelSummary] = []
         self._failures: list[str] = []
         self._last_progress = 0.0
+        self._sandbox_info: dict[str, Any] | None = None
 
     # -- roles ---------------------------------------------------------------------------------
 
@@ -93,7 +94,8 @@ class PassKSession:
         if not s.sampling_mode:
             return [
                 f"passk: check mode (reference solutions), timeout={s.timeout:g}s, "
-                f"workers={s.workers}, isolation={self.executor_isolation()}"
+                f"workers={s.workers}",
+                self._sandbox_header(),
             ]
         n = s.n if s.n is not None else f"max(K)={s.max_k} (replay: all recorded)"
         models = ", ".join(
@@ -103,8 +105,16 @@ class PassKSession:
             f"passk: k={','.join(map(str, s.ks or ()))} n={n} models={models}",
             f"passk: T={s.sampling.temperature:g} top_p={s.sampling.top_p:g} "
             f"max_tokens={s.sampling.max_tokens} seed={s.sampling.seed} timeout={s.timeout:g}s "
-            f"workers={s.workers} isolation={self.executor_isolation()}",
+            f"workers={s.workers}",
+            self._sandbox_header(),
         ]
+
+    def _sandbox_header(self) -> str:
+        if self.config.option.collectonly:
+            return "passk: sandbox not started (--collect-only)"
+        isolation = self.executor_isolation()
+        overhead = (self._sandbox_info or {}).get("overhead_ms")
+        return f"passk: isolation={isolation}, overhead={overhead} ms per candidate"
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtestloop(self, session: pytest.Session) -> Generator[None, object, object]:
@@ -162,6 +172,7 @@ class PassKSession:
             terminalreporter.write_line(line)
         for failure in self._failures:
             terminalreporter.write_line(failure, red=True)
+        terminalreporter.write_line(f"sandbox: isolation={self.executor_isolation()}")
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
         """Release backends and sandbox workers."""
@@ -233,16 +244,54 @@ class PassKSession:
 
     @property
     def executor(self) -> Executor:
-        """The sandbox executor, started on first use."""
+        """The sandbox executor, started on first use (``pytest_sessionstart`` starts it early)."""
         if self._executor is None:
-            from pytest_passk.sandbox.process import ProcessExecutor
-
-            self._executor = ProcessExecutor(self.settings.workers)
+            self._executor = self._start_pool(self.settings.workers)
+            self._sandbox_info = _sandbox_info(self._executor)
         return self._executor
 
+    def _start_pool(self, workers: int) -> Executor:
+        from pytest_passk.sandbox.pool import IsolationLevel, IsolationUnavailable, PoolExecutor
+
+        required = IsolationLevel.parse(self.settings.isolation or "auto")
+        try:
+            return PoolExecutor(workers, required=required, hide=[str(self.settings.rootdir)])
+        except IsolationUnavailable as exc:
+            raise pytest.UsageError(str(exc)) from None
+        except OSError as exc:
+            raise pytest.UsageError(f"passk: the sandbox could not start: {exc}") from None
+
     def executor_isolation(self) -> str:
-        """Isolation level name for the header (without starting anything)."""
-        return self._executor.isolation if self._executor is not None else "process"
+        """Isolation level in force, for the header and the report.
+
+        A process that runs no items (the xdist controller) starts a one-worker probe pool to
+        find out, which also checks ``--passk-isolation`` before any worker draws a sample.
+        """
+        if self._sandbox_info is None:
+            if self._executor is not None or self._runs_items():
+                _ = self.executor
+            else:
+                probe = self._start_pool(1)
+                self._sandbox_info = _sandbox_info(probe)
+                probe.close()
+        assert self._sandbox_info is not None
+        return str(self._sandbox_info["isolation"])
+
+    def sandbox_report(self) -> dict[str, Any]:
+        """Isolation, per-candidate overhead and execution counters for the JSON report."""
+        self.executor_isolation()
+        info = dict(self._sandbox_info or {})
+        stats = getattr(self._executor, "stats", None)
+        if stats is not None:
+            info.update(stats.to_json())
+        return info
+
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        """Start the sandbox pool now: before any backend loads a model (forking stays cheap and
+        never copies model memory), and before the header that reports its isolation.
+        """
+        if not self.config.option.collectonly and not self.config.option.help:
+            self.executor_isolation()
 
     def run_item(self, item: TaskItem) -> None:
         """Judge one item; raise :class:`TaskFailed` when its criterion is not met."""
@@ -357,6 +406,7 @@ class PassKSession:
                 "n": s.n,
             },
             "isolation": self.executor_isolation(),
+            "sandbox": self.sandbox_report(),
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "version": _version(),
         }
@@ -396,3 +446,9 @@ def _version() -> str:
         return version("pytest-passk")
     except PackageNotFoundError:
         return "unknown"
+
+
+def _sandbox_info(executor: Executor) -> dict[str, Any]:
+    stats = getattr(executor, "stats", None)
+    overhead = stats.to_json()["overhead_ms"] if stats is not None else None
+    return {"isolation": executor.isolation, "overhead_ms": overhead}

@@ -24,6 +24,7 @@ __all__ = ["Settings", "add_options"]
 DEFAULT_TIMEOUT = 5.0
 DEFAULT_FILES = ("passk_*.jsonl", "passk_*.jsonl.gz")
 DEFAULT_STORE = ".passk"
+ISOLATION_LEVELS = ("auto", "process", "namespaces", "strict")
 
 BAD_VALUE = "{source}={value!r}: {problem}; {fix}"
 N_BELOW_K = (
@@ -88,6 +89,13 @@ OPTIONS = (
         "passk_workers",
         "Candidate executions in parallel (default: CPUs available)",
         "N",
+    ),
+    Option(
+        ("--passk-isolation",),
+        "passk_isolation",
+        "Sandbox isolation to require: auto (the strongest the host offers; default), "
+        "process, namespaces or strict; a level the host cannot provide is an error",
+        "LEVEL",
     ),
     Option(
         ("--passk-store",),
@@ -161,6 +169,8 @@ class Settings:
     sampling: SamplingParams
     timeout: float
     workers: int
+    #: Required sandbox level (``process``, ``namespaces``, ``strict``); ``None`` = strongest.
+    isolation: str | None
     store: Path
     report: Path | None
     samples_out: Path | None
@@ -219,6 +229,7 @@ class Settings:
             ),
             timeout=reader.get("passk_timeout", _positive_float) or DEFAULT_TIMEOUT,
             workers=reader.get("passk_workers", _positive_int) or _available_cpus(),
+            isolation=reader.get("passk_isolation", _isolation),
             store=_path(store, invocation) if store else rootdir / DEFAULT_STORE,
             report=_optional_path(reader.get("passk_report", str), invocation),
             samples_out=_optional_path(reader.get("passk_samples_out", str), invocation),
@@ -333,6 +344,12 @@ def _fraction(text: str) -> float:
     if not 0.0 <= value <= 1.0:
         raise ValueError("outside 0..1 (or 0%..100%)|give e.g. 0.5 or 50%")
     return value
+
+
+def _isolation(text: str) -> str | None:
+    if text not in ISOLATION_LEVELS:
+        raise ValueError("unknown isolation level|choose one of " + ", ".join(ISOLATION_LEVELS))
+    return None if text == "auto" else text
 
 
 def _parse_aliases(lines: list[str]) -> Mapping[str, str]:

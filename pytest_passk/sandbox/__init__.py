@@ -24,6 +24,8 @@ class Job:
     test: TaskTest
     entry_point: str | None
     timeout: float
+    #: The task's reference solution; the pool derives the candidates' CPU budget from its time.
+    reference: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

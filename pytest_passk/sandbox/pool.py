@@ -1,0 +1,422 @@
+"""The warm worker pool: one sandbox zygote per worker, started before any model is loaded.
+
+Each slot is a fresh ``python -I -S -B worker.py`` (never a fork of pytest, so it never copies a
+model's memory) with a scrubbed environment. It sets up its namespaces once and then judges jobs,
+forking a candidate process per job from a clean zygote (about a millisecond, instead of a fresh
+interpreter's eight). See :mod:`pytest_passk.sandbox.worker` for the process tree.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import json
+import os
+import queue
+import select
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pytest_passk.results import Outcome
+from pytest_passk.sandbox import Job, Verdict
+from pytest_passk.tasks import CheckTest
+
+__all__ = [
+    "ISOLATION_UNAVAILABLE",
+    "IsolationLevel",
+    "IsolationUnavailable",
+    "Limits",
+    "PoolExecutor",
+    "SandboxStats",
+    "real_python",
+]
+
+WORKER_SCRIPT = Path(__file__).with_name("worker.py")
+#: Environment variables the sandbox may see; everything else (API keys included) is dropped.
+SAFE_ENV = ("PATH", "LANG", "LC_ALL", "TZ")
+START_TIMEOUT = 20.0
+#: Seconds a slot may overrun a job's wall limit before the pool kills and restarts it.
+GRACE = 3.0
+ISOLATION_UNAVAILABLE = (
+    "--passk-isolation={required}: this host provides only '{achieved}' ({layers}); {fix}"
+)
+FIX_NAMESPACES = (
+    "run as root, or enable unprivileged user namespaces "
+    "(sysctl kernel.unprivileged_userns_clone=1 / user.max_user_namespaces > 0), "
+    "or ask for a lower level (process)"
+)
+FIX_STRICT = "run as root (strict drops each candidate to uid nobody), or ask for 'namespaces'"
+LAYER_NAMES = {
+    "netns": "no network",
+    "pidns": "PID namespace",
+    "mountns": "mount namespace",
+    "rofs": "read-only root, private /tmp",
+    "nobody": "uid nobody",
+    "userns": "user namespace",
+}
+
+
+class IsolationLevel(enum.IntEnum):
+    """What the sandbox guarantees; each level includes the ones below it."""
+
+    PROCESS = 1  # own session, rlimits, scrubbed environment, temp dir, verdict from the judge
+    NAMESPACES = 2  # + no network, PID namespace (every descendant killed), private mounts
+    STRICT = 3  # + read-only root, private /tmp, run's files hidden, candidate as uid nobody
+
+    @property
+    def label(self) -> str:
+        """Lower-case name used on the command line and in reports."""
+        return self.name.lower()
+
+    @classmethod
+    def parse(cls, text: str) -> IsolationLevel | None:
+        """``auto`` gives ``None`` (the strongest available)."""
+        if text == "auto":
+            return None
+        try:
+            return cls[text.upper()]
+        except KeyError:
+            raise ValueError(
+                "unknown isolation level|choose auto, process, namespaces or strict"
+            ) from None
+
+
+class IsolationUnavailable(Exception):
+    """The host cannot provide the isolation level the user required."""
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Resource limits for one candidate, relative to what the candidate process itself uses."""
+
+    memory_bytes: int = 1024**3
+    file_bytes: int = 16 * 1024**2
+    processes: int = 256
+    #: Smallest CPU budget derived from a reference solution's time, in seconds.
+    cpu_floor: float = 0.25
+    #: A derived CPU budget is this many times the reference solution's test time.
+    cpu_margin: float = 20.0
+
+
+@dataclass(slots=True)
+class SandboxStats:
+    """Counters of one executor (per process; xdist workers each keep their own)."""
+
+    executed: int = 0
+    timeouts: int = 0
+    retries: int = 0
+    overhead: float = 0.0
+    busy: float = 0.0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain data for the JSON report."""
+        rate = self.timeouts / self.executed if self.executed else 0.0
+        return {
+            "executed": self.executed,
+            "timeouts": self.timeouts,
+            "timeout_rate": rate,
+            "retries": self.retries,
+            "overhead_ms": round(self.overhead * 1000, 2),
+        }
+
+
+def real_python() -> str:
+    """The interpreter itself, not a launcher shim that costs ~85 ms a start."""
+    base = getattr(sys, "_base_executable", None) or sys.executable
+    return os.path.realpath(base)
+
+
+def level_of(layers: dict[str, bool]) -> IsolationLevel:
+    """The level a set of achieved layers amounts to."""
+    if layers.get("netns") and layers.get("pidns") and layers.get("mountns"):
+        if layers.get("rofs") and layers.get("nobody"):
+            return IsolationLevel.STRICT
+        return IsolationLevel.NAMESPACES
+    return IsolationLevel.PROCESS
+
+
+class _Slot:
+    """One zygote process and the pipe pair the pool talks to it over."""
+
+    def __init__(self, python: str, env: dict[str, str], config: dict[str, Any]) -> None:
+        self.proc = subprocess.Popen(
+            [python, "-I", "-S", "-B", str(WORKER_SCRIPT)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            cwd="/",
+            env=env,
+            start_new_session=True,
+        )
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self._in = self.proc.stdin
+        self._out = self.proc.stdout.fileno()
+        self._buffer = b""
+        self._in.write(json.dumps(config).encode() + b"\n")
+        self._in.flush()
+        self.layers: dict[str, bool] = {}
+
+    def hello(self, timeout: float) -> dict[str, bool]:
+        message = self._read(time.monotonic() + timeout)
+        if message is None or "hello" not in message:
+            raise OSError("the sandbox worker did not start")
+        self.layers = {str(k): bool(v) for k, v in message["hello"].items()}
+        return self.layers
+
+    def send(self, job: dict[str, Any]) -> None:
+        self._in.write(json.dumps(job).encode() + b"\n")
+        self._in.flush()
+
+    def _read(self, deadline: float) -> dict[str, Any] | None:
+        while b"\n" not in self._buffer:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None
+            ready, _, _ = select.select([self._out], [], [], remaining)
+            if not ready:
+                continue
+            chunk = os.read(self._out, 1 << 16)
+            if not chunk:
+                return None
+            self._buffer += chunk
+        line, self._buffer = self._buffer.split(b"\n", 1)
+        message = json.loads(line)
+        return message if isinstance(message, dict) else None
+
+    def receive(self, deadline: float) -> dict[str, Any] | None:
+        return self._read(deadline)
+
+    def kill(self) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        with contextlib.suppress(OSError):
+            self._in.close()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(timeout=5.0)
+        with contextlib.suppress(OSError):
+            self.proc.stdout.close()  # type: ignore[union-attr]
+
+
+class PoolExecutor:
+    """Judges candidates on a pool of warm sandbox workers (one per CPU by default).
+
+    Args:
+        workers: Jobs judged in parallel.
+        limits: Resource limits of each candidate.
+        required: Fail with :class:`IsolationUnavailable` unless at least this level is achieved;
+            ``None`` takes the strongest the host offers.
+        hide: Directories the candidates must not see (the run's rootdir: tests and datasets).
+
+    """
+
+    def __init__(
+        self,
+        workers: int,
+        limits: Limits | None = None,
+        *,
+        required: IsolationLevel | None = None,
+        hide: Sequence[str] = (),
+    ) -> None:
+        self._workers = max(1, workers)
+        self._limits = limits or Limits()
+        self._python = real_python()
+        self._env = {key: os.environ[key] for key in SAFE_ENV if key in os.environ}
+        self._config: dict[str, Any] = {
+            "namespaces": required is not IsolationLevel.PROCESS,
+            "hide": [os.path.realpath(path) for path in hide],
+        }
+        self._idle: queue.SimpleQueue[_Slot] = queue.SimpleQueue()
+        self._slots: list[_Slot] = []
+        self._lock = threading.Lock()
+        self._calibrated: dict[tuple[object, ...], float] = {}
+        self.stats = SandboxStats()
+        self._threads = ThreadPoolExecutor(self._workers, thread_name_prefix="passk-sandbox")
+        slots = [self._spawn() for _ in range(self._workers)]
+        try:
+            layers = [slot.hello(START_TIMEOUT) for slot in slots]
+        except OSError:
+            self.close()
+            raise
+        self.layers = {key: all(each.get(key) for each in layers) for key in layers[0]}
+        self.level = min(level_of(each) for each in layers)
+        if required is not None and self.level < required:
+            self.close()
+            fix = FIX_STRICT if required is IsolationLevel.STRICT else FIX_NAMESPACES
+            raise IsolationUnavailable(
+                ISOLATION_UNAVAILABLE.format(
+                    required=required.label,
+                    achieved=self.level.label,
+                    layers=self.describe_layers(),
+                    fix=fix,
+                )
+            )
+        for slot in slots:
+            self._idle.put(slot)
+        self.stats.overhead = self._measure_overhead()
+
+    # -- the Executor protocol ---------------------------------------------------------------
+
+    @property
+    def isolation(self) -> str:
+        """Isolation in force, e.g. ``strict (no network, PID namespace, ...)``."""
+        return f"{self.level.label} ({self.describe_layers()})"
+
+    def run(
+        self, jobs: Sequence[Job], progress: Callable[[int, int], None] | None = None
+    ) -> list[Verdict]:
+        """Judge every job, ``workers`` in parallel; verdicts in the order of ``jobs``."""
+        for job in jobs:
+            self._calibrate(job)
+        futures = [self._threads.submit(self._judge, job) for job in jobs]
+        if progress is not None:
+            for done, _ in enumerate(as_completed(futures), start=1):
+                progress(done, len(futures))
+        return [future.result() for future in futures]
+
+    def close(self) -> None:
+        """Stop every worker and its candidates."""
+        self._threads.shutdown(wait=True)
+        with self._lock:
+            slots, self._slots = self._slots, []
+        for slot in slots:
+            slot.kill()
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def describe_layers(self) -> str:
+        """The layers in force, in words."""
+        names = [text for key, text in LAYER_NAMES.items() if self.layers.get(key)]
+        return ", ".join(["rlimits", "scrubbed env", *names])
+
+    def cpu_limit(self, job: Job) -> float:
+        """The CPU budget of a job: derived from its reference solution's time where known."""
+        derived = self._calibrated.get(_task_key(job))
+        return job.timeout if derived is None else min(job.timeout, derived)
+
+    def _spawn(self) -> _Slot:
+        slot = _Slot(self._python, self._env, self._config)
+        with self._lock:
+            self._slots.append(slot)
+        return slot
+
+    def _retire(self, slot: _Slot) -> None:
+        slot.kill()
+        with self._lock:
+            if slot in self._slots:
+                self._slots.remove(slot)
+
+    def _calibrate(self, job: Job) -> None:
+        """Run the task's reference once and derive the CPU budget of its candidates from it."""
+        key = _task_key(job)
+        if key in self._calibrated or job.reference is None:
+            return
+        reference = Job(job.reference, job.test, job.entry_point, job.timeout)
+        result = self._execute(reference, job.timeout)
+        seconds = result.get("test_seconds")
+        if result.get("outcome") == Outcome.PASSED.value and isinstance(seconds, float):
+            budget = max(self._limits.cpu_floor, self._limits.cpu_margin * seconds)
+            self._calibrated[key] = budget
+        else:
+            self._calibrated[key] = job.timeout
+
+    def _judge(self, job: Job) -> Verdict:
+        cpu_limit = self.cpu_limit(job)
+        result = self._execute(job, cpu_limit)
+        if result.get("outcome") == Outcome.TIMEOUT.value and result.get("by") != "cpu":
+            # Out of wall time without using its CPU budget: starved by load, or sleeping.
+            # Once more, alone in its slot's time; a real sleeper costs one more wall limit.
+            with self.stats.lock:
+                self.stats.retries += 1
+            result = self._execute(job, cpu_limit)
+        verdict = _to_verdict(result, job)
+        with self.stats.lock:
+            self.stats.executed += 1
+            self.stats.timeouts += verdict.outcome is Outcome.TIMEOUT
+        return verdict
+
+    def _execute(self, job: Job, cpu_limit: float) -> dict[str, Any]:
+        slot = self._idle.get()
+        try:
+            slot.send(self._request(job, cpu_limit))
+            result = slot.receive(time.monotonic() + job.timeout + GRACE)
+        except (OSError, ValueError):
+            result = None
+        if result is None:
+            # The test itself hung, or the worker died: replace the whole slot.
+            self._retire(slot)
+            try:
+                slot = self._spawn()
+                slot.hello(START_TIMEOUT)
+            finally:
+                self._idle.put(slot)
+            return {
+                "outcome": Outcome.TIMEOUT.value,
+                "message": f"the test did not finish within {job.timeout:g} s",
+                "by": "cpu",
+            }
+        self._idle.put(slot)
+        return result
+
+    def _request(self, job: Job, cpu_limit: float) -> dict[str, Any]:
+        test = job.test
+        if isinstance(test, CheckTest):
+            test_data: dict[str, object] = {"kind": "check", "source": test.source}
+        else:
+            test_data = {
+                "kind": "function",
+                "module_name": test.module_name,
+                "module_file": test.module_file,
+                "qualname": test.qualname,
+                "sys_path": list(test.sys_path),
+            }
+        return {
+            "program": job.program,
+            "entry_point": job.entry_point,
+            "test": test_data,
+            "cpu_limit": cpu_limit,
+            "wall_limit": job.timeout,
+            "memory_bytes": self._limits.memory_bytes,
+            "file_bytes": self._limits.file_bytes,
+            "processes": self._limits.processes,
+        }
+
+    def _measure_overhead(self) -> float:
+        """Per-candidate cost of the sandbox itself: a trivial program and test, judged in turn."""
+        probe = Job("def f():\n    return 1\n", CheckTest(PROBE_TEST), "f", 5.0)
+        times = []
+        for _ in range(5):
+            started = time.perf_counter()
+            self._execute(probe, 5.0)
+            times.append(time.perf_counter() - started)
+        return sorted(times)[len(times) // 2]
+
+
+PROBE_TEST = "def check(candidate):\n    assert candidate() == 1\n"
+
+
+def _task_key(job: Job) -> tuple[object, ...]:
+    return (job.test, job.entry_point, job.reference, job.timeout)
+
+
+def _to_verdict(result: dict[str, Any], job: Job) -> Verdict:
+    try:
+        outcome = Outcome(result["outcome"])
+    except (KeyError, ValueError):
+        return Verdict(Outcome.ERROR, "the sandbox sent a malformed verdict", "", 0.0)
+    message = str(result.get("message", ""))
+    if outcome is Outcome.TIMEOUT:
+        by = result.get("by")
+        what = "its CPU budget" if by == "cpu" else f"{job.timeout:g} s"
+        message = message if message != "timed out" else f"timed out after {what}"
+    return Verdict(
+        outcome, message, str(result.get("detail", "")), float(result.get("wall", 0.0) or 0.0)
+    )

@@ -1,0 +1,864 @@
+"""The sandbox worker (stdlib only; started as ``python -I -S -B worker.py`` by the pool).
+
+Process tree, per pool slot::
+
+    Z   zygote: sets up namespaces once, reads jobs from the parent, forks one judge per job
+    ├── K   clean zygote: forked before any job, so its memory never held a test; forks candidates
+    │   └── S   supervisor (trusted): enforces CPU and wall limits, kills the candidate's namespace
+    │       └── C   candidate (untrusted): own PID namespace, unprivileged, rlimits; serves calls
+    └── J   judge (trusted): runs the task's test with a stub candidate whose calls go to C
+
+The test never runs in the candidate's process: J sends each call's arguments to C as plain data
+and receives the return value as plain data (:mod:`plain`), so the verdict is decided in J, from
+what the test itself observed, and an always-equal object or a forged exit cannot pass.
+"""
+
+from __future__ import annotations
+
+import builtins
+import contextlib
+import ctypes
+import errno
+import gc
+import io
+import json
+import os
+import resource
+import select
+import shutil
+import signal
+import socket
+import sys
+import tempfile
+import time
+import traceback
+import types
+from typing import Any
+
+if __name__ == "__main__":  # loaded by path: the package is not importable under -I -S
+    import importlib.util
+
+    _spec = importlib.util.spec_from_file_location(
+        "_passk_plain", os.path.join(os.path.dirname(os.path.abspath(__file__)), "plain.py")
+    )
+    assert _spec is not None and _spec.loader is not None
+    plain = importlib.util.module_from_spec(_spec)
+    sys.modules["_passk_plain"] = plain
+    _spec.loader.exec_module(plain)
+else:
+    from pytest_passk.sandbox import plain
+
+CLONE_NEWNS = 0x00020000
+CLONE_NEWUSER = 0x10000000
+CLONE_NEWPID = 0x20000000
+CLONE_NEWNET = 0x40000000
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
+MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 32, 4096, 16384, 1 << 18
+PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_SET_CHILD_SUBREAPER, PR_SET_NO_NEW_PRIVS = 1, 4, 36, 38
+NOBODY = 65534
+SYS_CLONE = 56 if os.uname().machine == "x86_64" else 220  # x86_64, else aarch64
+FRAME_LIMIT = 16 * 1024 * 1024
+DETAIL_LIMIT = 4000
+MESSAGE_LIMIT = 300
+OUTPUT_LIMIT = 2000
+POLL = 0.01
+TEST_FILE = "<test>"
+CANDIDATE_FILE = "<candidate>"
+PRELOAD = (
+    "typing", "collections", "math", "re", "itertools", "functools", "heapq", "string",
+    "bisect", "hashlib", "fractions", "decimal", "statistics", "copy", "random",
+)  # fmt: skip
+SAFE_NAMES = ("PATH", "LANG", "LC_ALL", "TZ")
+JUDGE_TMP = "/dev/shm"
+NOT_PLAIN_ARGS = (
+    "the arguments of {name}() are not plain data (None, bool, int, float, str, bytes, complex, "
+    "and lists, tuples, dicts and sets of them): the sandbox cannot pass them to the candidate"
+)
+
+
+# -- isolation primitives ---------------------------------------------------------------------
+
+
+class _Libc:
+    def __init__(self) -> None:
+        self.lib = ctypes.CDLL(None, use_errno=True)
+
+    def _check(self, result: int, what: str) -> None:
+        if result != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, f"{what}: {os.strerror(err)}")
+
+    def unshare(self, flags: int) -> None:
+        self._check(self.lib.unshare(flags), "unshare")
+
+    def mount(self, source: str | None, target: str, fstype: str | None, flags: int,
+              data: str | None = None) -> None:  # fmt: skip
+        self._check(
+            self.lib.mount(
+                source.encode() if source else None,
+                target.encode(),
+                fstype.encode() if fstype else None,
+                ctypes.c_ulong(flags),
+                data.encode() if data else None,
+            ),
+            f"mount {target}",
+        )
+
+    def prctl(self, option: int, arg: int) -> None:
+        self._check(self.lib.prctl(option, ctypes.c_ulong(arg), 0, 0, 0), "prctl")
+
+    def fork_into_new_pid_namespace(self) -> int:
+        """``fork()`` whose child is PID 1 of a new PID namespace (``clone(CLONE_NEWPID)``).
+
+        ``unshare(CLONE_NEWPID)`` works once per process; a long-lived zygote needs clone. The
+        zygote is single-threaded and holds no locks here, so skipping Python's fork hooks is safe.
+        """
+        pid = int(self.lib.syscall(SYS_CLONE, CLONE_NEWPID | signal.SIGCHLD, 0, 0, 0, 0))
+        if pid < 0:
+            err = ctypes.get_errno()
+            raise OSError(err, f"clone: {os.strerror(err)}")
+        return pid
+
+    def drop_capabilities(self) -> None:
+        header = (ctypes.c_uint32 * 2)(0x20080522, 0)
+        data = (ctypes.c_uint32 * 6)()
+        self._check(self.lib.capset(header, data), "capset")
+
+
+def _mount_points() -> list[tuple[str, int]]:
+    """Mount points of this namespace with the flags a bind remount must keep."""
+    keep = {"nosuid": MS_NOSUID, "nodev": MS_NODEV, "noexec": MS_NOEXEC}
+    points = []
+    with open("/proc/self/mountinfo") as handle:
+        for line in handle:
+            fields = line.split()
+            target = fields[4].encode().decode("unicode_escape")
+            flags = sum(keep.get(opt, 0) for opt in fields[5].split(","))
+            points.append((target, flags))
+    return points
+
+
+def setup_namespaces(libc: _Libc, hide: list[str]) -> dict[str, bool]:
+    """Enter network, mount and PID namespaces (as root, or as root of a new user namespace).
+
+    Returns the layers achieved. The calling process forks: the child continues as PID 1 of the
+    new PID namespace, the original waits and exits with the child's status.
+    """
+    layers = {"userns": False, "netns": False, "mountns": False, "pidns": False, "rofs": False}
+    if os.geteuid() != 0:
+        uid, gid = os.geteuid(), os.getegid()
+        try:
+            libc.unshare(CLONE_NEWUSER)
+            for name, text in (("setgroups", "deny"), ("uid_map", f"0 {uid} 1"),
+                               ("gid_map", f"0 {gid} 1")):  # fmt: skip
+                with open(f"/proc/self/{name}", "w") as handle:
+                    handle.write(text)
+            layers["userns"] = True
+        except OSError:
+            return layers
+    try:
+        libc.unshare(CLONE_NEWNET)
+        layers["netns"] = True
+    except OSError:
+        pass
+    try:
+        libc.unshare(CLONE_NEWNS | CLONE_NEWPID)
+        libc.mount(None, "/", None, MS_REC | MS_PRIVATE)
+    except OSError:
+        return layers
+    pid = os.fork()
+    if pid:
+        # The original: wait for the namespace's init and share its fate.
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        _, status = os.waitpid(pid, 0)
+        os._exit(os.waitstatus_to_exitcode(status) & 0xFF)
+    layers["mountns"] = layers["pidns"] = True
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    try:
+        libc.mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    except OSError:
+        layers["pidns"] = False
+    try:
+        for target, flags in _mount_points():
+            if target.startswith("/proc"):
+                continue
+            try:
+                libc.mount(None, target, None, MS_REMOUNT | MS_BIND | MS_RDONLY | flags)
+            except OSError as exc:
+                if exc.errno not in (errno.EACCES, errno.EINVAL, errno.ENOENT, errno.EPERM):
+                    raise
+                if target == "/":
+                    raise
+        layers["rofs"] = True
+    except OSError:
+        pass
+    if layers["rofs"]:
+        try:
+            libc.mount("tmpfs", JUDGE_TMP, "tmpfs", MS_NOSUID | MS_NODEV, "size=256m,mode=1777")
+        except OSError:
+            layers["rofs"] = False
+    return layers
+
+
+# -- the candidate side: K (clean zygote), S (supervisor), C (candidate) -------------------------
+
+
+class CappedSink(io.TextIOBase):
+    """A text stream that keeps only the last ``limit`` characters written to it."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._text = ""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        self._text = (self._text + str(text))[-self._limit :]
+        return len(text)
+
+    def getvalue(self) -> str:
+        return self._text
+
+
+def clean_zygote(control: socket.socket, libc: _Libc, layers: dict[str, bool],
+                 hide: list[str]) -> None:  # fmt: skip
+    """K: receive candidate programs (never tests) with their channel, fork a supervisor each."""
+    for name in PRELOAD:
+        with contextlib.suppress(ImportError):
+            __import__(name)
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1):
+        os.dup2(null, fd)
+    os.close(null)
+    if layers["mountns"]:
+        # The candidates' own view: the run's files hidden, fresh writable temporary directories.
+        try:
+            libc.unshare(CLONE_NEWNS)
+            for path in hide:
+                if os.path.isdir(path):
+                    libc.mount("tmpfs", path, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV, "size=4k")
+            for path in ("/tmp", "/var/tmp", "/dev/shm"):
+                if os.path.isdir(path):
+                    libc.mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, "size=256m,mode=1777")
+        except OSError:
+            layers["rofs"] = False
+    libc.prctl(PR_SET_CHILD_SUBREAPER, 1)
+    gc.collect()
+    gc.freeze()  # forked candidates then never copy the preloaded heap through the collector
+    while True:
+        try:
+            message, fds, _, _ = socket.recv_fds(control, FRAME_LIMIT, 2)
+        except OSError:
+            os._exit(0)
+        if not message or len(fds) != 2:
+            os._exit(0)
+        try:
+            supervise(json.loads(message), fds[0], fds[1], libc, layers, control)
+        finally:
+            for fd in fds:
+                os.close(fd)
+            _reap_all()
+
+
+def _reap_all() -> None:
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
+def _cpu_seconds(pid: int) -> float:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            fields = handle.read().rsplit(b")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def supervise(job: dict[str, Any], channel: int, done: int, libc: _Libc,
+              layers: dict[str, bool], control: socket.socket) -> None:  # fmt: skip
+    """K: start the candidate (in a PID namespace of its own where available), then kill it when
+    it exceeds its CPU or wall limit or when the judge is finished, whichever comes first.
+    """
+    workdir = tempfile.mkdtemp(prefix="passk-")
+    drop = os.geteuid() == 0 and not layers["userns"]
+    if drop:
+        os.chown(workdir, NOBODY, NOBODY)
+    started = time.monotonic()
+    pid = libc.fork_into_new_pid_namespace() if layers["pidns"] else os.fork()
+    if pid == 0:
+        control.close()
+        candidate_main(job, channel, workdir, libc, layers, drop)
+    cpu_limit, wall_limit = float(job["cpu_limit"]), float(job["wall_limit"])
+    end: dict[str, Any] | None = None
+    status = None
+    while True:
+        ready, _, _ = select.select([done], [], [], POLL)
+        if ready:
+            break  # the judge is finished (or gone)
+        got, code = os.waitpid(pid, os.WNOHANG)
+        if got:
+            status = code
+            end = {"end": "exited", "status": os.waitstatus_to_exitcode(code)}
+            break
+        cpu, wall = _cpu_seconds(pid), time.monotonic() - started
+        if cpu >= cpu_limit or wall >= wall_limit:
+            end = {"end": "timeout", "cpu": cpu, "wall": wall,
+                   "by": "cpu" if cpu >= cpu_limit else "wall"}  # fmt: skip
+            break
+    _kill_tree(pid, status is None, layers)
+    if end is not None:
+        with contextlib.suppress(OSError):
+            os.write(channel, plain.dumps(end))
+    shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _kill_tree(pid: int, alive: bool, layers: dict[str, bool]) -> None:
+    """SIGKILL the candidate: as PID 1 of its namespace its death takes every descendant with it;
+    without a PID namespace, its process group and every orphan this subreaper inherited.
+    """
+    if alive:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    for _ in range(100):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, signal.SIGKILL)
+        if not layers["pidns"]:
+            _kill_children(os.getpid())
+        try:
+            os.waitpid(-1, 0)
+        except ChildProcessError:
+            return
+        except InterruptedError:
+            continue
+
+
+def _kill_children(parent: int) -> None:
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat", "rb") as handle:
+                    ppid = int(handle.read().rsplit(b")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            if ppid == parent:
+                with contextlib.suppress(OSError):
+                    os.kill(int(entry), signal.SIGKILL)
+
+
+def candidate_main(job: dict[str, Any], channel: int, workdir: str, libc: _Libc,
+                   layers: dict[str, bool], drop: bool) -> None:  # fmt: skip
+    """C: lower privileges and limits, load the program, then answer the judge's calls."""
+    try:
+        os.setsid()
+        os.closerange(3, channel)
+        os.closerange(channel + 1, 1 << 16)
+        null = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(null, fd)
+        os.close(null)
+        os.chdir(workdir)
+        env = {key: value for key, value in os.environ.items() if key in SAFE_NAMES}
+        os.environ.clear()
+        os.environ.update(env, HOME=workdir, TMPDIR=workdir)
+        tempfile.tempdir = workdir
+        libc.prctl(PR_SET_DUMPABLE, 0)  # others of our uid cannot read our memory or environ
+        if drop:
+            os.setgroups([])
+            os.setresgid(NOBODY, NOBODY, NOBODY)
+            os.setresuid(NOBODY, NOBODY, NOBODY)
+        elif layers["userns"]:
+            libc.prctl(PR_SET_NO_NEW_PRIVS, 1)
+            libc.drop_capabilities()
+        lower_limits(job, drop)
+    except BaseException:
+        os._exit(3)
+    output = CappedSink(OUTPUT_LIMIT)
+    sys.stdout = sys.stderr = output
+    sys.stdin = io.StringIO()
+    serve(job, channel, output)
+    os._exit(0)
+
+
+def lower_limits(job: dict[str, Any], drop: bool) -> None:
+    """Resource limits sized for this process, never inherited from a large parent."""
+    with open("/proc/self/statm") as statm:
+        current = int(statm.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+    cpu = int(job["wall_limit"]) + 2
+    limits = {
+        resource.RLIMIT_AS: current + int(job["memory_bytes"]),
+        resource.RLIMIT_CPU: cpu,
+        resource.RLIMIT_FSIZE: int(job["file_bytes"]),
+        resource.RLIMIT_NOFILE: 64,
+        resource.RLIMIT_CORE: 0,
+    }
+    if drop:
+        limits[resource.RLIMIT_NPROC] = int(job["processes"])
+    for which, value in limits.items():
+        _, hard = resource.getrlimit(which)
+        if hard != resource.RLIM_INFINITY:
+            value = min(value, hard)
+        resource.setrlimit(which, (value, value + 1 if which == resource.RLIMIT_CPU else value))
+
+
+def first_line(exc: BaseException) -> str:
+    """The last line of the exception's own text, capped."""
+    text = "".join(traceback.format_exception_only(type(exc), exc)).strip().splitlines()
+    line = text[-1] if text else type(exc).__name__
+    return line[:MESSAGE_LIMIT]
+
+
+def _describe(value: object) -> dict[str, Any] | None:
+    if isinstance(value, types.ModuleType):
+        return {"m": value.__name__}
+    if callable(value):
+        return {"c": True}
+    encoded = plain.encode(value)
+    return {"v": encoded}
+
+
+def serve(job: dict[str, Any], channel: int, output: CappedSink) -> None:
+    """Load the program, report its names, then run each requested call and send back the result."""
+    reader = os.fdopen(channel, "rb", buffering=65536, closefd=False)
+
+    def send(message: dict[str, Any]) -> None:
+        data = plain.dumps(message)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(channel, view) :]
+
+    namespace: dict[str, Any] = {"__name__": "__main__", "__builtins__": builtins}
+    try:
+        code = compile(job["program"], CANDIDATE_FILE, "exec")
+        exec(code, namespace)
+    except BaseException as exc:
+        send({"s": 0, "load_error": first_line(exc), "detail": _trace(exc, output)})
+        return
+    names = {}
+    for name, value in list(namespace.items()):
+        if not name.startswith("__"):
+            try:
+                names[name] = _describe(value)
+            except BaseException:
+                continue
+    send({"s": 0, "names": names})
+    module = types.ModuleType("candidate")
+    module.__dict__.update(namespace)
+    while True:
+        line = reader.readline(FRAME_LIMIT)
+        if not line:
+            return
+        request = plain.loads(line)
+        seq = request["s"]
+        try:
+            target: Any = namespace[request["name"]]
+            if request.get("get"):
+                result = target
+            else:
+                args = plain.decode(request["args"])
+                kwargs = plain.decode(request["kwargs"])
+                result = target(*args, **kwargs)
+            reply: dict[str, Any] = {"s": seq, "ok": plain.encode(result)}
+        except BaseException as exc:
+            reply = {"s": seq, "raise": _exception_name(exc), "message": first_line(exc),
+                     "detail": _trace(exc, output)}  # fmt: skip
+        try:
+            send(reply)
+        except BaseException:
+            return
+
+
+def _exception_name(exc: BaseException) -> str:
+    for klass in type(exc).__mro__:
+        if getattr(builtins, klass.__name__, None) is klass:
+            return str(klass.__name__)
+    return "Exception"
+
+
+def _trace(exc: BaseException, output: CappedSink) -> str:
+    try:
+        detail = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    except BaseException:
+        detail = ""
+    captured = output.getvalue()
+    if captured:
+        detail += "\n--- captured output (tail) ---\n" + captured
+    return detail[-DETAIL_LIMIT:]
+
+
+# -- the judge side: J ----------------------------------------------------------------------------
+
+
+class CandidateGone(BaseException):
+    """The candidate's process ended or was stopped; a ``BaseException`` so tests cannot catch it
+    with ``except Exception`` and carry on to a pass.
+    """
+
+
+class CandidateError(Exception):
+    """The candidate raised an exception whose type is not a builtin one."""
+
+
+class Remote:
+    """The judge's end of the channel: every call of the candidate goes through here."""
+
+    def __init__(self, sock: socket.socket, deadline: float) -> None:
+        self.sock = sock
+        self.reader = sock.makefile("rb", buffering=65536)
+        self.deadline = deadline
+        self.seq = 0
+        self.tainted = ""
+        self.ended: dict[str, Any] | None = None
+        self.last_detail = ""
+
+    def receive(self) -> dict[str, Any]:
+        if self.ended is not None:
+            raise CandidateGone(self.ended)
+        self.sock.settimeout(max(0.01, self.deadline - time.monotonic()))
+        try:
+            line = self.reader.readline(FRAME_LIMIT)
+        except (TimeoutError, OSError):
+            self._end({"end": "timeout", "by": "judge"})
+        if not line or not line.endswith(b"\n"):
+            self._end({"end": "exited"})
+        try:
+            message = plain.loads(line)
+        except (ValueError, RecursionError):
+            self._end({"end": "garbled"})
+        if not isinstance(message, dict):
+            self._end({"end": "garbled"})
+        if "end" in message:
+            self._end(message)
+        return dict(message)
+
+    def _end(self, message: dict[str, Any]) -> None:
+        self.ended = message
+        raise CandidateGone(message)
+
+    def request(self, name: str, args: tuple[Any, ...] | None,
+                kwargs: dict[str, Any] | None) -> Any:  # fmt: skip
+        self.seq += 1
+        frame: dict[str, Any] = {"s": self.seq, "name": name}
+        if args is None:
+            frame["get"] = True
+        else:
+            try:
+                frame["args"] = plain.encode(list(args), strict=True)
+                frame["kwargs"] = plain.encode(dict(kwargs or {}), strict=True)
+            except ValueError:
+                raise TypeError(NOT_PLAIN_ARGS.format(name=name)) from None
+        try:
+            self.sock.sendall(plain.dumps(frame))
+        except OSError:
+            self._end({"end": "exited"})
+        reply = self.receive()
+        if reply.get("s") != self.seq:
+            self.tainted = "the candidate's reply did not match the call"
+            self._end({"end": "garbled"})
+        if "raise" in reply:
+            self.last_detail = str(reply.get("detail", ""))
+            name_ = str(reply["raise"])
+            klass = getattr(builtins, name_, None)
+            message = str(reply.get("message", ""))
+            if isinstance(klass, type) and issubclass(klass, Exception):
+                raise klass(message)
+            if isinstance(klass, type) and issubclass(klass, BaseException):
+                self._end({"end": "raised", "message": message})
+            raise CandidateError(message)
+        try:
+            return plain.decode(reply.get("ok"))
+        except (ValueError, TypeError, KeyError, RecursionError) as exc:
+            self.tainted = f"the candidate sent malformed data: {exc}"
+            self._end({"end": "garbled"})
+
+
+class RemoteFunction:
+    """Stands for a function of the candidate; calling it calls the real one in C."""
+
+    def __init__(self, remote: Remote, name: str) -> None:
+        self._remote = remote
+        self.__name__ = name
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self._remote.request(self.__name__, args, kwargs)
+
+    def __repr__(self) -> str:
+        return f"<candidate function {self.__name__}>"
+
+
+class RemoteModule(types.ModuleType):
+    """Stands for the candidate's module namespace (tasks without an ``entry_point``)."""
+
+    def __init__(self, remote: Remote, names: dict[str, Any]) -> None:
+        super().__init__("candidate")
+        for name, kind in names.items():
+            value = _stub(remote, name, kind)
+            if value is not None:
+                setattr(self, name, value)
+
+
+def _stub(remote: Remote, name: str, kind: dict[str, Any] | None) -> Any:
+    if not isinstance(kind, dict):
+        return None
+    if "c" in kind:
+        return RemoteFunction(remote, name)
+    if "m" in kind:
+        module_name = str(kind["m"]).split(".")[0]
+        if module_name in sys.stdlib_module_names:
+            try:
+                return __import__(str(kind["m"]))
+            except ImportError:
+                return None
+        return None
+    try:
+        return plain.decode(kind.get("v"))
+    except (ValueError, TypeError, KeyError, plain.NotPlainData):
+        return None
+
+
+def failing_test_line(exc: BaseException, sources: dict[str, str]) -> str:
+    """The line of the test that raised, e.g. ``assert candidate(2) == 3``, if it can be found."""
+    found = ""
+    for frame, lineno in traceback.walk_tb(exc.__traceback__):
+        filename = frame.f_code.co_filename
+        if filename in sources:
+            lines = sources[filename].splitlines()
+            if 0 < lineno <= len(lines):
+                found = lines[lineno - 1].strip()
+    return found[:MESSAGE_LIMIT]
+
+
+def _verdict(outcome: str, message: str, detail: str = "", **extra: Any) -> dict[str, Any]:
+    return {"outcome": outcome, "message": message[:MESSAGE_LIMIT],
+            "detail": detail[-DETAIL_LIMIT:], **extra}  # fmt: skip
+
+
+def _gone_verdict(ended: dict[str, Any], remote: Remote | None) -> dict[str, Any]:
+    kind = ended.get("end")
+    if kind == "timeout":
+        return _verdict("timeout", "timed out", cpu=ended.get("cpu", 0.0), by=ended.get("by"))
+    if kind == "raised":
+        return _verdict("error", f"the candidate stopped the run: {ended.get('message', '')}")
+    if kind == "garbled":
+        reason = remote.tainted if remote and remote.tainted else "malformed data"
+        return _verdict("error", f"the candidate broke the protocol: {reason}")
+    status = ended.get("status")
+    how = f" (exit status {status})" if status is not None else ""
+    return _verdict("error", f"the candidate's process ended before the test finished{how}")
+
+
+def judge(job: dict[str, Any], sock: socket.socket, test_function: Any) -> dict[str, Any]:
+    """J: run the test against a stub candidate and decide the verdict from what it observed."""
+    remote = Remote(sock, time.monotonic() + float(job["wall_limit"]) + 1.0)
+    try:
+        hello = remote.receive()
+    except CandidateGone as gone:
+        return _gone_verdict(gone.args[0], remote)
+    if "load_error" in hello:
+        return _verdict(
+            "error", f"the candidate raised while loading: {hello['load_error']}",
+            str(hello.get("detail", "")),
+        )  # fmt: skip
+    names = hello.get("names")
+    if not isinstance(names, dict):
+        return _verdict("error", "the candidate broke the protocol: no names")
+    test = job["test"]
+    sources: dict[str, str] = {}
+    entry_point = job["entry_point"]
+    candidate: Any
+    if entry_point is None:
+        candidate = RemoteModule(remote, names)
+    else:
+        kind = names.get(entry_point)
+        if not (isinstance(kind, dict) and "c" in kind):
+            return _verdict("error", f"no function named {entry_point!r} was defined")
+        candidate = RemoteFunction(remote, entry_point)
+    if test["kind"] == "check":
+        sources[TEST_FILE] = test["source"]
+        namespace: dict[str, Any] = {"__name__": "__test__", "__builtins__": builtins}
+        for name, kind in names.items():
+            value = _stub(remote, name, kind)
+            if value is not None:
+                namespace[name] = value
+        try:
+            exec(compile(test["source"], TEST_FILE, "exec"), namespace)
+        except Exception as exc:
+            return _verdict("error", f"the task's test failed to load: {first_line(exc)}")
+        test_function = namespace.get("check")
+    elif test_function is not None:
+        module_file = getattr(sys.modules.get(test["module_name"]), "__file__", None)
+        if module_file:
+            try:
+                with open(module_file, encoding="utf-8") as handle:
+                    sources[module_file] = handle.read()
+            except OSError:
+                pass
+    if not callable(test_function):
+        return _verdict("error", "the task's test function was not found")
+    started = time.monotonic()
+    try:
+        test_function(candidate)
+    except CandidateGone as gone:
+        return _gone_verdict(gone.args[0], remote)
+    except plain.NotPlainData as exc:
+        return _verdict("failed", str(exc))
+    except AssertionError as exc:
+        if remote.ended is not None:
+            return _gone_verdict(remote.ended, remote)
+        line = failing_test_line(exc, sources)
+        message = first_line(exc)
+        if line and message == "AssertionError":
+            message = f"AssertionError: {line}"
+        detail = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        return _verdict("failed", message, detail)
+    except BaseException as exc:
+        if remote.ended is not None:
+            return _gone_verdict(remote.ended, remote)
+        detail = remote.last_detail or "".join(
+            traceback.format_exception(type(exc), exc, exc.__traceback__)
+        )
+        return _verdict("error", first_line(exc), detail)
+    elapsed = time.monotonic() - started
+    if remote.ended is not None or remote.tainted:
+        return _gone_verdict(remote.ended or {"end": "garbled"}, remote)
+    return _verdict("passed", "", test_seconds=elapsed)
+
+
+# -- Z: the zygote ---------------------------------------------------------------------------------
+
+
+def import_test_module(test: dict[str, Any]) -> Any:
+    """Import a decorated test's module as pytest did (same path, ``.pth`` files processed)."""
+    import importlib
+    import importlib.util
+    import site
+
+    name = test["module_name"]
+    if name in sys.modules:
+        module = sys.modules[name]
+    else:
+        sys.path[:] = list(test["sys_path"])
+        for entry in list(sys.path):
+            if entry.endswith(("site-packages", "dist-packages")):
+                site.addsitedir(entry)
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name.split(".")[0] and exc.name != name:
+                raise
+            spec = importlib.util.spec_from_file_location(name, test["module_file"])
+            if spec is None or spec.loader is None:
+                raise ImportError(f"cannot load {test['module_file']}") from None
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[name] = module
+            spec.loader.exec_module(module)
+    target: Any = module
+    for part in test["qualname"].split("."):
+        target = getattr(target, part, None)
+    return target
+
+
+def run_job(job: dict[str, Any], control: socket.socket, layers: dict[str, bool]) -> dict[str, Any]:
+    """Z: hand the program to K, fork J to judge it, and return J's verdict."""
+    test_function = None
+    if job["test"]["kind"] == "function":
+        try:
+            test_function = import_test_module(job["test"])
+        except BaseException as exc:
+            return _verdict(
+                "error", f"the test module failed to import: {first_line(exc)}",
+                "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
+            )  # fmt: skip
+    judge_sock, candidate_sock = socket.socketpair()
+    done_read, done_write = os.pipe()
+    verdict_read, verdict_write = os.pipe()
+    clean = {key: job[key] for key in ("program", "cpu_limit", "wall_limit", "memory_bytes",
+                                       "file_bytes", "processes")}  # fmt: skip
+    try:
+        socket.send_fds(control, [json.dumps(clean).encode()], [candidate_sock.fileno(), done_read])
+    except OSError as exc:
+        for fd in (done_read, done_write, verdict_read, verdict_write):
+            os.close(fd)
+        judge_sock.close()
+        candidate_sock.close()
+        return _verdict("error", f"the sandbox could not start the candidate: {exc}")
+    candidate_sock.close()
+    os.close(done_read)
+    started = time.monotonic()
+    pid = os.fork()
+    if pid == 0:
+        os.close(verdict_read)
+        code = 0
+        try:
+            base = JUDGE_TMP if layers["rofs"] else None
+            workdir = tempfile.mkdtemp(prefix="passk-judge-", dir=base)
+            os.chdir(workdir)
+            sink = CappedSink(OUTPUT_LIMIT)
+            sys.stdout = sys.stderr = sink
+            result = judge(job, judge_sock, test_function)
+            os.close(done_write)  # tells the supervisor to kill the candidate
+            os.chdir("/")
+            shutil.rmtree(workdir, ignore_errors=True)
+            result["wall"] = time.monotonic() - started
+            os.write(verdict_write, json.dumps(result).encode())
+        except BaseException:
+            code = 1
+        os._exit(code)
+    judge_sock.close()
+    os.close(done_write)
+    os.close(verdict_write)
+    chunks = []
+    while True:
+        chunk = os.read(verdict_read, 65536)
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(verdict_read)
+    os.waitpid(pid, 0)
+    _reap_all()
+    try:
+        result = json.loads(b"".join(chunks))
+    except ValueError:
+        return _verdict("error", "the judge ended without a verdict")
+    return dict(result)
+
+
+def main() -> None:
+    """Z: set up isolation, start K, say hello, then judge jobs one at a time."""
+    config = json.loads(sys.stdin.buffer.readline())
+    libc = _Libc()
+    layers = {"userns": False, "netns": False, "mountns": False, "pidns": False, "rofs": False}
+    if config.get("namespaces", True):
+        layers = setup_namespaces(libc, list(config.get("hide", [])))
+    layers["nobody"] = os.geteuid() == 0 and not layers["userns"]
+    control, control_child = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+    clean_pid = os.fork()
+    if clean_pid == 0:
+        control.close()
+        os.closerange(3, control_child.fileno())
+        clean_zygote(control_child, libc, layers, list(config.get("hide", [])))
+    control_child.close()
+    gc.collect()
+    gc.freeze()
+    out = sys.stdout.buffer
+    out.write(plain.dumps({"hello": layers, "pid": os.getpid()}))
+    out.flush()
+    for line in sys.stdin.buffer:
+        job = json.loads(line)
+        try:
+            result = run_job(job, control, layers)
+        except BaseException as exc:
+            result = _verdict("error", f"the sandbox failed: {first_line(exc)}")
+        result["id"] = job.get("id")
+        out.write(plain.dumps(result))
+        out.flush()
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    main()
