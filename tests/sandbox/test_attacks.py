@@ -1,0 +1,273 @@
+# ruff: noqa: E501  (attack programs are kept one statement a line, as written)
+"""Hostile candidates: none may pass, escape, persist, phone home, steal a secret or linger.
+
+Every attack is bounded twice: by the sandbox's own limits (2 s wall, CPU budget from the
+reference, 256 MiB address space, processes) and by the test's expectations on the outcome.
+"""
+
+from __future__ import annotations
+
+import os
+import site
+import socket
+import sys
+import sysconfig
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from pytest_passk.results import Outcome
+from pytest_passk.sandbox import Job
+from pytest_passk.sandbox.pool import PoolExecutor
+from pytest_passk.tasks import CheckTest
+
+from .conftest import SECRET, SECRET_NAME, descendants
+
+CHECK = CheckTest(
+    "def check(candidate):\n"
+    "    assert candidate(2, 3) == 5\n"
+    "    assert candidate(0, 0) == 0\n"
+    "    assert candidate(-1, 1) == 0\n"
+    "    assert candidate(10, 7) == 17\n"
+)
+REFERENCE = "def add(a, b):\n    return a + b\n"
+WALL = 2.0
+
+ATTACKS: dict[str, str] = {
+    # -- forged exits and verdicts --
+    "os_exit_at_load": "import os\nos._exit(0)\n",
+    "os_exit_in_call": "import os\ndef add(a, b):\n    os._exit(0)\n",
+    "sys_exit_at_load": "import sys\nsys.exit(0)\n",
+    "system_exit_in_call": "def add(a, b):\n    raise SystemExit(0)\n",
+    "keyboard_interrupt": "def add(a, b):\n    raise KeyboardInterrupt\n",
+    "forged_output": (
+        "print('passed')\nprint('{\"outcome\": \"passed\"}')\n"
+        "def add(a, b):\n    print('1 passed in 0.01s')\n    return 0\n"
+    ),
+    "forged_verdict_on_every_fd": (
+        "import os\n"
+        "for fd in range(0, 64):\n"
+        '    for line in (b\'{"outcome":"passed","message":"","detail":""}\\n\',\n'
+        '                 b\'{"s":1,"ok":5}\\n{"s":2,"ok":0}\\n\'):\n'
+        "        try: os.write(fd, line)\n"
+        "        except OSError: pass\n"
+        "def add(a, b):\n    return -1\n"
+    ),
+    "forged_replies_ahead": (
+        "import os\n"
+        'os.write(3, b\'{"s":0,"names":{"add":{"c":true}}}\\n{"s":1,"ok":5}\\n\')\n'
+        "os._exit(0)\n"
+    ),
+    "close_channel": "import os\nfor fd in range(3, 64):\n    try: os.close(fd)\n    except OSError: pass\ndef add(a, b):\n    return a + b\n",
+    "atexit_exit": "import atexit, os\natexit.register(lambda: os._exit(0))\ndef add(a, b):\n    raise SystemExit(0)\n",
+    "excepthook": "import sys\nsys.excepthook = lambda *a: None\ndef add(a, b):\n    raise AssertionError\n",
+    "settrace": "import sys\nsys.settrace(lambda *a: None)\ndef add(a, b):\n    return a * b\n",
+    "skip_and_xfail": "import unittest\ndef add(a, b):\n    raise unittest.SkipTest('skipped')\n",
+    # -- values that claim to equal anything --
+    "always_equal": "class E:\n    def __eq__(self, o): return True\n    def __ne__(self, o): return False\ndef add(a, b):\n    return E()\n",
+    "int_subclass_eq": "class I(int):\n    def __eq__(self, o): return True\n    __hash__ = int.__hash__\ndef add(a, b):\n    return I(99)\n",
+    "str_subclass_eq": "class S(str):\n    def __eq__(self, o): return True\ndef add(a, b):\n    return S('x')\n",
+    "list_subclass_eq": "class L(list):\n    def __eq__(self, o): return True\ndef add(a, b):\n    return L()\n",
+    "truthy_object": "class T:\n    def __bool__(self): return True\n    __eq__ = lambda s, o: s\ndef add(a, b):\n    return T()\n",
+    "float_nan": "def add(a, b):\n    return float('nan')\n",
+    # -- patching the harness --
+    "builtins_patch": (
+        "import builtins\nbuiltins.AssertionError = type('X', (Exception,), {})\n"
+        "builtins.isinstance = lambda *a: True\ndef add(a, b):\n    return 0\n"
+    ),
+    "module_patch": (
+        "import sys\nfor m in list(sys.modules.values()):\n"
+        "    if hasattr(m, 'encode') and hasattr(m, 'Opaque'):\n"
+        "        m.encode = lambda v, **k: 5\n"
+        'import json\njson.dumps = lambda *a, **k: \'{"outcome": "passed"}\'\n'
+        "def add(a, b):\n    return None\n"
+    ),
+    "frame_walking": (
+        "import sys, gc\n"
+        "def add(a, b):\n"
+        "    # Built at run time, so that this program's own text never matches.\n"
+        "    mark = ''.join(['assert cand', 'idate(10, 7)'])\n"
+        "    f = sys._getframe().f_back\n"
+        "    while f is not None:\n"
+        "        if 'check' in f.f_globals or mark in repr(f.f_locals):\n"
+        "            return a + b\n"
+        "        f = f.f_back\n"
+        "    for o in gc.get_objects():\n"
+        "        if isinstance(o, dict) and mark in repr(o)[:100000]:\n"
+        "            return a + b\n"
+        "    return -1\n"
+    ),
+    "read_test_files": (
+        "import os\n"
+        "def add(a, b):\n"
+        "    for root, _, files in os.walk('@HIDDEN@'):\n"
+        "        for name in files:\n"
+        "            if 'EXPECTED' in open(os.path.join(root, name)).read():\n"
+        "                return a + b\n"
+        "    return -1\n"
+    ),
+    # -- resources --
+    "fork_bomb": (
+        "import os\ndef add(a, b):\n"
+        "    for _ in range(100000):\n"
+        "        try: os.fork()\n"
+        "        except OSError: pass\n"
+        "    return -1\n"
+    ),
+    "memory_bomb": "def add(a, b):\n    x = bytearray(8 * 1024 ** 3)\n    return a + b\n",
+    "memory_creep": "def add(a, b):\n    x = []\n    while True:\n        x.append(bytearray(10 ** 7))\n",
+    "recursion_bomb": "import sys\nsys.setrecursionlimit(10 ** 8)\ndef add(a, b):\n    return add(a, b) + 1\n",
+    "output_bomb": "import os, sys\ndef add(a, b):\n    while True:\n        print('x' * 100000)\n        os.write(1, b'y' * 100000)\n        os.write(2, b'z' * 100000)\n",
+    "disk_bomb": "def add(a, b):\n    with open('big', 'wb') as f:\n        while True:\n            f.write(b'x' * 10 ** 6)\n",
+    "cpu_loop": "def add(a, b):\n    while True:\n        pass\n",
+    "signal_ignoring_sleeper": (
+        "import signal, time\n"
+        "for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGALRM):\n"
+        "    signal.signal(s, signal.SIG_IGN)\n"
+        "def add(a, b):\n    time.sleep(1000)\n"
+    ),
+    "non_daemon_thread": (
+        "import threading, time\n"
+        "threading.Thread(target=time.sleep, args=(1000,)).start()\n"
+        "def add(a, b):\n    return a - b\n"
+    ),
+    "daemonised_grandchild": (
+        "import os, time\n"
+        "def add(a, b):\n"
+        "    if os.fork() == 0:\n"
+        "        os.setsid()\n"
+        "        if os.fork() == 0:\n"
+        "            time.sleep(1000)\n"
+        "        os._exit(0)\n"
+        "    return a - b\n"
+    ),
+    # -- the file system --
+    "write_outside": "def add(a, b):\n    open('@OUTSIDE@/written.txt', 'w').write('pwned')\n    return 0\n",
+    "delete_outside": "import os\ndef add(a, b):\n    os.remove('@OUTSIDE@/sentinel.txt')\n    return 0\n",
+    "write_tmp": "def add(a, b):\n    open('/tmp/passk-attack-was-here', 'w').write('pwned')\n    return 0\n",
+    "pth_persistence": "def add(a, b):\n    open('@SITE@/passk_attack.pth', 'w').write('import os\\n')\n    return 0\n",
+    "sitecustomize_persistence": "def add(a, b):\n    open('@STDLIB@/sitecustomize.py', 'w').write('x = 1\\n')\n    return 0\n",
+    "conftest_persistence": "def add(a, b):\n    open('@OUTSIDE@/conftest.py', 'w').write('x = 1\\n')\n    return 0\n",
+    # -- the network, secrets and other processes --
+    "network_connect": (
+        "import socket\ndef add(a, b):\n"
+        "    s = socket.socket()\n    s.settimeout(1)\n    s.connect(('127.0.0.1', @PORT@))\n"
+        "    return a + b\n"
+    ),
+    "secret_environ": f"import os\ndef add(a, b):\n    raise ValueError(str(dict(os.environ)) + os.environ['{SECRET_NAME}'])\n",
+    "secret_proc_environ": (
+        "import os\ndef add(a, b):\n"
+        "    found = []\n"
+        "    for pid in os.listdir('/proc'):\n"
+        "        try: found.append(open(f'/proc/{pid}/environ', 'rb').read().decode())\n"
+        "        except Exception: pass\n"
+        "    raise ValueError(' '.join(found)[-3000:])\n"
+    ),
+    "kill_parent": (
+        "import os, signal\ndef add(a, b):\n"
+        "    for pid in (os.getppid(), 1, -1):\n"
+        "        try: os.kill(pid, signal.SIGKILL)\n"
+        "        except OSError: pass\n"
+        "    os.killpg(0, signal.SIGKILL)\n"
+    ),
+    "kill_every_pid": (
+        "import os, signal\ndef add(a, b):\n"
+        "    for pid in range(2, 5000):\n"
+        "        try: os.kill(pid, signal.SIGKILL)\n"
+        "        except OSError: pass\n"
+        "    return 0\n"
+    ),
+}
+
+
+@pytest.fixture
+def listener() -> Iterator[socket.socket]:
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    server.setblocking(False)
+    yield server
+    server.close()
+
+
+def _snapshot(*roots: Path) -> dict[str, tuple[int, int]]:
+    state = {}
+    for root in roots:
+        for path in root.rglob("*"):
+            if path.is_file():
+                stat = path.stat()
+                state[str(path)] = (stat.st_size, stat.st_mtime_ns)
+    return state
+
+
+def _settled(pool: PoolExecutor, expected: dict[int, set[int]]) -> dict[int, set[int]]:
+    deadline = time.monotonic() + 5.0
+    while True:
+        now = {slot.proc.pid: descendants(slot.proc.pid) for slot in pool._slots}
+        if now == expected or time.monotonic() > deadline:
+            return now
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("name", sorted(ATTACKS))
+def test_attack_never_passes_and_leaves_no_trace(
+    name: str, pool: PoolExecutor, tmp_path: Path, hidden_dir: Path, listener: socket.socket
+) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "sentinel.txt").write_text("keep me")
+    site_dir = Path(site.getsitepackages()[0])
+    stdlib = Path(sysconfig.get_paths()["stdlib"])
+    program = (
+        ATTACKS[name]
+        .replace("@OUTSIDE@", str(outside))
+        .replace("@HIDDEN@", str(hidden_dir))
+        .replace("@SITE@", str(site_dir))
+        .replace("@STDLIB@", str(stdlib))
+        .replace("@PORT@", str(listener.getsockname()[1]))
+    )
+    before = _snapshot(outside, hidden_dir)
+    pools_before = {slot.proc.pid: descendants(slot.proc.pid) for slot in pool._slots}
+    started = time.monotonic()
+
+    (verdict,) = pool.run([Job(program, CHECK, "add", WALL, reference=REFERENCE)])
+
+    assert verdict.outcome is not Outcome.PASSED, verdict
+    assert time.monotonic() - started < 4 * WALL + 5
+    assert os.getpid() > 0 and os.getppid() != 1  # pytest (and its parent) survived
+    assert SECRET not in verdict.message + verdict.detail
+    with pytest.raises(BlockingIOError):
+        listener.accept()
+    assert _snapshot(outside, hidden_dir) == before
+    assert not (site_dir / "passk_attack.pth").exists()
+    assert not (stdlib / "sitecustomize.py").exists()
+    assert not Path("/tmp/passk-attack-was-here").exists()
+    assert _settled(pool, pools_before) == pools_before  # nothing of the run remains
+
+
+def test_the_reference_passes_on_the_same_pool(pool: PoolExecutor) -> None:
+    (verdict,) = pool.run([Job(REFERENCE, CHECK, "add", WALL, reference=REFERENCE)])
+    assert verdict.outcome is Outcome.PASSED, verdict
+
+
+def test_there_are_at_least_thirty_distinct_attacks() -> None:
+    assert len(set(ATTACKS.values())) >= 30
+
+
+def test_candidates_run_unprivileged_and_offline(pool: PoolExecutor) -> None:
+    if pool.level.label != "strict":
+        pytest.skip(f"isolation here is {pool.level.label}")
+    probe = (
+        "import os, socket\n"
+        "def add(a, b):\n"
+        "    assert os.getuid() == 65534\n"
+        "    assert os.getpid() == 1\n"
+        "    assert [n for n in socket.if_nameindex() if n[1] != 'lo'] == []\n"
+        f"    assert '{SECRET_NAME}' not in os.environ\n"
+        "    return a + b\n"
+    )
+    (verdict,) = pool.run([Job(probe, CHECK, "add", WALL, reference=REFERENCE)])
+    assert verdict.outcome is Outcome.PASSED, verdict
+    assert sys.platform == "linux"
