@@ -18,7 +18,7 @@ from pytest_passk.results import CandidateResult, Outcome, TaskResult, empty_cou
 from pytest_passk.sandbox import Executor, Job, Verdict
 from pytest_passk.tasks import Task
 
-__all__ = ["ItemIdentity", "evaluate", "program_key"]
+__all__ = ["ItemIdentity", "evaluate", "plan_jobs", "program_key"]
 
 NO_CODE = "no code found in the sample"
 
@@ -40,19 +40,14 @@ def program_key(program: str) -> str:
         return "\n".join(line.rstrip() for line in program.strip().splitlines())
 
 
-def evaluate(
-    task: Task,
-    completions: Sequence[Completion],
-    executor: Executor,
-    *,
-    timeout: float,
-    ks: Sequence[int],
-    identity: ItemIdentity,
-    n_requested: int,
-    on_progress: Callable[[int, int], None] | None = None,
-) -> TaskResult:
-    """Run every distinct program of ``completions`` and summarise the task."""
-    started = time.perf_counter()
+def plan_jobs(task: Task, completions: Sequence[Completion], timeout: float) -> list[Job]:
+    """The distinct programs :func:`evaluate` will run, e.g. to hand an executor ahead of time."""
+    return _plan(task, completions, timeout)[1]
+
+
+def _plan(
+    task: Task, completions: Sequence[Completion], timeout: float
+) -> tuple[list[str | None], list[Job], list[int | None]]:
     programs = [build_program(task, c.text, c.form) for c in completions]
     first_of: dict[str, int] = {}
     jobs: list[Job] = []
@@ -66,6 +61,23 @@ def evaluate(
             first_of[key] = len(jobs)
             jobs.append(Job(program, task.test, task.entry_point, timeout, task.reference))
         job_of_sample.append(first_of[key])
+    return programs, jobs, job_of_sample
+
+
+def evaluate(
+    task: Task,
+    completions: Sequence[Completion],
+    executor: Executor,
+    *,
+    timeout: float,
+    ks: Sequence[int],
+    identity: ItemIdentity,
+    n_requested: int,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> TaskResult:
+    """Run every distinct program of ``completions`` and summarise the task."""
+    started = time.perf_counter()
+    programs, jobs, job_of_sample = _plan(task, completions, timeout)
     verdicts = executor.run(jobs, progress=on_progress)
     samples: list[CandidateResult] = []
     for index, (completion, program, job) in enumerate(

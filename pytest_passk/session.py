@@ -25,7 +25,7 @@ from pytest_passk.backends.registry import BackendContext, ModelSpec, build_back
 from pytest_passk.collect import TaskFailed, TaskItem
 from pytest_passk.errors import BackendError, PassKError
 from pytest_passk.estimate import ModelSummary, pass_at_k, summarise_models
-from pytest_passk.evaluation import ItemIdentity, evaluate, summarise
+from pytest_passk.evaluation import ItemIdentity, evaluate, plan_jobs, summarise
 from pytest_passk.generation import Sampler
 from pytest_passk.prompts import render_prompt
 from pytest_passk.report import (
@@ -129,6 +129,7 @@ class PassKSession:
             and not collect_failed
         ):
             self.generate([item for item in session.items if isinstance(item, TaskItem)])
+            self._prefetch([item for item in session.items if isinstance(item, TaskItem)])
         try:
             return (yield)
         finally:
@@ -292,6 +293,21 @@ class PassKSession:
         """
         if not self.config.option.collectonly and not self.config.option.help:
             self.executor_isolation()
+
+    def _prefetch(self, items: Sequence[TaskItem]) -> None:
+        """Queue every item's programs on the pool now, so that workers never idle at the end
+        of one item (waiting for its slowest candidate) while the next item's programs wait.
+        """
+        prefetch = getattr(self.executor, "prefetch", None)
+        if prefetch is None:
+            return
+        jobs: list[Job] = []
+        for item in items:
+            completions = self._samples.get(item.nodeid)
+            if completions is not None:
+                timeout = item.task.timeout or self.settings.timeout
+                jobs.extend(plan_jobs(item.task, completions, timeout))
+        prefetch(jobs)
 
     def run_item(self, item: TaskItem) -> None:
         """Judge one item; raise :class:`TaskFailed` when its criterion is not met."""

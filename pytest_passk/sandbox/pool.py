@@ -20,7 +20,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -101,7 +101,7 @@ class Limits:
     file_bytes: int = 16 * 1024**2
     processes: int = 256
     #: Smallest CPU budget derived from a reference solution's time, in seconds.
-    cpu_floor: float = 0.25
+    cpu_floor: float = 0.1
     #: A derived CPU budget is this many times the reference solution's test time.
     cpu_margin: float = 20.0
 
@@ -237,7 +237,8 @@ class PoolExecutor:
         self._idle: queue.SimpleQueue[_Slot] = queue.SimpleQueue()
         self._slots: list[_Slot] = []
         self._lock = threading.Lock()
-        self._calibrated: dict[tuple[object, ...], float] = {}
+        self._calibrated: dict[tuple[object, ...], Future[float]] = {}
+        self._pending: dict[Job, Future[Verdict]] = {}
         self.stats = SandboxStats()
         self._threads = ThreadPoolExecutor(self._workers, thread_name_prefix="passk-sandbox")
         slots = [self._spawn() for _ in range(self._workers)]
@@ -274,9 +275,9 @@ class PoolExecutor:
         self, jobs: Sequence[Job], progress: Callable[[int, int], None] | None = None
     ) -> list[Verdict]:
         """Judge every job, ``workers`` in parallel; verdicts in the order of ``jobs``."""
-        for job in jobs:
-            self._calibrate(job)
-        futures = [self._threads.submit(self._judge, job) for job in jobs]
+        self.prefetch(jobs)
+        with self._lock:
+            futures = [self._pending.pop(job) for job in jobs]
         if progress is not None:
             for done, _ in enumerate(as_completed(futures), start=1):
                 progress(done, len(futures))
@@ -290,6 +291,21 @@ class PoolExecutor:
         for slot in slots:
             slot.kill()
 
+    def prefetch(self, jobs: Sequence[Job]) -> None:
+        """Start judging ``jobs`` now; a later :meth:`run` of the same jobs collects the verdicts.
+
+        Each task's reference runs first (its time sets the candidates' CPU budget); the pool's
+        queue is first in, first out, so a candidate never waits behind its own calibration.
+        """
+        with self._lock:
+            for job in jobs:
+                key = _task_key(job)
+                if key not in self._calibrated:
+                    self._calibrated[key] = self._threads.submit(self._calibrate, job)
+            for job in jobs:
+                if job not in self._pending:
+                    self._pending[job] = self._threads.submit(self._judge, job)
+
     # -- internals ---------------------------------------------------------------------------
 
     def describe_layers(self) -> str:
@@ -300,7 +316,7 @@ class PoolExecutor:
     def cpu_limit(self, job: Job) -> float:
         """The CPU budget of a job: derived from its reference solution's time where known."""
         derived = self._calibrated.get(_task_key(job))
-        return job.timeout if derived is None else min(job.timeout, derived)
+        return job.timeout if derived is None else min(job.timeout, derived.result())
 
     def _spawn(self) -> _Slot:
         slot = _Slot(self._python, self._env, self._config)
@@ -314,19 +330,16 @@ class PoolExecutor:
             if slot in self._slots:
                 self._slots.remove(slot)
 
-    def _calibrate(self, job: Job) -> None:
-        """Run the task's reference once and derive the CPU budget of its candidates from it."""
-        key = _task_key(job)
-        if key in self._calibrated or job.reference is None:
-            return
+    def _calibrate(self, job: Job) -> float:
+        """Run the task's reference once; the candidates' CPU budget is a multiple of its time."""
+        if job.reference is None:
+            return job.timeout
         reference = Job(job.reference, job.test, job.entry_point, job.timeout)
         result = self._execute(reference, job.timeout)
         seconds = result.get("test_seconds")
         if result.get("outcome") == Outcome.PASSED.value and isinstance(seconds, float):
-            budget = max(self._limits.cpu_floor, self._limits.cpu_margin * seconds)
-            self._calibrated[key] = budget
-        else:
-            self._calibrated[key] = job.timeout
+            return max(self._limits.cpu_floor, self._limits.cpu_margin * seconds)
+        return job.timeout
 
     def _judge(self, job: Job) -> Verdict:
         cpu_limit = self.cpu_limit(job)
