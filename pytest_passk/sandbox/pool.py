@@ -276,8 +276,14 @@ class PoolExecutor:
     ) -> list[Verdict]:
         """Judge every job, ``workers`` in parallel; verdicts in the order of ``jobs``."""
         self.prefetch(jobs)
+        mine: dict[Job, Future[Verdict]] = {}
         with self._lock:
-            futures = [self._pending.pop(job) for job in jobs]
+            for job in jobs:
+                if job not in mine:
+                    # None: another caller collected the same program first.
+                    found = self._pending.pop(job, None)
+                    mine[job] = found or self._threads.submit(self._judge, job)
+        futures = [mine[job] for job in jobs]
         if progress is not None:
             for done, _ in enumerate(as_completed(futures), start=1):
                 progress(done, len(futures))

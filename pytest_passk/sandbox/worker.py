@@ -246,19 +246,97 @@ def clean_zygote(control: socket.socket, libc: _Libc, layers: dict[str, bool],
     libc.prctl(PR_SET_CHILD_SUBREAPER, 1)
     gc.collect()
     gc.freeze()  # forked candidates then never copy the preloaded heap through the collector
+    standby: Standby | None = None
     while True:
+        if standby is None:
+            standby = Standby(libc, layers, control)
         try:
-            message, fds, _, _ = socket.recv_fds(control, FRAME_LIMIT, 2)
+            message, fds = recv_frame(control)
         except OSError:
             os._exit(0)
         if not message or len(fds) != 2:
             os._exit(0)
         try:
-            supervise(json.loads(message), fds[0], fds[1], libc, layers, control)
+            job = json.loads(message)
+            if not standby.start(message, fds[0]):
+                standby.discard()
+                standby = Standby(libc, layers, control)
+                standby.start(message, fds[0])
+            current, standby = standby, None
+            supervise(job, current, fds[0], fds[1], layers)
         finally:
             for fd in fds:
                 os.close(fd)
             _reap_all()
+
+
+def send_frame(sock: socket.socket, data: bytes, fds: list[int]) -> None:
+    """One length-prefixed frame on a stream socket, with file descriptors on its first byte."""
+    header = len(data).to_bytes(8, "big")
+    socket.send_fds(sock, [header + data[:65536]], fds)
+    if len(data) > 65536:
+        sock.sendall(data[65536:])
+
+
+def recv_frame(sock: socket.socket) -> tuple[bytes, list[int]]:
+    """Inverse of :func:`send_frame` (an empty frame at end of stream)."""
+    first, fds, _, _ = socket.recv_fds(sock, 65536 + 8, 4)
+    if not first:
+        return b"", fds
+    while len(first) < 8:
+        more = sock.recv(8 - len(first))
+        if not more:
+            return b"", fds
+        first += more
+    size = int.from_bytes(first[:8], "big")
+    if size > FRAME_LIMIT:
+        raise OSError("frame too large")
+    chunks = [first[8:]]
+    have = len(first) - 8
+    while have < size:
+        more = sock.recv(min(1 << 20, size - have))
+        if not more:
+            return b"", fds
+        chunks.append(more)
+        have += len(more)
+    return b"".join(chunks), fds
+
+
+class Standby:
+    """A candidate process cloned and lowered ahead of its job, so that the clone and the drop of
+    privileges are off the critical path; it waits for its program and channel on a socket.
+    """
+
+    def __init__(self, libc: _Libc, layers: dict[str, bool], control: socket.socket) -> None:
+        self.workdir = tempfile.mkdtemp(prefix="passk-")
+        self.drop = os.geteuid() == 0 and not layers["userns"]
+        if self.drop:
+            os.chown(self.workdir, NOBODY, NOBODY)
+        self.sock, theirs = socket.socketpair()
+        pid = libc.fork_into_new_pid_namespace() if layers["pidns"] else os.fork()
+        if pid == 0:
+            control.close()
+            self.sock.close()
+            candidate_main(theirs, self.workdir, libc, layers, self.drop)
+        theirs.close()
+        self.pid = pid
+        self.cpu_before = 0.0
+
+    def start(self, message: bytes, channel: int) -> bool:
+        """Hand the job and its channel over; ``False`` if the standby is gone."""
+        self.cpu_before = _cpu_seconds(self.pid)
+        try:
+            send_frame(self.sock, message, [channel])
+        except OSError:
+            return False
+        self.sock.close()
+        return True
+
+    def discard(self) -> None:
+        with contextlib.suppress(OSError):
+            os.kill(self.pid, signal.SIGKILL)
+        self.sock.close()
+        shutil.rmtree(self.workdir, ignore_errors=True)
 
 
 def _reap_all() -> None:
@@ -280,20 +358,13 @@ def _cpu_seconds(pid: int) -> float:
         return 0.0
 
 
-def supervise(job: dict[str, Any], channel: int, done: int, libc: _Libc,
-              layers: dict[str, bool], control: socket.socket) -> None:  # fmt: skip
-    """K: start the candidate (in a PID namespace of its own where available), then kill it when
-    it exceeds its CPU or wall limit or when the judge is finished, whichever comes first.
+def supervise(job: dict[str, Any], candidate: Standby, channel: int, done: int,
+              layers: dict[str, bool]) -> None:  # fmt: skip
+    """K: watch the candidate; kill it when it exceeds its CPU budget or wall limit, or when the
+    judge is finished, whichever comes first.
     """
-    workdir = tempfile.mkdtemp(prefix="passk-")
-    drop = os.geteuid() == 0 and not layers["userns"]
-    if drop:
-        os.chown(workdir, NOBODY, NOBODY)
+    pid = candidate.pid
     started = time.monotonic()
-    pid = libc.fork_into_new_pid_namespace() if layers["pidns"] else os.fork()
-    if pid == 0:
-        control.close()
-        candidate_main(job, channel, workdir, libc, layers, drop)
     cpu_limit, wall_limit = float(job["cpu_limit"]), float(job["wall_limit"])
     end: dict[str, Any] | None = None
     status = None
@@ -306,7 +377,7 @@ def supervise(job: dict[str, Any], channel: int, done: int, libc: _Libc,
             status = code
             end = {"end": "exited", "status": os.waitstatus_to_exitcode(code)}
             break
-        cpu, wall = _cpu_seconds(pid), time.monotonic() - started
+        cpu, wall = _cpu_seconds(pid) - candidate.cpu_before, time.monotonic() - started
         if cpu >= cpu_limit or wall >= wall_limit:
             end = {"end": "timeout", "cpu": cpu, "wall": wall,
                    "by": "cpu" if cpu >= cpu_limit else "wall"}  # fmt: skip
@@ -322,7 +393,7 @@ def supervise(job: dict[str, Any], channel: int, done: int, libc: _Libc,
     if end is not None:
         with contextlib.suppress(OSError):
             os.write(channel, plain.dumps(end))
-    shutil.rmtree(workdir, ignore_errors=True)
+    shutil.rmtree(candidate.workdir, ignore_errors=True)
 
 
 def _kill_tree(pid: int, alive: bool, layers: dict[str, bool]) -> None:
@@ -358,13 +429,14 @@ def _kill_children(parent: int) -> None:
                     os.kill(int(entry), signal.SIGKILL)
 
 
-def candidate_main(job: dict[str, Any], channel: int, workdir: str, libc: _Libc,
+def candidate_main(standby: socket.socket, workdir: str, libc: _Libc,
                    layers: dict[str, bool], drop: bool) -> None:  # fmt: skip
-    """C: lower privileges and limits, load the program, then answer the judge's calls."""
+    """C: lower privileges, wait for the job, lower limits, load the program, answer calls."""
     try:
         os.setsid()
-        os.closerange(3, channel)
-        os.closerange(channel + 1, 1 << 16)
+        keep = standby.fileno()
+        os.closerange(3, keep)
+        os.closerange(keep + 1, 1 << 16)
         null = os.open(os.devnull, os.O_RDWR)
         for fd in (0, 1, 2):
             os.dup2(null, fd)
@@ -382,13 +454,20 @@ def candidate_main(job: dict[str, Any], channel: int, workdir: str, libc: _Libc,
         elif layers["userns"]:
             libc.prctl(PR_SET_NO_NEW_PRIVS, 1)
             libc.drop_capabilities()
+        libc.prctl(PR_SET_DUMPABLE, 0)
+        message, fds = recv_frame(standby)
+        standby.close()
+        if not message or len(fds) != 1:
+            os._exit(0)
+        job = json.loads(message)
+        del message
         lower_limits(job, drop)
     except BaseException:
         os._exit(3)
     output = CappedSink(OUTPUT_LIMIT)
     sys.stdout = sys.stderr = output
     sys.stdin = io.StringIO()
-    serve(job, channel, output)
+    serve(job, fds[0], output)
     os._exit(0)
 
 
@@ -770,8 +849,12 @@ def import_test_module(test: dict[str, Any]) -> Any:
     return target
 
 
-def run_job(job: dict[str, Any], control: socket.socket, layers: dict[str, bool]) -> dict[str, Any]:
-    """Z: hand the program to K, fork J to judge it, and return J's verdict."""
+def run_job(job: dict[str, Any], control: socket.socket) -> dict[str, Any]:
+    """Z: hand the program to K and judge it here, with a stub candidate that calls it in C.
+
+    The judge runs in the zygote itself (no fork per job): it is trusted code, every job gets a
+    fresh namespace, and a test that hangs makes the pool kill and replace the whole slot.
+    """
     test_function = None
     if job["test"]["kind"] == "function":
         try:
@@ -783,56 +866,29 @@ def run_job(job: dict[str, Any], control: socket.socket, layers: dict[str, bool]
             )  # fmt: skip
     judge_sock, candidate_sock = socket.socketpair()
     done_read, done_write = os.pipe()
-    verdict_read, verdict_write = os.pipe()
     clean = {key: job[key] for key in ("program", "cpu_limit", "wall_limit", "memory_bytes",
                                        "file_bytes", "processes")}  # fmt: skip
+    started = time.monotonic()
     try:
-        socket.send_fds(control, [json.dumps(clean).encode()], [candidate_sock.fileno(), done_read])
+        send_frame(control, json.dumps(clean).encode(), [candidate_sock.fileno(), done_read])
     except OSError as exc:
-        for fd in (done_read, done_write, verdict_read, verdict_write):
+        for fd in (done_read, done_write):
             os.close(fd)
         judge_sock.close()
         candidate_sock.close()
         return _verdict("error", f"the sandbox could not start the candidate: {exc}")
     candidate_sock.close()
     os.close(done_read)
-    started = time.monotonic()
-    pid = os.fork()
-    if pid == 0:
-        os.close(verdict_read)
-        code = 0
-        try:
-            base = JUDGE_TMP if layers["rofs"] else None
-            workdir = tempfile.mkdtemp(prefix="passk-judge-", dir=base)
-            os.chdir(workdir)
-            sink = CappedSink(OUTPUT_LIMIT)
-            sys.stdout = sys.stderr = sink
-            result = judge(job, judge_sock, test_function)
-            os.close(done_write)  # tells the supervisor to kill the candidate
-            result["wall"] = time.monotonic() - started
-            os.write(verdict_write, json.dumps(result).encode())
-            os.close(verdict_write)  # the zygote has its verdict before this process is gone
-            os.chdir("/")
-            shutil.rmtree(workdir, ignore_errors=True)
-        except BaseException:
-            code = 1
-        os._exit(code)
-    judge_sock.close()
-    os.close(done_write)
-    os.close(verdict_write)
-    chunks = []
-    while True:
-        chunk = os.read(verdict_read, 65536)
-        if not chunk:
-            break
-        chunks.append(chunk)
-    os.close(verdict_read)
-    _reap_all()  # the judge is reaped here or after a later job, never waited for
+    sink = CappedSink(OUTPUT_LIMIT)
+    sys.stdout = sys.stderr = sink
     try:
-        result = json.loads(b"".join(chunks))
-    except ValueError:
-        return _verdict("error", "the judge ended without a verdict")
-    return dict(result)
+        result = judge(job, judge_sock, test_function)
+    finally:
+        os.close(done_write)  # tells the supervisor to kill the candidate
+        judge_sock.close()
+        sys.stdout = sys.stderr = CappedSink(0)
+    result["wall"] = time.monotonic() - started
+    return result
 
 
 def main() -> None:
@@ -843,22 +899,32 @@ def main() -> None:
     if config.get("namespaces", True):
         layers = setup_namespaces(libc, list(config.get("hide", [])))
     layers["nobody"] = os.geteuid() == 0 and not layers["userns"]
-    control, control_child = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+    control, control_child = socket.socketpair()
     clean_pid = os.fork()
     if clean_pid == 0:
         control.close()
         os.closerange(3, control_child.fileno())
         clean_zygote(control_child, libc, layers, list(config.get("hide", [])))
     control_child.close()
+    workdir = tempfile.mkdtemp(prefix="passk-judge-", dir=JUDGE_TMP if layers["rofs"] else None)
+    os.chdir(workdir)  # the judge's own scratch space (e.g. hypothesis's example database)
     gc.collect()
     gc.freeze()
-    out = sys.stdout.buffer
+    # The protocol moves to private descriptors: a test that prints to, or reads from, fds 0-2
+    # cannot corrupt it.
+    out = os.fdopen(os.dup(1), "wb")
+    inp = os.fdopen(os.dup(0), "rb")
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(null, fd)
+    os.close(null)
+    sys.stdin = io.StringIO()
     out.write(plain.dumps({"hello": layers, "pid": os.getpid()}))
     out.flush()
-    for line in sys.stdin.buffer:
+    for line in inp:
         job = json.loads(line)
         try:
-            result = run_job(job, control, layers)
+            result = run_job(job, control)
         except BaseException as exc:
             result = _verdict("error", f"the sandbox failed: {first_line(exc)}")
         result["id"] = job.get("id")
