@@ -95,7 +95,7 @@ class PassKSession:
             return [
                 f"passk: check mode (reference solutions), timeout={s.timeout:g}s, "
                 f"workers={s.workers}",
-                self._sandbox_header(),
+                "passk: the sandbox starts with the first task (check mode)",
             ]
         n = s.n if s.n is not None else f"max(K)={s.max_k} (replay: all recorded)"
         models = ", ".join(
@@ -288,11 +288,24 @@ class PassKSession:
         return info
 
     def pytest_sessionstart(self, session: pytest.Session) -> None:
-        """Start the sandbox pool now: before any backend loads a model (forking stays cheap and
-        never copies model memory), and before the header that reports its isolation.
+        """In sampling mode, start the sandbox pool now: before any backend loads a model
+        (forking stays cheap and never copies model memory), and before the header that reports
+        its isolation. Check mode loads no model: its pool starts once tasks are collected.
         """
-        if not self.config.option.collectonly and not self.config.option.help:
+        if self.settings.sampling_mode and not self.config.option.collectonly:
             self.executor_isolation()
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        """Check mode: start the pool only when there are tasks, and say how it isolates."""
+        if self.settings.sampling_mode or self.config.option.collectonly:
+            return
+        if not self._runs_items() or not any(isinstance(i, TaskItem) for i in session.items):
+            return
+        self.executor_isolation()
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None and not self.is_worker:
+            reporter.ensure_newline()
+            reporter.write_line(self._sandbox_header())
 
     def _prefetch(self, items: Sequence[TaskItem]) -> None:
         """Queue every item's programs on the pool now, so that workers never idle at the end

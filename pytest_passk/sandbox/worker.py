@@ -899,6 +899,12 @@ def main() -> None:
     if config.get("namespaces", True):
         layers = setup_namespaces(libc, list(config.get("hide", [])))
     layers["nobody"] = os.geteuid() == 0 and not layers["userns"]
+    # Everything this worker writes lives under one scratch directory: on a private tmpfs when
+    # there is a mount namespace, else in the host's temporary directory, removed by the pool.
+    scratch = tempfile.mkdtemp(prefix="passk-sandbox-", dir=JUDGE_TMP if layers["rofs"] else None)
+    os.chmod(scratch, 0o711)  # candidates (uid nobody) may enter their own directory in it
+    if not layers["mountns"]:
+        tempfile.tempdir = scratch
     control, control_child = socket.socketpair()
     clean_pid = os.fork()
     if clean_pid == 0:
@@ -906,8 +912,7 @@ def main() -> None:
         os.closerange(3, control_child.fileno())
         clean_zygote(control_child, libc, layers, list(config.get("hide", [])))
     control_child.close()
-    workdir = tempfile.mkdtemp(prefix="passk-judge-", dir=JUDGE_TMP if layers["rofs"] else None)
-    os.chdir(workdir)  # the judge's own scratch space (e.g. hypothesis's example database)
+    os.chdir(tempfile.mkdtemp(dir=scratch))  # the judge's scratch (e.g. hypothesis's database)
     gc.collect()
     gc.freeze()
     # The protocol moves to private descriptors: a test that prints to, or reads from, fds 0-2
@@ -919,7 +924,7 @@ def main() -> None:
         os.dup2(null, fd)
     os.close(null)
     sys.stdin = io.StringIO()
-    out.write(plain.dumps({"hello": layers, "pid": os.getpid()}))
+    out.write(plain.dumps({"hello": layers, "pid": os.getpid(), "scratch": scratch}))
     out.flush()
     for line in inp:
         job = json.loads(line)
