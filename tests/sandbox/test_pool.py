@@ -1,0 +1,86 @@
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from pytest_passk.results import Outcome
+from pytest_passk.sandbox import Job
+from pytest_passk.sandbox import pool as pool_module
+from pytest_passk.sandbox.pool import (
+    IsolationLevel,
+    IsolationUnavailable,
+    PoolExecutor,
+    level_of,
+)
+from pytest_passk.tasks import CheckTest
+
+CHECK = CheckTest("def check(candidate):\n    assert candidate(2, 3) == 5\n")
+REFERENCE = "def add(a, b):\n    return a + b\n"
+
+
+def test_a_loop_stops_at_the_cpu_budget_derived_from_the_reference(pool: PoolExecutor) -> None:
+    loop = "def add(a, b):\n    while True:\n        pass\n"
+    started = time.monotonic()
+    (verdict,) = pool.run([Job(loop, CHECK, "add", 10.0, reference=REFERENCE)])
+    assert verdict.outcome is Outcome.TIMEOUT
+    assert time.monotonic() - started < 3.0  # far below the 10 s ceiling
+    assert "CPU budget" in verdict.message
+
+
+def test_a_sleeper_gets_the_wall_limit_and_one_retry(pool: PoolExecutor) -> None:
+    sleeper = "import time\ndef add(a, b):\n    time.sleep(60)\n"
+    retries = pool.stats.retries
+    (verdict,) = pool.run([Job(sleeper, CHECK, "add", 0.5, reference=REFERENCE)])
+    assert verdict.outcome is Outcome.TIMEOUT
+    assert pool.stats.retries == retries + 1
+
+
+def test_a_large_program_crosses_intact(pool: PoolExecutor) -> None:
+    padding = "".join(f"CONSTANT_{i} = {'x' * 60!r}\n" for i in range(4000))  # about 300 KB
+    (verdict,) = pool.run([Job(padding + REFERENCE, CHECK, "add", 5.0)])
+    assert verdict.outcome is Outcome.PASSED, verdict
+
+
+def test_duplicates_in_one_call_are_judged_once(pool: PoolExecutor) -> None:
+    executed = pool.stats.executed
+    job = Job(REFERENCE + "# dup\n", CHECK, "add", 5.0)
+    verdicts = pool.run([job, job, job])
+    assert [v.outcome for v in verdicts] == [Outcome.PASSED] * 3
+    assert pool.stats.executed == executed + 1
+
+
+def test_candidate_exceptions_keep_their_builtin_type(pool: PoolExecutor) -> None:
+    check = CheckTest(
+        "def check(candidate):\n"
+        "    try:\n"
+        "        candidate(-1)\n"
+        "    except ValueError as exc:\n"
+        "        assert 'negative' in str(exc)\n"
+        "    else:\n"
+        "        raise AssertionError('no ValueError')\n"
+    )
+    program = "def f(x):\n    if x < 0:\n        raise ValueError('negative')\n    return x\n"
+    (verdict,) = pool.run([Job(program, check, "f", 5.0)])
+    assert verdict.outcome is Outcome.PASSED, verdict
+
+
+def test_helpers_of_the_prompt_are_called_in_the_candidate(pool: PoolExecutor) -> None:
+    # Like HumanEval/32 and /38: the check calls a helper that the prompt (the candidate) defines.
+    check = CheckTest("def check(candidate):\n    assert candidate(encode('abc')) == 'abc'\n")
+    program = "def encode(s):\n    return s[::-1]\n\ndef decode(s):\n    return s[::-1]\n"
+    (verdict,) = pool.run([Job(program, check, "decode", 5.0)])
+    assert verdict.outcome is Outcome.PASSED, verdict
+
+
+def test_an_unavailable_level_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pool_module, "level_of", lambda layers: IsolationLevel.PROCESS)
+    with pytest.raises(IsolationUnavailable, match=r"--passk-isolation=strict: .*only 'process'"):
+        PoolExecutor(1, required=IsolationLevel.STRICT)
+
+
+def test_levels_from_layers() -> None:
+    every = {"netns": True, "pidns": True, "mountns": True, "rofs": True, "nobody": True}
+    assert level_of(every) is IsolationLevel.STRICT
+    assert level_of(dict(every, nobody=False)) is IsolationLevel.NAMESPACES
+    assert level_of(dict(every, netns=False)) is IsolationLevel.PROCESS
