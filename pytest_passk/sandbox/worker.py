@@ -350,6 +350,7 @@ def _reap_all() -> None:
 
 
 def _cpu_seconds(pid: int) -> float:
+    """CPU time of a process, all its threads together (a thread-group leader's stat sums them)."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as handle:
             fields = handle.read().rsplit(b")", 1)[1].split()
@@ -738,7 +739,8 @@ def _gone_verdict(ended: dict[str, Any], remote: Remote | None) -> dict[str, Any
     return _verdict("error", f"the candidate's process ended before the test finished{how}")
 
 
-def judge(job: dict[str, Any], sock: socket.socket, test_function: Any) -> dict[str, Any]:
+def judge(job: dict[str, Any], sock: socket.socket, test_function: Any,
+          compiled: dict[str, types.CodeType]) -> dict[str, Any]:  # fmt: skip
     """J: run the test against a stub candidate and decide the verdict from what it observed."""
     remote = Remote(sock, time.monotonic() + float(job["wall_limit"]) + 1.0)
     try:
@@ -772,7 +774,12 @@ def judge(job: dict[str, Any], sock: socket.socket, test_function: Any) -> dict[
             if value is not None:
                 namespace[name] = value
         try:
-            exec(compile(test["source"], TEST_FILE, "exec"), namespace)
+            code = compiled.get(test["source"])
+            if code is None:
+                if len(compiled) > 4096:
+                    compiled.clear()
+                code = compiled[test["source"]] = compile(test["source"], TEST_FILE, "exec")
+            exec(code, namespace)
         except Exception as exc:
             return _verdict("error", f"the task's test failed to load: {first_line(exc)}")
         test_function = namespace.get("check")
@@ -849,7 +856,8 @@ def import_test_module(test: dict[str, Any]) -> Any:
     return target
 
 
-def run_job(job: dict[str, Any], control: socket.socket) -> dict[str, Any]:
+def run_job(job: dict[str, Any], control: socket.socket,
+            compiled: dict[str, types.CodeType]) -> dict[str, Any]:  # fmt: skip
     """Z: hand the program to K and judge it here, with a stub candidate that calls it in C.
 
     The judge runs in the zygote itself (no fork per job): it is trusted code, every job gets a
@@ -882,7 +890,7 @@ def run_job(job: dict[str, Any], control: socket.socket) -> dict[str, Any]:
     sink = CappedSink(OUTPUT_LIMIT)
     sys.stdout = sys.stderr = sink
     try:
-        result = judge(job, judge_sock, test_function)
+        result = judge(job, judge_sock, test_function, compiled)
     finally:
         os.close(done_write)  # tells the supervisor to kill the candidate
         judge_sock.close()
@@ -926,10 +934,11 @@ def main() -> None:
     sys.stdin = io.StringIO()
     out.write(plain.dumps({"hello": layers, "pid": os.getpid(), "scratch": scratch}))
     out.flush()
+    compiled: dict[str, types.CodeType] = {}  # each task's test, compiled once
     for line in inp:
         job = json.loads(line)
         try:
-            result = run_job(job, control)
+            result = run_job(job, control, compiled)
         except BaseException as exc:
             result = _verdict("error", f"the sandbox failed: {first_line(exc)}")
         result["id"] = job.get("id")
