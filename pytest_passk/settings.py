@@ -169,8 +169,6 @@ class Settings:
     sampling: SamplingParams
     timeout: float
     workers: int
-    #: Required sandbox level (``process``, ``namespaces``, ``strict``); ``None`` = strongest.
-    isolation: str | None
     store: Path
     report: Path | None
     samples_out: Path | None
@@ -178,6 +176,8 @@ class Settings:
     base_url: str | None
     files: tuple[str, ...]
     rootdir: Path
+    #: Required sandbox level (``process``, ``namespaces``, ``strict``); ``None`` = strongest.
+    isolation: str | None = None
 
     @property
     def sampling_mode(self) -> bool:
