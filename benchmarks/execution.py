@@ -80,7 +80,9 @@ def write_evalplus_dataset(problems: Mapping[str, Mapping[str, str]], path: Path
                 "contract": "",
                 "base_input": inputs,
                 "plus_input": [],
-                "atol": 1e-6 if floats else 0,
+                # HumanEval/32's check accepts |poly(x)| < 1e-4, which EvalPlus's find_zero oracle
+                # reads as atol; other float outputs compare as EvalPlus's own data does.
+                "atol": 1e-4 if problem["entry_point"] == "find_zero" else 1e-6 if floats else 0,
             }
             handle.write(json.dumps(row) + "\n")
 

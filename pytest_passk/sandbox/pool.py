@@ -102,7 +102,7 @@ class Limits:
     file_bytes: int = 16 * 1024**2
     processes: int = 256
     #: Smallest CPU budget derived from a reference solution's time, in seconds.
-    cpu_floor: float = 0.1
+    cpu_floor: float = 0.05
     #: A derived CPU budget is this many times the reference solution's test time.
     cpu_margin: float = 20.0
 
