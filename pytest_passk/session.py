@@ -278,13 +278,20 @@ class PassKSession:
         assert self._sandbox_info is not None
         return str(self._sandbox_info["isolation"])
 
-    def sandbox_report(self) -> dict[str, Any]:
-        """Isolation, per-candidate overhead and execution counters for the JSON report."""
+    def sandbox_report(self, results: Sequence[TaskResult]) -> dict[str, Any]:
+        """Isolation, per-candidate overhead, the samples' timeout rate (from the results, so it
+        is right under xdist too) and this process's execution counters, for the JSON report.
+        """
         self.executor_isolation()
         info = dict(self._sandbox_info or {})
         stats = getattr(self._executor, "stats", None)
         if stats is not None:
             info.update(stats.to_json())
+        samples = sum(r.n for r in results)
+        timeouts = sum(r.outcomes.get("timeout", 0) for r in results)
+        info["samples"] = samples
+        info["sample_timeouts"] = timeouts
+        info["sample_timeout_rate"] = timeouts / samples if samples else 0.0
         return info
 
     def pytest_sessionstart(self, session: pytest.Session) -> None:
@@ -435,7 +442,7 @@ class PassKSession:
                 "n": s.n,
             },
             "isolation": self.executor_isolation(),
-            "sandbox": self.sandbox_report(),
+            "sandbox": self.sandbox_report(results),
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "version": _version(),
         }
