@@ -7,6 +7,7 @@ syntax tree when it parses) inherit its verdict.
 from __future__ import annotations
 
 import ast
+import functools
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -32,8 +33,13 @@ class ItemIdentity:
     nodeid: str
 
 
+@functools.lru_cache(maxsize=16384)
 def program_key(program: str) -> str:
-    """A key equal for programs that behave identically: the syntax tree, else normalised text."""
+    """A key equal for programs that behave identically: the syntax tree, else normalised text.
+
+    Memoised: the pool is handed every item's programs up front and each item's evaluation asks
+    again, and half of a sample set repeats itself.
+    """
     try:
         return ast.dump(ast.parse(program))
     except (SyntaxError, ValueError, RecursionError, MemoryError):

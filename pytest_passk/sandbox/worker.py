@@ -66,7 +66,7 @@ TEST_FILE = "<test>"
 CANDIDATE_FILE = "<candidate>"
 PRELOAD = (
     "typing", "collections", "math", "re", "itertools", "functools", "heapq", "string",
-    "bisect", "hashlib", "fractions", "decimal", "statistics", "copy", "random",
+    "hashlib",
 )  # fmt: skip
 SAFE_NAMES = ("PATH", "LANG", "LC_ALL", "TZ")
 JUDGE_TMP = "/dev/shm"
