@@ -246,6 +246,7 @@ class PoolExecutor:
         self._lock = threading.Lock()
         self._calibrated: dict[tuple[object, ...], Future[float]] = {}
         self._pending: dict[Job, Future[Verdict]] = {}
+        self._closing = False
         self.stats = SandboxStats()
         self._threads = ThreadPoolExecutor(self._workers, thread_name_prefix="passk-sandbox")
         slots = [self._spawn() for _ in range(self._workers)]
@@ -297,12 +298,16 @@ class PoolExecutor:
         return [future.result() for future in futures]
 
     def close(self) -> None:
-        """Stop every worker and its candidates."""
-        self._threads.shutdown(wait=True)
+        """Stop every worker and its candidates (running jobs end as errors, queued ones are
+        dropped: programs queued ahead but never collected, e.g. after Ctrl-C).
+        """
+        self._closing = True
+        self._threads.shutdown(wait=False, cancel_futures=True)
         with self._lock:
             slots, self._slots = self._slots, []
         for slot in slots:
             slot.kill()
+        self._threads.shutdown(wait=True)
 
     def prefetch(self, jobs: Sequence[Job]) -> None:
         """Start judging ``jobs`` now; a later :meth:`run` of the same jobs collects the verdicts.
@@ -369,13 +374,24 @@ class PoolExecutor:
             self.stats.timeouts += verdict.outcome is Outcome.TIMEOUT
         return verdict
 
+    def _take_slot(self) -> _Slot | None:
+        """An idle slot; ``None`` once the pool is closing (its slots are gone)."""
+        while not self._closing:
+            with contextlib.suppress(queue.Empty):
+                return self._idle.get(timeout=0.1)
+        return None
+
     def _execute(self, job: Job, cpu_limit: float) -> dict[str, Any]:
-        slot = self._idle.get()
+        slot = self._take_slot()
+        if slot is None:
+            return {"outcome": Outcome.ERROR.value, "message": "the sandbox was shut down"}
         try:
             slot.send(self._request(job, cpu_limit))
             result = slot.receive(time.monotonic() + job.timeout + GRACE)
         except (OSError, ValueError):
             result = None
+        if result is None and self._closing:
+            return {"outcome": Outcome.ERROR.value, "message": "the sandbox was shut down"}
         if result is None:
             # The test itself hung, or the worker died: replace the whole slot.
             self._retire(slot)

@@ -84,3 +84,13 @@ def test_levels_from_layers() -> None:
     assert level_of(every) is IsolationLevel.STRICT
     assert level_of(dict(every, nobody=False)) is IsolationLevel.NAMESPACES
     assert level_of(dict(every, netns=False)) is IsolationLevel.PROCESS
+
+
+def test_close_drops_queued_programs_and_stops_running_ones() -> None:
+    executor = PoolExecutor(2)
+    sleeper = "import time\ndef add(a, b):\n    time.sleep(30)\n"
+    executor.prefetch([Job(sleeper + f"# {i}\n", CHECK, "add", 30.0) for i in range(20)])
+    time.sleep(0.3)
+    started = time.monotonic()
+    executor.close()
+    assert time.monotonic() - started < 5.0
