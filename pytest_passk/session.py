@@ -21,7 +21,12 @@ from typing import Any
 import pytest
 
 from pytest_passk.backends import Backend, Completion, GenerationRequest, Recording
-from pytest_passk.backends.registry import BackendContext, ModelSpec, build_backend
+from pytest_passk.backends.registry import (
+    BackendContext,
+    ModelSpec,
+    build_backend,
+    check_backend,
+)
 from pytest_passk.collect import TaskFailed, TaskItem
 from pytest_passk.errors import BackendError, PassKError
 from pytest_passk.estimate import ModelSummary, pass_at_k, summarise_models
@@ -74,6 +79,8 @@ class PassKSession:
         self._summaries: list[ModelSummary] = []
         self._failures: list[str] = []
         self._last_progress = 0.0
+        if settings.sampling_mode:
+            self._check_models()
 
     # -- roles ---------------------------------------------------------------------------------
 
@@ -174,14 +181,24 @@ class PassKSession:
 
     # -- generation ----------------------------------------------------------------------------
 
+    def _context(self) -> BackendContext:
+        return BackendContext(
+            base_dir=Path(self.config.invocation_params.dir), base_url=self.settings.base_url
+        )
+
+    def _check_models(self) -> None:
+        """Fail before collection when a model cannot be used here (extra, key, GPU, file)."""
+        for model in self.settings.models:
+            try:
+                check_backend(model, self._context())
+            except PassKError as exc:
+                raise pytest.UsageError(f"--model={model.label}: {exc}") from None
+
     def backend(self, model: ModelSpec) -> Backend:
         """The backend for ``model``, built on first use."""
         if model.label not in self._backends:
-            context = BackendContext(
-                base_dir=Path(self.config.invocation_params.dir), base_url=self.settings.base_url
-            )
             try:
-                self._backends[model.label] = build_backend(model, context)
+                self._backends[model.label] = build_backend(model, self._context())
             except PassKError as exc:
                 raise pytest.UsageError(f"--model={model.label}: {exc}") from None
         return self._backends[model.label]

@@ -15,9 +15,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pytest_passk.backends import Backend
-from pytest_passk.errors import BackendUnavailable, ModelSpecError
+from pytest_passk.errors import BackendUnavailable, ModelSpecError, RecordingError
 
-__all__ = ["BUILTIN_ALIASES", "DEFAULT_MODEL", "ModelSpec", "build_backend", "resolve_model"]
+__all__ = [
+    "BUILTIN_ALIASES",
+    "DEFAULT_MODEL",
+    "ModelSpec",
+    "build_backend",
+    "check_backend",
+    "resolve_model",
+]
 
 DEFAULT_MODEL = "smollm2"
 BUILTIN_ALIASES: Mapping[str, str] = {
@@ -84,17 +91,47 @@ def build_backend(model: ModelSpec, context: BackendContext) -> Backend:
         BackendUnavailable: with the fix (an extra to install, a key to set, a GPU to use).
 
     """
-    return PROVIDERS[model.provider](model, context)
+    return PROVIDERS[model.provider].build(model, context)
+
+
+def check_backend(model: ModelSpec, context: BackendContext) -> None:
+    """Cheap checks of what ``model`` needs (extra, key, GPU, file), without loading anything.
+
+    Raises:
+        BackendUnavailable: with the fix.
+        RecordingError: when a recording does not exist.
+    """
+    PROVIDERS[model.provider].check(model, context)
+
+
+@dataclass(frozen=True, slots=True)
+class Provider:
+    """How to check for and build one provider's backends."""
+
+    check: Callable[[ModelSpec, BackendContext], None]
+    build: Callable[[ModelSpec, BackendContext], Backend]
+
+
+def _replay_path(model: ModelSpec, context: BackendContext) -> Path:
+    path = Path(model.name).expanduser()
+    return path if path.is_absolute() else context.base_dir / path
+
+
+def _check_replay(model: ModelSpec, context: BackendContext) -> None:
+    path = _replay_path(model, context)
+    if not path.is_file():
+        raise RecordingError(
+            f"replay file {path} does not exist; give --model=replay:PATH, a JSONL file of samples"
+        )
 
 
 def _replay(model: ModelSpec, context: BackendContext) -> Backend:
     from pytest_passk.backends.replay import ReplayBackend
 
-    path = Path(model.name).expanduser()
-    return ReplayBackend(path if path.is_absolute() else context.base_dir / path)
+    return ReplayBackend(_replay_path(model, context))
 
 
-def _openai(model: ModelSpec, context: BackendContext) -> Backend:
+def _check_openai(model: ModelSpec, context: BackendContext) -> None:
     _require_module("openai", "openai", model)
     if context.base_url is None and not os.environ.get("OPENAI_API_KEY"):
         raise BackendUnavailable(
@@ -104,7 +141,7 @@ def _openai(model: ModelSpec, context: BackendContext) -> Backend:
     raise BackendUnavailable(_not_yet(model, "openai"))
 
 
-def _vllm(model: ModelSpec, context: BackendContext) -> Backend:
+def _check_vllm(model: ModelSpec, context: BackendContext) -> None:
     _require_module("vllm", "vllm", model)
     if not _has_cuda_device():
         raise BackendUnavailable(
@@ -114,9 +151,15 @@ def _vllm(model: ModelSpec, context: BackendContext) -> Backend:
     raise BackendUnavailable(_not_yet(model, "vllm"))
 
 
-def _vllm_cpu(model: ModelSpec, context: BackendContext) -> Backend:
+def _check_vllm_cpu(model: ModelSpec, context: BackendContext) -> None:
     _require_module("vllm", "cpu", model)
     raise BackendUnavailable(_not_yet(model, "vllm-cpu"))
+
+
+def _unavailable(model: ModelSpec, context: BackendContext) -> Backend:
+    # Reached only if a check was skipped: the check raises the real reason.
+    PROVIDERS[model.provider].check(model, context)
+    raise BackendUnavailable(_not_yet(model, model.provider))
 
 
 def _not_yet(model: ModelSpec, provider: str) -> str:
@@ -147,10 +190,10 @@ def _has_cuda_device() -> bool:
     return Path("/dev/nvidia0").exists()
 
 
-#: Provider name -> factory. A new backend is a new module plus one line here.
-PROVIDERS: Mapping[str, Callable[[ModelSpec, BackendContext], Backend]] = {
-    "replay": _replay,
-    "openai": _openai,
-    "vllm": _vllm,
-    "vllm-cpu": _vllm_cpu,
+#: Provider name -> checks and factory. A new backend is a new module plus one line here.
+PROVIDERS: Mapping[str, Provider] = {
+    "replay": Provider(_check_replay, _replay),
+    "openai": Provider(_check_openai, _unavailable),
+    "vllm": Provider(_check_vllm, _unavailable),
+    "vllm-cpu": Provider(_check_vllm_cpu, _unavailable),
 }
