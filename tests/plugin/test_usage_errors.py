@@ -109,3 +109,21 @@ def test_openai_without_key_names_the_fix(
     stderr = result.stderr.str()
     assert "--model=gpt-4o" in stderr
     assert ("pytest-passk[openai]" in stderr) or ("OPENAI_API_KEY" in stderr)
+
+
+def test_ini_keys_configure_a_sampling_run(
+    pytester: pytest.Pytester, dataset: Path, samples: Path
+) -> None:
+    pytester.makeini(
+        f"[pytest]\npassk = 1,2\npassk_n = 3\npassk_model = replay:{samples.name}\n"
+        "passk_timeout = 2\npassk_workers = 1\npassk_temperature = 0\n"
+    )
+    result = pytester.runpytest()
+    result.stdout.fnmatch_lines(
+        [
+            "passk: k=1,2 n=3 models=replay:samples.jsonl",
+            "passk: T=0 top_p=0.95 max_tokens=1024 seed=0 timeout=2s workers=1*",
+            "*passk: sampling 6 samples for 2 tasks from replay:samples.jsonl*",
+        ]
+    )
+    result.assert_outcomes(passed=1, failed=1)
