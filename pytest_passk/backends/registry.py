@@ -66,21 +66,36 @@ def resolve_model(text: str, aliases: Mapping[str, str]) -> ModelSpec:
 
     """
     label = text.strip()
-    spec = aliases.get(label) or BUILTIN_ALIASES.get(label) or label
+    spec = label
+    seen: list[str] = []
+    # A user's alias may name another alias (``fast = gpt-4o-mini``); follow the chain.
+    while ":" not in spec:
+        target = aliases.get(spec) or BUILTIN_ALIASES.get(spec)
+        if target is None:
+            break
+        seen.append(spec)
+        spec = target.strip()
+        if spec in seen:
+            chain = " -> ".join([*seen, spec])
+            raise ModelSpecError(
+                f"model {label!r}: the aliases loop ({chain}); fix ini passk_models"
+            )
     provider, sep, name = spec.partition(":")
+    via = f" (alias for {spec!r})" if spec != label else ""
     if not sep:
         known = ", ".join(sorted({*BUILTIN_ALIASES, *aliases}))
+        providers = ", ".join(PROVIDERS)
         raise ModelSpecError(
-            f"unknown model {label!r}: give PROVIDER:MODEL (providers: {', '.join(PROVIDERS)}) "
+            f"unknown model {label!r}{via}: give PROVIDER:MODEL (providers: {providers}) "
             f"or an alias ({known}); add your own in ini passk_models as 'name = spec' lines"
         )
     if provider not in PROVIDERS:
         raise ModelSpecError(
-            f"unknown provider {provider!r} in model {label!r}; known providers: "
+            f"unknown provider {provider!r} in model {label!r}{via}; known providers: "
             f"{', '.join(PROVIDERS)}"
         )
     if not name.strip():
-        raise ModelSpecError(f"model {label!r} names no model after {provider + ':'!r}")
+        raise ModelSpecError(f"model {label!r}{via} names no model after {provider + ':'!r}")
     return ModelSpec(label=label, provider=provider, name=name.strip())
 
 

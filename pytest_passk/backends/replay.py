@@ -8,6 +8,7 @@ in file order. Optional ``prompt_tokens`` / ``completion_tokens`` fields carry t
 from __future__ import annotations
 
 import json
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -67,7 +68,7 @@ def _load(path: Path) -> dict[str, list[Completion]]:
                 if line.strip():
                     task_id, completion = _parse(line, f"{path}:{lineno}")
                     samples.setdefault(task_id, []).append(completion)
-    except (OSError, EOFError, UnicodeDecodeError) as exc:
+    except (OSError, EOFError, UnicodeDecodeError, zlib.error) as exc:
         raise RecordingError(f"{path}: cannot read the recording ({exc})") from exc
     return samples
 
@@ -86,7 +87,7 @@ def _parse(line: str, where: str) -> tuple[str, Completion]:
     else:
         raise RecordingError(f"{where}: neither a string completion nor a solution; {FORMAT_HINT}")
     tokens = [record.get("prompt_tokens", 0), record.get("completion_tokens", 0)]
-    if not all(isinstance(t, int) and t >= 0 for t in tokens):
+    if not all(isinstance(t, int) and not isinstance(t, bool) and t >= 0 for t in tokens):
         raise RecordingError(
             f"{where}: prompt_tokens/completion_tokens must be non-negative integers"
         )
