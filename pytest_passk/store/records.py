@@ -11,8 +11,10 @@ which the checksum then catches).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import tempfile
 import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -82,10 +84,17 @@ def append_record(fd: int, record: Mapping[str, Any]) -> None:
 def write_atomically(path: Path, records: Iterable[Mapping[str, Any]]) -> None:
     """Replace ``path`` with ``records`` in one step: a temporary file, ``fsync``, ``rename``."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(temporary, "wb") as stream:
-        for record in records:
-            stream.write(encode(record))
-        stream.flush()
-        os.fsync(stream.fileno())
-    os.replace(temporary, path)
+    # A unique name per writer: threads and processes may replace the same file at once.
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with open(fd, "wb") as stream:
+            for record in records:
+                stream.write(encode(record))
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.chmod(temporary, 0o644)
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
