@@ -17,7 +17,7 @@ from pytest_passk.store import SampleStore
 
 from .store_scripted import read_log
 
-HOOK = '''
+HOOK = """
 
 def pytest_passk_make_backend(config, model, context):
     if not model.name.startswith("scripted"):
@@ -25,8 +25,8 @@ def pytest_passk_make_backend(config, model, context):
     log = os.environ.get("PASSK_SCRIPT_LOG")
     delay = float(os.environ.get("PASSK_SCRIPT_DELAY", "0"))
     return ScriptedBackend(model.name, Path(log) if log else None, delay)
-'''
-TASKS = '''
+"""
+TASKS = """
 import pytest_passk as passk
 
 
@@ -43,10 +43,14 @@ def test_add3(candidate):
 @passk.task(prompt="def add4(a, b, c, d):\\n", entry_point="add4")
 def test_add4(candidate):
     assert candidate(1, 2, 3, 4) == 10
-'''
+"""
 N = 6
 ARGS = ("--passk=1,5", f"--passk-n={N}", "--model=openai:scripted-1", "-p", "no:cacheprovider")
-ALL = {(f"test_tasks.py::{name}", i) for name in ("test_add", "test_add3", "test_add4") for i in range(N)}
+ALL = {
+    (f"test_tasks.py::{name}", i)
+    for name in ("test_add", "test_add3", "test_add4")
+    for i in range(N)
+}
 
 
 @pytest.fixture
