@@ -50,6 +50,8 @@ class Sampler:
         #: Samples this sampler asked the backend for, and samples it served from the store.
         self.drawn = 0
         self.reused = 0
+        #: Samples served by a recording, which bypasses the store.
+        self.replayed = 0
 
     def draw(
         self, requests: Sequence[GenerationRequest], *, extract: CodeExtractor | None = None
@@ -117,7 +119,11 @@ class Sampler:
         for request, completions in zip(requests, batches, strict=True):
             if len(completions) < request.n and not recording:
                 raise self._short(request, len(completions))
-        self.drawn += sum(len(batch) for batch in batches)
+        count = sum(len(batch) for batch in batches)
+        if recording:
+            self.replayed += count
+        else:
+            self.drawn += count
         return [list(batch) for batch in batches]
 
     def _draw_missing(

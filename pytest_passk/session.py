@@ -65,6 +65,10 @@ STORE_SUMMARY = (
     "passk store {root}: {drawn} samples drawn, {reused} read from the store; "
     "{executed} programs executed, {cached} verdicts from the cache"
 )
+REPLAY_SUMMARY = (
+    "passk: {replayed} samples replayed from recordings (not stored); "
+    "{executed} programs executed, {cached} verdicts from the cache"
+)
 STORE_FAILED = "--passk-store={root}: {error}"
 
 
@@ -88,6 +92,7 @@ class PassKSession:
         self._store: SampleStore | None = None
         self._drawn = 0
         self._reused = 0
+        self._replayed = 0
         self._samples: dict[str, list[Completion]] = {}
         self._requested: dict[str, int] = {}
         self._results: dict[str, TaskResult] = {}
@@ -183,11 +188,13 @@ class PassKSession:
         for failure in self._failures:
             terminalreporter.write_line(failure, red=True)
         if self._runs_items() and self._executor is not None:
+            template = STORE_SUMMARY if self._drawn or self._reused else REPLAY_SUMMARY
             terminalreporter.write_line(
-                STORE_SUMMARY.format(
+                template.format(
                     root=self.settings.store,
                     drawn=self._drawn,
                     reused=self._reused,
+                    replayed=self._replayed,
                     executed=self._executor.executed,
                     cached=self._executor.reused,
                 )
@@ -281,6 +288,7 @@ class PassKSession:
         finally:
             self._drawn += sampler.drawn
             self._reused += sampler.reused
+            self._replayed += sampler.replayed
         for item, completions in zip(items, batches, strict=True):
             self._samples[item.nodeid] = completions
         elapsed = time.perf_counter() - started
