@@ -12,7 +12,7 @@ import zlib
 from collections.abc import Sequence
 from pathlib import Path
 
-from pytest_passk.backends import Completion, GenerationRequest, SamplingParams
+from pytest_passk.backends import Completion, GenerationRequest, SampleSink, SamplingParams
 from pytest_passk.datasets import open_text
 from pytest_passk.errors import RecordingError
 from pytest_passk.prompts import CompletionForm, PromptStyle
@@ -47,9 +47,15 @@ class ReplayBackend:
         return len(self._samples.get(task_id, ()))
 
     def generate(
-        self, requests: Sequence[GenerationRequest], params: SamplingParams
+        self,
+        requests: Sequence[GenerationRequest],
+        params: SamplingParams,
+        sink: SampleSink | None = None,
     ) -> list[list[Completion]]:
-        """The recorded samples ``start .. start+n-1`` of each task (fewer if fewer exist)."""
+        """The recorded samples ``start .. start+n-1`` of each task (fewer if fewer exist).
+
+        The samples are already on disk, so the sink is not called (replay bypasses the store).
+        """
         return [list(self._samples.get(r.task_id, ())[r.start : r.start + r.n]) for r in requests]
 
     def close(self) -> None:
