@@ -141,6 +141,9 @@ def judge(job: dict[str, Any], output: CappedSink) -> dict[str, str]:
                     sources[module_file] = handle.read()
             except OSError:
                 pass
+    else:
+        # Installed packages, without processing their .pth files (``-S`` skipped site).
+        sys.path.extend(d for d in test.get("site_dirs", ()) if d not in sys.path)
     candidate_module = types.ModuleType("candidate")
     namespace = candidate_module.__dict__
     try:

@@ -27,12 +27,25 @@ from pytest_passk.results import Outcome
 from pytest_passk.sandbox import Job, Verdict
 from pytest_passk.tasks import CheckTest
 
-__all__ = ["Limits", "ProcessExecutor"]
+__all__ = ["Limits", "ProcessExecutor", "site_dirs"]
 
 CHILD_SCRIPT = Path(__file__).with_name("child.py")
 #: Environment variables a candidate may see; everything else (API keys included) is dropped.
 SAFE_ENV = ("PATH", "LANG", "LC_ALL", "TZ")
 VERDICT_LIMIT = 64 * 1024
+
+
+def site_dirs() -> tuple[str, ...]:
+    """The package directories of this interpreter, which ``python -S`` leaves off ``sys.path``.
+
+    A candidate may import what the evaluating environment has installed (``numpy``), as under
+    human-eval and EvalPlus; without them a correct sample that imports a package would fail.
+    """
+    return tuple(
+        entry
+        for entry in sys.path
+        if entry.endswith(("site-packages", "dist-packages")) and os.path.isdir(entry)
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +72,7 @@ class ProcessExecutor:
         self._pool = ThreadPoolExecutor(max_workers=self._workers, thread_name_prefix="passk-exec")
         self._env = {key: os.environ[key] for key in SAFE_ENV if key in os.environ}
         self._env["PYTHONHASHSEED"] = "0"
+        self._site_dirs = site_dirs()
 
     @property
     def isolation(self) -> str:
@@ -82,7 +96,11 @@ class ProcessExecutor:
     def _request(self, job: Job, channel: int) -> bytes:
         test = job.test
         if isinstance(test, CheckTest):
-            test_data: dict[str, object] = {"kind": "check", "source": test.source}
+            test_data: dict[str, object] = {
+                "kind": "check",
+                "source": test.source,
+                "site_dirs": list(self._site_dirs),
+            }
         else:
             test_data = {
                 "kind": "function",
