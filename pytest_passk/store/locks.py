@@ -20,7 +20,7 @@ from types import TracebackType
 
 import filelock
 
-from pytest_passk.errors import PassKError
+from pytest_passk.errors import StoreError
 
 __all__ = [
     "DEFAULT_LOCK_TIMEOUT",
@@ -40,10 +40,6 @@ LOCK_HELD = (
     "sign of progress; if no other pytest-passk run is using the store {store}, stop the stuck "
     "process (or delete {lock}) and run again"
 )
-
-
-class StoreError(PassKError):
-    """The sample store cannot be read, written or locked."""
 
 
 class StoreLockTimeout(StoreError):
