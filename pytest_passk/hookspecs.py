@@ -20,7 +20,21 @@ def pytest_passk_make_backend(
     Called once per model, before any sample is drawn. The backend must implement
     :class:`pytest_passk.backends.Backend`; its samples go through the sample store like those of
     the built-in backends (unless it is a :class:`~pytest_passk.backends.Recording`). The spec
-    must name a known provider (``openai:``, ``vllm:``, ``vllm-cpu:``, ``replay:``) or an alias of
-    one: the implementation decides which of them it takes over, e.g. ``openai:my-scripted-model``
-    in tests.
+    names a built-in provider (the implementation decides which specs it takes over, e.g.
+    ``openai:my-scripted-model`` in tests) or one the plugin declares in
+    :func:`pytest_passk_providers`.
+    """
+
+
+@pytest.hookspec
+def pytest_passk_providers(config: pytest.Config) -> list[str]:  # type: ignore[empty-body]
+    """Return provider names this plugin serves (``mylab`` makes ``--model=mylab:x`` valid).
+
+    Specs with such a provider are handed to :func:`pytest_passk_make_backend`, which must then
+    return a backend for them.
+
+    Example::
+
+        def pytest_passk_providers(config):
+            return ["mylab"]
     """

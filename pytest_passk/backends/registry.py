@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,8 +58,13 @@ class BackendContext:
     base_url: str | None = None
 
 
-def resolve_model(text: str, aliases: Mapping[str, str]) -> ModelSpec:
+def resolve_model(
+    text: str, aliases: Mapping[str, str], plugin_providers: Collection[str] = ()
+) -> ModelSpec:
     """Turn ``--model`` text into a :class:`ModelSpec`, following aliases.
+
+    ``plugin_providers`` are provider names that plugins serve through the
+    ``pytest_passk_make_backend`` hook.
 
     Raises:
         ModelSpecError: for an unknown alias or provider, or an empty model name.
@@ -89,10 +94,10 @@ def resolve_model(text: str, aliases: Mapping[str, str]) -> ModelSpec:
             f"unknown model {label!r}{via}: give PROVIDER:MODEL (providers: {providers}) "
             f"or an alias ({known}); add your own in ini passk_models as 'name = spec' lines"
         )
-    if provider not in PROVIDERS:
+    if provider not in PROVIDERS and provider not in plugin_providers:
         raise ModelSpecError(
             f"unknown provider {provider!r} in model {label!r}{via}; known providers: "
-            f"{', '.join(PROVIDERS)}"
+            f"{', '.join([*PROVIDERS, *plugin_providers])}"
         )
     if not name.strip():
         raise ModelSpecError(f"model {label!r}{via} names no model after {provider + ':'!r}")
@@ -106,7 +111,7 @@ def build_backend(model: ModelSpec, context: BackendContext) -> Backend:
         BackendUnavailable: with the fix (an extra to install, a key to set, a GPU to use).
 
     """
-    return PROVIDERS[model.provider].build(model, context)
+    return _provider(model).build(model, context)
 
 
 def check_backend(model: ModelSpec, context: BackendContext) -> None:
@@ -116,7 +121,17 @@ def check_backend(model: ModelSpec, context: BackendContext) -> None:
         BackendUnavailable: with the fix.
         RecordingError: when a recording does not exist.
     """
-    PROVIDERS[model.provider].check(model, context)
+    _provider(model).check(model, context)
+
+
+def _provider(model: ModelSpec) -> Provider:
+    provider = PROVIDERS.get(model.provider)
+    if provider is None:
+        raise ModelSpecError(
+            f"model {model.label!r}: no plugin built a backend for provider {model.provider!r}; "
+            "its pytest_passk_make_backend hook must return one"
+        )
+    return provider
 
 
 @dataclass(frozen=True, slots=True)
