@@ -47,7 +47,7 @@ def test_fizzbuzz(candidate):
 
 
 @passk.task(
-    prompt='def is_palindrome(text: str) -> bool:\n    """Whether text reads the same backwards."""\n',
+    prompt='def is_palindrome(text: str) -> bool:\n    """Whether text is its own reverse."""\n',
     entry_point="is_palindrome",
     reference="def is_palindrome(text: str) -> bool:\n    return text == text[::-1]\n",
 )

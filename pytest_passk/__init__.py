@@ -21,6 +21,7 @@ from pytest_passk.errors import (
     PassKError,
     RecordingError,
     SandboxError,
+    StoreError,
     TaskFormatError,
 )
 from pytest_passk.estimate import pass_at_k
@@ -36,6 +37,7 @@ __all__ = [
     "PassKError",
     "RecordingError",
     "SandboxError",
+    "StoreError",
     "Task",
     "TaskFormatError",
     "TaskResult",

@@ -7,8 +7,11 @@ line becomes a :class:`TaskFormatError` naming ``file:line``; the file's other t
 
 from __future__ import annotations
 
+import ast
 import gzip
 import json
+import keyword
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
@@ -19,6 +22,7 @@ from pytest_passk.tasks import CheckTest, Task
 __all__ = ["is_dataset_path", "iter_dataset", "open_text"]
 
 REQUIRED_FIELDS = ("task_id", "prompt", "entry_point", "test")
+TEST_HINT = "the test must be Python source defining check(candidate) at its top level"
 FIX_HINT = (
     "each line must be a JSON object with string fields task_id, prompt, entry_point and test "
     "(HumanEval format)"
@@ -36,8 +40,9 @@ def open_text(path: Path) -> IO[str]:
     with path.open("rb") as probe:
         gzipped = probe.read(2) == b"\x1f\x8b"
     if gzipped:
-        return gzip.open(path, "rt", encoding="utf-8")
-    return path.open("r", encoding="utf-8")
+        return gzip.open(path, "rt", encoding="utf-8-sig")
+    # utf-8-sig: files saved by Windows tools start with a byte-order mark.
+    return path.open("r", encoding="utf-8-sig")
 
 
 def iter_dataset(path: Path) -> Iterator[tuple[int, Task | TaskFormatError]]:
@@ -55,7 +60,7 @@ def iter_dataset(path: Path) -> Iterator[tuple[int, Task | TaskFormatError]]:
                     continue
                 item = _parse_line(path, lineno, line, seen)
                 yield lineno, item
-    except (OSError, EOFError, UnicodeDecodeError) as exc:
+    except (OSError, EOFError, UnicodeDecodeError, zlib.error) as exc:
         raise TaskFormatError(
             str(path), f"cannot read the dataset ({exc})", "give an intact .jsonl or .jsonl.gz file"
         ) from exc
@@ -81,17 +86,17 @@ def _parse_line(path: Path, lineno: int, line: str, seen: dict[str, int]) -> Tas
             f"duplicate task_id {task_id!r} (first on line {seen[task_id]})",
             "make ids unique",
         )
-    seen[task_id] = lineno
     entry_point: str = record["entry_point"]
-    if not entry_point.isidentifier():
+    if not entry_point.isidentifier() or keyword.iskeyword(entry_point):
         return TaskFormatError(where, f"entry_point {entry_point!r} is not an identifier", FIX_HINT)
-    if "def check" not in record["test"]:
-        return TaskFormatError(
-            where, "field test does not define check(candidate)", "the test must define check"
-        )
+    problem = _test_problem(record["test"])
+    if problem is not None:
+        return TaskFormatError(where, problem, TEST_HINT)
     solution = record.get("canonical_solution")
     if solution is not None and not isinstance(solution, str):
         return TaskFormatError(where, "canonical_solution is not a string", FIX_HINT)
+    # Only a task that loads claims its id: a bad line must not turn a good one into a duplicate.
+    seen[task_id] = lineno
     return Task(
         task_id=task_id,
         prompt=record["prompt"],
@@ -100,3 +105,18 @@ def _parse_line(path: Path, lineno: int, line: str, seen: dict[str, int]) -> Tas
         reference=record["prompt"] + solution if solution is not None else None,
         origin=where,
     )
+
+
+def _test_problem(source: str) -> str | None:
+    """Why a dataset's ``test`` field cannot judge candidates, or ``None`` when it can."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError as exc:
+        return f"field test is not valid Python ({exc.msg}, its line {exc.lineno})"
+    except ValueError as exc:  # null bytes
+        return f"field test is not valid Python ({exc})"
+    defines_check = any(
+        isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name == "check"
+        for node in tree.body
+    )
+    return None if defines_check else "field test does not define check(candidate)"

@@ -8,6 +8,8 @@
     ├── BackendError         generation failed (network, server, engine)
     │   └── BackendUnavailable   an extra, a key or a GPU is missing
     ├── RecordingError       a replay file is unreadable or malformed (carries file:line)
+    ├── StoreError           the sample store cannot be read, written or locked
+    │   └── StoreLockTimeout     another process held a stream lock too long without progress
     └── SandboxError         the sandbox itself failed (not the candidate)
 """
 
@@ -42,6 +44,10 @@ class BackendUnavailable(BackendError):
 
 class RecordingError(PassKError):
     """A file of recorded samples is unreadable or malformed."""
+
+
+class StoreError(PassKError):
+    """The sample store cannot be read, written or locked."""
 
 
 class SandboxError(PassKError):

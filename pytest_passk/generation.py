@@ -1,35 +1,115 @@
-"""The generation phase: draw the samples a run needs from a backend, checking what comes back.
+"""The generation phase: draw the samples a run needs, through the sample store.
 
-Kept apart from the pytest session so the sample store can sit between the run and the backend:
-every request names a task, a rendered prompt, and the sample indices it needs.
+:class:`Sampler` sits between the run and the backend. For every request it reads what the store
+already holds, takes the locks of the streams that miss samples (only those nobody else is
+drawing), asks the backend for the missing indices of all of them in one batched call, and writes
+each sample to the store the moment the backend hands it over. Streams another process is drawing
+are waited for and read afterwards; if that process died, their remaining samples are drawn here.
+
+Recordings (``replay:``) bypass the store: their samples are already on disk, and copying them would
+serve stale copies after the recording is edited.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Iterable, Sequence
 
 from pytest_passk.backends import Backend, Completion, GenerationRequest, Recording, SamplingParams
 from pytest_passk.errors import BackendError
+from pytest_passk.store import SampleStore, StoredSample, StreamKey
+from pytest_passk.store.locks import Heartbeat
+from pytest_passk.store.samples import StreamWriter
 
-__all__ = ["SHORT_BACKEND", "Sampler"]
+__all__ = ["SHORT_BACKEND", "CodeExtractor", "Sampler"]
 
 SHORT_BACKEND = "the {model} backend returned {got} samples for {task_id} instead of {want}"
+BAD_INDEX = "the {model} backend handed over sample {index} of {task_id}, which was not asked for"
+
+#: Turns a request's completion into the program to run (kept with the sample for reports).
+CodeExtractor = Callable[[GenerationRequest, Completion], "str | None"]
 
 
 class Sampler:
-    """Draws samples for one model."""
+    """Draws samples for one model, through ``store`` when one is given."""
 
-    def __init__(self, backend: Backend, params: SamplingParams, label: str) -> None:
+    def __init__(
+        self,
+        backend: Backend,
+        params: SamplingParams,
+        label: str,
+        *,
+        store: SampleStore | None = None,
+        model_id: str | None = None,
+    ) -> None:
         self.backend = backend
         self.params = params
         self.label = label
+        self.store = store
+        self.model_id = model_id or backend.model
+        #: Samples this sampler asked the backend for, and samples it served from the store.
+        self.drawn = 0
+        self.reused = 0
+        #: Samples served by a recording, which bypasses the store.
+        self.replayed = 0
 
-    def draw(self, requests: Sequence[GenerationRequest]) -> list[list[Completion]]:
+    def draw(
+        self, requests: Sequence[GenerationRequest], *, extract: CodeExtractor | None = None
+    ) -> list[list[Completion]]:
         """Exactly ``request.n`` completions per request (fewer only from a recording).
 
         Raises:
-            BackendError: when the backend fails or returns fewer samples than asked.
+            BackendError: when the backend fails or returns fewer samples than asked (the
+                samples it did hand over are kept in the store).
+            StoreError: when the store cannot be written, or its lock is held too long.
+
         """
+        if self.store is None or isinstance(self.backend, Recording):
+            return self._direct(requests)
+        store = self.store
+        keys = [StreamKey(self.model_id, self.params, r.task_id, r.prompt) for r in requests]
+        wanted: dict[StreamKey, set[int]] = {}
+        for key, request in zip(keys, requests, strict=True):
+            wanted.setdefault(key, set()).update(range(request.start, request.start + request.n))
+        have = {key: store.read(key) for key in wanted}
+        before = sum(len(have[key].keys() & indices) for key, indices in wanted.items())
+        while True:
+            missing = {
+                key: sorted(indices - have[key].keys())
+                for key, indices in wanted.items()
+                if not indices <= have[key].keys()
+            }
+            if not missing:
+                break
+            locks = {key: store.lock(key) for key in missing}
+            held = [key for key, lock in locks.items() if lock.try_acquire()]
+            if not held:
+                # Everything missing is being drawn elsewhere: wait for one stream, then look again.
+                first = next(iter(missing))
+                locks[first].acquire()
+                held = [first]
+            try:
+                with Heartbeat(locks[key] for key in held):
+                    for key in held:
+                        have[key] = store.repair(key)
+                    self._draw_missing(
+                        store,
+                        {key: sorted(wanted[key] - have[key].keys()) for key in held},
+                        have,
+                        extract,
+                    )
+            finally:
+                for key in held:
+                    locks[key].release()
+            for key in missing.keys() - set(held):
+                have[key] = store.read(key)
+        self.reused += before
+        return [
+            [have[key][i].completion for i in range(r.start, r.start + r.n)]
+            for key, r in zip(keys, requests, strict=True)
+        ]
+
+    def _direct(self, requests: Sequence[GenerationRequest]) -> list[list[Completion]]:
         batches = self.backend.generate(requests, self.params)
         if len(batches) != len(requests):
             raise BackendError(
@@ -38,12 +118,75 @@ class Sampler:
         recording = isinstance(self.backend, Recording)
         for request, completions in zip(requests, batches, strict=True):
             if len(completions) < request.n and not recording:
-                raise BackendError(
-                    SHORT_BACKEND.format(
-                        model=self.label,
-                        got=len(completions),
-                        task_id=request.task_id,
-                        want=request.n,
-                    )
-                )
+                raise self._short(request, len(completions))
+        count = sum(len(batch) for batch in batches)
+        if recording:
+            self.replayed += count
+        else:
+            self.drawn += count
         return [list(batch) for batch in batches]
+
+    def _draw_missing(
+        self,
+        store: SampleStore,
+        missing: dict[StreamKey, list[int]],
+        have: dict[StreamKey, dict[int, StoredSample]],
+        extract: CodeExtractor | None,
+    ) -> None:
+        """One batched backend call for every missing index of the held streams."""
+        requests: list[GenerationRequest] = []
+        owners: list[StreamKey] = []
+        for key, indices in missing.items():
+            for start, n in _runs(indices):
+                requests.append(GenerationRequest(key.task_id, key.prompt, n, start))
+                owners.append(key)
+        if not requests:
+            return
+        writers: dict[StreamKey, StreamWriter] = {}
+        mutex = threading.Lock()
+
+        def keep(position: int, index: int, completion: Completion) -> None:
+            request, key = requests[position], owners[position]
+            if not request.start <= index < request.start + request.n:
+                raise BackendError(
+                    BAD_INDEX.format(model=self.label, index=index, task_id=key.task_id)
+                )
+            with mutex:
+                if index in have[key]:
+                    return
+                if key not in writers:
+                    writers[key] = store.writer(key)
+                code = extract(request, completion) if extract is not None else None
+                have[key][index] = writers[key].append(index, completion, code)
+                self.drawn += 1
+
+        try:
+            batches = self.backend.generate(requests, self.params, keep)
+            if len(batches) != len(requests):
+                raise BackendError(
+                    f"the {self.label} backend answered {len(batches)} of {len(requests)} requests"
+                )
+            for position, (request, completions) in enumerate(zip(requests, batches, strict=True)):
+                for offset, completion in enumerate(completions[: request.n]):
+                    keep(position, request.start + offset, completion)
+                if len(completions) < request.n:
+                    raise self._short(request, len(completions))
+        finally:
+            for writer in writers.values():
+                writer.close()
+
+    def _short(self, request: GenerationRequest, got: int) -> BackendError:
+        return BackendError(
+            SHORT_BACKEND.format(model=self.label, got=got, task_id=request.task_id, want=request.n)
+        )
+
+
+def _runs(indices: Iterable[int]) -> list[tuple[int, int]]:
+    """Sorted indices as ``(start, n)`` runs of consecutive values."""
+    runs: list[tuple[int, int]] = []
+    for index in sorted(indices):
+        if runs and runs[-1][0] + runs[-1][1] == index:
+            runs[-1] = (runs[-1][0], runs[-1][1] + 1)
+        else:
+            runs.append((index, 1))
+    return runs

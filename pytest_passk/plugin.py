@@ -13,6 +13,13 @@ from pytest_passk.stash import SESSION_KEY, SETTINGS_KEY
 from pytest_passk.tasks import task_spec_of
 
 
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    """Register pytest-passk's own hooks (:mod:`pytest_passk.hookspecs`)."""
+    from pytest_passk import hookspecs
+
+    pluginmanager.add_hookspecs(hookspecs)
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     """The ``passk`` option group; every option also has an ini key ``passk_<name>``."""
     add_options(parser)

@@ -171,7 +171,18 @@ def json_report(
         }
         for r in sorted(results, key=lambda r: (r.model, r.task_id, r.nodeid))
     ]
-    return {"schema": REPORT_SCHEMA, "k": list(ks), "models": models, "tasks": tasks, **meta}
+    document: dict[str, Any] = {
+        "schema": REPORT_SCHEMA,
+        "k": list(ks),
+        "models": models,
+        "tasks": tasks,
+    }
+    clash = sorted(document.keys() & meta.keys())
+    if clash:
+        # The contract's fields never change meaning; extra data must use new names.
+        raise ValueError(f"report metadata may not replace the fields {', '.join(clash)}")
+    document.update(meta)
+    return document
 
 
 def _json_float(value: float) -> float | None:

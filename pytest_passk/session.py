@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import time
+import warnings
 from collections.abc import Generator, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -21,13 +22,18 @@ from typing import Any
 import pytest
 
 from pytest_passk.backends import Backend, Completion, GenerationRequest, Recording
-from pytest_passk.backends.registry import BackendContext, ModelSpec, build_backend
+from pytest_passk.backends.registry import (
+    BackendContext,
+    ModelSpec,
+    build_backend,
+    check_backend,
+)
 from pytest_passk.collect import TaskFailed, TaskItem
 from pytest_passk.errors import BackendError, PassKError
 from pytest_passk.estimate import ModelSummary, pass_at_k, summarise_models
 from pytest_passk.evaluation import ItemIdentity, evaluate, plan_jobs, summarise
 from pytest_passk.generation import Sampler
-from pytest_passk.prompts import render_prompt
+from pytest_passk.prompts import build_program, render_prompt
 from pytest_passk.report import (
     item_properties,
     json_report,
@@ -39,6 +45,13 @@ from pytest_passk.results import CandidateResult, TaskResult
 from pytest_passk.sandbox import Executor, Job
 from pytest_passk.settings import Settings
 from pytest_passk.stash import SESSION_KEY
+from pytest_passk.store import (
+    CachingExecutor,
+    SampleStore,
+    StoreError,
+    VerdictCache,
+    concrete_model,
+)
 
 __all__ = ["REPORT_ATTRIBUTE", "PassKSession", "session_of"]
 
@@ -53,6 +66,19 @@ NO_SAMPLES = "no samples for task {task_id} from {model}"
 FAIL_UNDER = "passk: pass@{k} of {model} is {value}, below --passk-fail-under={threshold:g}"
 BELOW_MIN = "pass@{k} = {value} is below the task's min_pass_at_k={threshold:g}"
 PROGRESS_EVERY = 5.0
+STORE_SUMMARY = (
+    "passk store {root}: {drawn} samples drawn, {reused} read from the store; "
+    "{executed} programs executed, {cached} verdicts from the cache"
+)
+REPLAY_SUMMARY = (
+    "passk: {replayed} samples replayed from recordings (not stored); "
+    "{executed} programs executed, {cached} verdicts from the cache"
+)
+STORE_FAILED = "--passk-store={root}: {error}"
+
+
+class StoreWarning(UserWarning):
+    """The sample store found damaged records and repaired them."""
 
 
 def session_of(config: pytest.Config) -> PassKSession:
@@ -67,7 +93,11 @@ class PassKSession:
         self.config = config
         self.settings = settings
         self._backends: dict[str, Backend] = {}
-        self._executor: Executor | None = None
+        self._executor: CachingExecutor | None = None
+        self._store: SampleStore | None = None
+        self._drawn = 0
+        self._reused = 0
+        self._replayed = 0
         self._samples: dict[str, list[Completion]] = {}
         self._requested: dict[str, int] = {}
         self._results: dict[str, TaskResult] = {}
@@ -75,6 +105,8 @@ class PassKSession:
         self._failures: list[str] = []
         self._last_progress = 0.0
         self._sandbox_info: dict[str, Any] | None = None
+        if settings.sampling_mode:
+            self._check_models()
 
     # -- roles ---------------------------------------------------------------------------------
 
@@ -174,6 +206,18 @@ class PassKSession:
         for failure in self._failures:
             terminalreporter.write_line(failure, red=True)
         terminalreporter.write_line(f"sandbox: isolation={self.executor_isolation()}")
+        if self._runs_items() and self._executor is not None:
+            template = STORE_SUMMARY if self._drawn or self._reused else REPLAY_SUMMARY
+            terminalreporter.write_line(
+                template.format(
+                    root=self.settings.store,
+                    drawn=self._drawn,
+                    reused=self._reused,
+                    replayed=self._replayed,
+                    executed=self._executor.executed,
+                    cached=self._executor.reused,
+                )
+            )
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
         """Release backends and sandbox workers."""
@@ -186,21 +230,69 @@ class PassKSession:
 
     # -- generation ----------------------------------------------------------------------------
 
+    def _context(self) -> BackendContext:
+        return BackendContext(
+            base_dir=Path(self.config.invocation_params.dir), base_url=self.settings.base_url
+        )
+
+    def _check_models(self) -> None:
+        """Fail before collection when a model cannot be used here (extra, key, GPU, file).
+
+        A backend that a plugin provides through ``pytest_passk_make_backend`` is built here
+        instead (the plugin answers for its own needs).
+        """
+        for model in self.settings.models:
+            try:
+                custom = self._custom_backend(model)
+                if custom is not None:
+                    self._backends[model.label] = custom
+                else:
+                    check_backend(model, self._context())
+            except PassKError as exc:
+                raise pytest.UsageError(f"--model={model.label}: {exc}") from None
+
+    def _custom_backend(self, model: ModelSpec) -> Backend | None:
+        backend: Backend | None = self.config.hook.pytest_passk_make_backend(
+            config=self.config, model=model, context=self._context()
+        )
+        return backend
+
     def backend(self, model: ModelSpec) -> Backend:
         """The backend for ``model``, built on first use."""
         if model.label not in self._backends:
-            context = BackendContext(
-                base_dir=Path(self.config.invocation_params.dir), base_url=self.settings.base_url
-            )
             try:
-                self._backends[model.label] = build_backend(model, context)
+                self._backends[model.label] = self._custom_backend(model) or build_backend(
+                    model, self._context()
+                )
             except PassKError as exc:
                 raise pytest.UsageError(f"--model={model.label}: {exc}") from None
         return self._backends[model.label]
 
     def sampler(self, model: ModelSpec) -> Sampler:
-        """The sampler that draws ``model``'s samples."""
-        return Sampler(self.backend(model), self.settings.sampling, model.label)
+        """The sampler that draws ``model``'s samples, through the sample store."""
+        backend = self.backend(model)
+        return Sampler(
+            backend,
+            self.settings.sampling,
+            model.label,
+            store=self.store,
+            model_id=concrete_model(model.provider, backend.model),
+        )
+
+    @property
+    def store(self) -> SampleStore:
+        """The sample store under ``--passk-store``."""
+        if self._store is None:
+            self._store = SampleStore(self.settings.store, warn=self._store_warning)
+        return self._store
+
+    def _store_warning(self, message: str) -> None:
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is None or self.is_worker:
+            warnings.warn(StoreWarning(message), stacklevel=2)
+            return
+        reporter.ensure_newline()
+        reporter.write_line(f"passk: warning: {message}", yellow=True)
 
     def generate(self, items: Sequence[TaskItem]) -> None:
         """The generation phase: one batched request set per model for every selected item."""
@@ -222,10 +314,23 @@ class PassKSession:
         self._progress(
             f"passk: sampling {total} samples for {len(requests)} tasks from {model.label}"
         )
+        tasks = {item.task.task_id: item.task for item in items}
+        sampler = self.sampler(model)
         try:
-            batches = self.sampler(model).draw(requests)
+            batches = sampler.draw(
+                requests,
+                extract=lambda r, c: build_program(tasks[r.task_id], c.text, c.form),
+            )
         except BackendError as exc:
             raise pytest.UsageError(f"--model={model.label}: generation failed: {exc}") from None
+        except StoreError as exc:
+            raise pytest.UsageError(
+                STORE_FAILED.format(root=self.settings.store, error=exc)
+            ) from None
+        finally:
+            self._drawn += sampler.drawn
+            self._reused += sampler.reused
+            self._replayed += sampler.replayed
         for item, completions in zip(items, batches, strict=True):
             self._samples[item.nodeid] = completions
         elapsed = time.perf_counter() - started
@@ -245,10 +350,15 @@ class PassKSession:
 
     @property
     def executor(self) -> Executor:
-        """The sandbox executor, started on first use (``pytest_sessionstart`` starts it early)."""
+        """The sandbox pool behind the verdict cache, started on first use
+        (``pytest_sessionstart`` starts it early).
+        """
         if self._executor is None:
-            self._executor = self._start_pool(self.settings.workers)
-            self._sandbox_info = _sandbox_info(self._executor)
+            pool = self._start_pool(self.settings.workers)
+            self._sandbox_info = _sandbox_info(pool)
+            self._executor = CachingExecutor(
+                pool, VerdictCache(self.settings.store, warn=self._store_warning)
+            )
         return self._executor
 
     def _start_pool(self, workers: int) -> Executor:
@@ -284,7 +394,8 @@ class PassKSession:
         """
         self.executor_isolation()
         info = dict(self._sandbox_info or {})
-        stats = getattr(self._executor, "stats", None)
+        pool = self._executor.inner if self._executor is not None else None
+        stats = getattr(pool, "stats", None)
         if stats is not None:
             info.update(stats.to_json())
         samples = sum(r.n for r in results)

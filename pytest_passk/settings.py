@@ -207,9 +207,12 @@ class Settings:
         aliases = _parse_aliases(config.getini("passk_models"))
         labels = config.getoption("passk_model") or _ini_models(config) or [DEFAULT_MODEL]
         models: list[ModelSpec] = []
+        plugin_providers = [
+            name for names in config.hook.pytest_passk_providers(config=config) for name in names
+        ]
         for label in labels:
             try:
-                model = resolve_model(label, aliases)
+                model = resolve_model(label, aliases, plugin_providers)
             except ModelSpecError as exc:
                 raise pytest.UsageError(MODEL_ERROR.format(label=label, error=exc)) from None
             if model.label not in {m.label for m in models}:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import inspect
+import keyword
 import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -155,7 +156,9 @@ def _decorate(
             f"task {fn.__name__!r} has no prompt",
             "pass prompt=... to @passk.task or give the test function a docstring",
         )
-    if entry_point is not None and not entry_point.isidentifier():
+    if entry_point is not None and (
+        not entry_point.isidentifier() or keyword.iskeyword(entry_point)
+    ):
         raise TaskFormatError(
             where, f"entry_point {entry_point!r} is not a Python identifier", "name a function"
         )
@@ -199,9 +202,8 @@ def _docstring_prompt(fn: Callable[..., Any]) -> str:
         source = inspect.getsource(fn)
     except (OSError, TypeError):
         return inspect.getdoc(fn) or ""
-    tree = ast.parse(textwrap.dedent(source))
-    node = tree.body[0]
-    if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+    node = _parse_definition(source)
+    if node is None:
         return inspect.getdoc(fn) or ""
     raw = ast.get_docstring(node, clean=False)
     if raw is None:
@@ -211,6 +213,24 @@ def _docstring_prompt(fn: Callable[..., Any]) -> str:
     lines = [first] + [line[margin:] if line[:margin].isspace() else line.lstrip() for line in rest]
     text = "\n".join(lines)
     return text.lstrip("\n") if not first.strip() else text
+
+
+def _parse_definition(source: str) -> ast.FunctionDef | ast.AsyncFunctionDef | None:
+    """Parse a function's source as it stands in its file, however deeply it is nested.
+
+    ``textwrap.dedent`` cannot be used: a string literal in a decorator (a ``reference=`` source)
+    may hold lines at column 0, which leaves the source indented and unparseable. Wrapping it in
+    an ``if`` block keeps every column as in the file.
+    """
+    indented = source[:1].isspace()
+    try:
+        tree = ast.parse("if 1:\n" + source if indented else source)
+    except (SyntaxError, ValueError):
+        return None
+    node = tree.body[0] if tree.body else None
+    if indented and isinstance(node, ast.If) and node.body:
+        node = node.body[0]
+    return node if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) else None
 
 
 def _reference_source(

@@ -5,17 +5,33 @@ wants all prompts in one batch; API clients want many concurrent requests) and r
 number of completions asked for each, or raises :class:`~pytest_passk.errors.BackendError`. Only a
 :class:`Recording` (a fixed file of samples) may return fewer. Backends import their heavy
 dependencies lazily, inside the module that :mod:`pytest_passk.backends.registry` loads on demand.
+
+Samples are identified by their index: request ``(task, start, n)`` asks for samples ``start`` ..
+``start + n - 1`` of the task, and the sample store (:mod:`pytest_passk.store`) keeps each index
+once. A backend that honours seeds should derive sample ``i``'s randomness from ``(params.seed, i)``
+so that sample ``i`` is the same whatever ``n`` a run asks for.
+
+Every completion should also be handed to the optional ``sink`` of :meth:`Backend.generate` as soon
+as it arrives, so the store keeps it even when the run is killed before the batch returns. A backend
+that cannot stream may ignore the sink: whatever it returns is stored when it returns.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
 
 from pytest_passk.prompts import CompletionForm, PromptStyle, RenderedPrompt
 
-__all__ = ["Backend", "Completion", "GenerationRequest", "Recording", "SamplingParams"]
+__all__ = [
+    "Backend",
+    "Completion",
+    "GenerationRequest",
+    "Recording",
+    "SampleSink",
+    "SamplingParams",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +56,11 @@ class GenerationRequest:
 
 @dataclass(frozen=True, slots=True)
 class Completion:
-    """One generated sample as the backend returned it."""
+    """One generated sample as the backend returned it.
+
+    ``metadata`` is plain JSON data the backend wants kept with the sample (a response id, the
+    served model snapshot, a system fingerprint); the store writes it beside the sample.
+    """
 
     text: str
     form: CompletionForm
@@ -48,6 +68,13 @@ class Completion:
     completion_tokens: int = 0
     finish_reason: str | None = None
     latency: float = 0.0
+    metadata: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+
+#: ``sink(request_position, sample_index, completion)``: one completion, as soon as it arrives.
+#: ``request_position`` is the request's position in the ``requests`` passed to ``generate`` and
+#: ``sample_index`` the absolute index (``request.start`` + offset). Safe to call from any thread.
+SampleSink = Callable[[int, int, Completion], None]
 
 
 class Backend(Protocol):
@@ -64,9 +91,15 @@ class Backend(Protocol):
         ...
 
     def generate(
-        self, requests: Sequence[GenerationRequest], params: SamplingParams
+        self,
+        requests: Sequence[GenerationRequest],
+        params: SamplingParams,
+        sink: SampleSink | None = None,
     ) -> list[list[Completion]]:
         """Return ``request.n`` completions for each request, in order.
+
+        When ``sink`` is given, call it with each completion as it arrives, before returning
+        (see :data:`SampleSink`); completions the sink never saw are stored from the return value.
 
         Raises:
             BackendError: when samples cannot be produced; never return fewer silently.

@@ -10,14 +10,21 @@ from __future__ import annotations
 
 import importlib.util
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from pytest_passk.backends import Backend
-from pytest_passk.errors import BackendUnavailable, ModelSpecError
+from pytest_passk.errors import BackendUnavailable, ModelSpecError, RecordingError
 
-__all__ = ["BUILTIN_ALIASES", "DEFAULT_MODEL", "ModelSpec", "build_backend", "resolve_model"]
+__all__ = [
+    "BUILTIN_ALIASES",
+    "DEFAULT_MODEL",
+    "ModelSpec",
+    "build_backend",
+    "check_backend",
+    "resolve_model",
+]
 
 DEFAULT_MODEL = "smollm2"
 BUILTIN_ALIASES: Mapping[str, str] = {
@@ -51,29 +58,49 @@ class BackendContext:
     base_url: str | None = None
 
 
-def resolve_model(text: str, aliases: Mapping[str, str]) -> ModelSpec:
+def resolve_model(
+    text: str, aliases: Mapping[str, str], plugin_providers: Collection[str] = ()
+) -> ModelSpec:
     """Turn ``--model`` text into a :class:`ModelSpec`, following aliases.
+
+    ``plugin_providers`` are provider names that plugins serve through the
+    ``pytest_passk_make_backend`` hook.
 
     Raises:
         ModelSpecError: for an unknown alias or provider, or an empty model name.
 
     """
     label = text.strip()
-    spec = aliases.get(label) or BUILTIN_ALIASES.get(label) or label
+    spec = label
+    seen: list[str] = []
+    # A user's alias may name another alias (``fast = gpt-4o-mini``); follow the chain.
+    while ":" not in spec:
+        target = aliases.get(spec) or BUILTIN_ALIASES.get(spec)
+        if target is None:
+            break
+        seen.append(spec)
+        spec = target.strip()
+        if spec in seen:
+            chain = " -> ".join([*seen, spec])
+            raise ModelSpecError(
+                f"model {label!r}: the aliases loop ({chain}); fix ini passk_models"
+            )
     provider, sep, name = spec.partition(":")
+    via = f" (alias for {spec!r})" if spec != label else ""
     if not sep:
         known = ", ".join(sorted({*BUILTIN_ALIASES, *aliases}))
+        providers = ", ".join(PROVIDERS)
         raise ModelSpecError(
-            f"unknown model {label!r}: give PROVIDER:MODEL (providers: {', '.join(PROVIDERS)}) "
+            f"unknown model {label!r}{via}: give PROVIDER:MODEL (providers: {providers}) "
             f"or an alias ({known}); add your own in ini passk_models as 'name = spec' lines"
         )
-    if provider not in PROVIDERS:
+    if provider not in PROVIDERS and provider not in plugin_providers:
         raise ModelSpecError(
-            f"unknown provider {provider!r} in model {label!r}; known providers: "
-            f"{', '.join(PROVIDERS)}"
+            f"unknown provider {provider!r} in model {label!r}{via}; known providers: "
+            f"{', '.join([*PROVIDERS, *plugin_providers])}"
         )
     if not name.strip():
-        raise ModelSpecError(f"model {label!r} names no model after {provider + ':'!r}")
+        raise ModelSpecError(f"model {label!r}{via} names no model after {provider + ':'!r}")
     return ModelSpec(label=label, provider=provider, name=name.strip())
 
 
@@ -84,17 +111,57 @@ def build_backend(model: ModelSpec, context: BackendContext) -> Backend:
         BackendUnavailable: with the fix (an extra to install, a key to set, a GPU to use).
 
     """
-    return PROVIDERS[model.provider](model, context)
+    return _provider(model).build(model, context)
+
+
+def check_backend(model: ModelSpec, context: BackendContext) -> None:
+    """Cheap checks of what ``model`` needs (extra, key, GPU, file), without loading anything.
+
+    Raises:
+        BackendUnavailable: with the fix.
+        RecordingError: when a recording does not exist.
+    """
+    _provider(model).check(model, context)
+
+
+def _provider(model: ModelSpec) -> Provider:
+    provider = PROVIDERS.get(model.provider)
+    if provider is None:
+        raise ModelSpecError(
+            f"model {model.label!r}: no plugin built a backend for provider {model.provider!r}; "
+            "its pytest_passk_make_backend hook must return one"
+        )
+    return provider
+
+
+@dataclass(frozen=True, slots=True)
+class Provider:
+    """How to check for and build one provider's backends."""
+
+    check: Callable[[ModelSpec, BackendContext], None]
+    build: Callable[[ModelSpec, BackendContext], Backend]
+
+
+def _replay_path(model: ModelSpec, context: BackendContext) -> Path:
+    path = Path(model.name).expanduser()
+    return path if path.is_absolute() else context.base_dir / path
+
+
+def _check_replay(model: ModelSpec, context: BackendContext) -> None:
+    path = _replay_path(model, context)
+    if not path.is_file():
+        raise RecordingError(
+            f"replay file {path} does not exist; give --model=replay:PATH, a JSONL file of samples"
+        )
 
 
 def _replay(model: ModelSpec, context: BackendContext) -> Backend:
     from pytest_passk.backends.replay import ReplayBackend
 
-    path = Path(model.name).expanduser()
-    return ReplayBackend(path if path.is_absolute() else context.base_dir / path)
+    return ReplayBackend(_replay_path(model, context))
 
 
-def _openai(model: ModelSpec, context: BackendContext) -> Backend:
+def _check_openai(model: ModelSpec, context: BackendContext) -> None:
     _require_module("openai", "openai", model)
     if context.base_url is None and not os.environ.get("OPENAI_API_KEY"):
         raise BackendUnavailable(
@@ -104,7 +171,7 @@ def _openai(model: ModelSpec, context: BackendContext) -> Backend:
     raise BackendUnavailable(_not_yet(model, "openai"))
 
 
-def _vllm(model: ModelSpec, context: BackendContext) -> Backend:
+def _check_vllm(model: ModelSpec, context: BackendContext) -> None:
     _require_module("vllm", "vllm", model)
     if not _has_cuda_device():
         raise BackendUnavailable(
@@ -114,9 +181,15 @@ def _vllm(model: ModelSpec, context: BackendContext) -> Backend:
     raise BackendUnavailable(_not_yet(model, "vllm"))
 
 
-def _vllm_cpu(model: ModelSpec, context: BackendContext) -> Backend:
+def _check_vllm_cpu(model: ModelSpec, context: BackendContext) -> None:
     _require_module("vllm", "cpu", model)
     raise BackendUnavailable(_not_yet(model, "vllm-cpu"))
+
+
+def _unavailable(model: ModelSpec, context: BackendContext) -> Backend:
+    # Reached only if a check was skipped: the check raises the real reason.
+    PROVIDERS[model.provider].check(model, context)
+    raise BackendUnavailable(_not_yet(model, model.provider))
 
 
 def _not_yet(model: ModelSpec, provider: str) -> str:
@@ -147,10 +220,10 @@ def _has_cuda_device() -> bool:
     return Path("/dev/nvidia0").exists()
 
 
-#: Provider name -> factory. A new backend is a new module plus one line here.
-PROVIDERS: Mapping[str, Callable[[ModelSpec, BackendContext], Backend]] = {
-    "replay": _replay,
-    "openai": _openai,
-    "vllm": _vllm,
-    "vllm-cpu": _vllm_cpu,
+#: Provider name -> checks and factory. A new backend is a new module plus one line here.
+PROVIDERS: Mapping[str, Provider] = {
+    "replay": Provider(_check_replay, _replay),
+    "openai": Provider(_check_openai, _unavailable),
+    "vllm": Provider(_check_vllm, _unavailable),
+    "vllm-cpu": Provider(_check_vllm_cpu, _unavailable),
 }

@@ -8,10 +8,11 @@ in file order. Optional ``prompt_tokens`` / ``completion_tokens`` fields carry t
 from __future__ import annotations
 
 import json
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 
-from pytest_passk.backends import Completion, GenerationRequest, SamplingParams
+from pytest_passk.backends import Completion, GenerationRequest, SampleSink, SamplingParams
 from pytest_passk.datasets import open_text
 from pytest_passk.errors import RecordingError
 from pytest_passk.prompts import CompletionForm, PromptStyle
@@ -46,9 +47,15 @@ class ReplayBackend:
         return len(self._samples.get(task_id, ()))
 
     def generate(
-        self, requests: Sequence[GenerationRequest], params: SamplingParams
+        self,
+        requests: Sequence[GenerationRequest],
+        params: SamplingParams,
+        sink: SampleSink | None = None,
     ) -> list[list[Completion]]:
-        """The recorded samples ``start .. start+n-1`` of each task (fewer if fewer exist)."""
+        """The recorded samples ``start .. start+n-1`` of each task (fewer if fewer exist).
+
+        The samples are already on disk, so the sink is not called (replay bypasses the store).
+        """
         return [list(self._samples.get(r.task_id, ())[r.start : r.start + r.n]) for r in requests]
 
     def close(self) -> None:
@@ -67,7 +74,7 @@ def _load(path: Path) -> dict[str, list[Completion]]:
                 if line.strip():
                     task_id, completion = _parse(line, f"{path}:{lineno}")
                     samples.setdefault(task_id, []).append(completion)
-    except (OSError, EOFError, UnicodeDecodeError) as exc:
+    except (OSError, EOFError, UnicodeDecodeError, zlib.error) as exc:
         raise RecordingError(f"{path}: cannot read the recording ({exc})") from exc
     return samples
 
@@ -86,7 +93,7 @@ def _parse(line: str, where: str) -> tuple[str, Completion]:
     else:
         raise RecordingError(f"{where}: neither a string completion nor a solution; {FORMAT_HINT}")
     tokens = [record.get("prompt_tokens", 0), record.get("completion_tokens", 0)]
-    if not all(isinstance(t, int) and t >= 0 for t in tokens):
+    if not all(isinstance(t, int) and not isinstance(t, bool) and t >= 0 for t in tokens):
         raise RecordingError(
             f"{where}: prompt_tokens/completion_tokens must be non-negative integers"
         )

@@ -3,6 +3,7 @@
 Stdlib only (the sandbox worker loads this file by path). A candidate's value is converted to a
 JSON document built from exact builtin types only; subclasses are read through their base type's
 own methods, so an overridden ``__eq__``, ``__iter__`` or ``__str__`` never runs and never crosses.
+numpy scalars and arrays become the plain values of their ``tolist()``.
 What cannot be converted becomes a marker that the judge turns into :class:`Opaque`, a value that
 refuses to be compared, hashed or tested for truth, so an always-equal object can never pass.
 """
@@ -111,6 +112,11 @@ def _encode(value: object, depth: int, count: list[int]) -> Any:
         return {TAG: "bytes", "v": bytes(value).hex()}
     if isinstance(value, complex):
         return {TAG: "complex", "v": [repr(value.real), repr(value.imag)]}
+    module = str(getattr(kind, "__module__", ""))
+    if module == "numpy" or module.startswith("numpy."):
+        # numpy scalars and arrays compare like the Python values ``tolist()`` gives. Running
+        # it is safe: whatever it returns is encoded again, and only plain data crosses.
+        return _encode(value.tolist(), nxt, count)  # type: ignore[attr-defined]
     raise EncodeError(_type_name(value))
 
 

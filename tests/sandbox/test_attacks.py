@@ -122,6 +122,12 @@ ATTACKS: dict[str, str] = {
     "output_bomb": "import os, sys\ndef add(a, b):\n    while True:\n        print('x' * 100000)\n        os.write(1, b'y' * 100000)\n        os.write(2, b'z' * 100000)\n",
     "disk_bomb": "def add(a, b):\n    with open('big', 'wb') as f:\n        while True:\n            f.write(b'x' * 10 ** 6)\n",
     "cpu_loop": "def add(a, b):\n    while True:\n        pass\n",
+    "loop_while_loading": "while True:\n    pass\n",
+    "spinning_thread": (
+        "import threading\n"
+        "def spin():\n    while True:\n        pass\n"
+        "def add(a, b):\n    threading.Thread(target=spin).start()\n    spin()\n"
+    ),
     "signal_ignoring_sleeper": (
         "import signal, time\n"
         "for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGALRM):\n"

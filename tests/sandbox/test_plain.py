@@ -70,3 +70,9 @@ def test_deep_nesting_is_opaque_not_a_crash() -> None:
     for _ in range(plain.MAX_DEPTH + 10):
         value = [value]
     assert isinstance(plain.decode(plain.encode(value)), plain.Opaque)
+
+
+def test_numpy_values_become_their_plain_equivalents() -> None:
+    numpy = pytest.importorskip("numpy")
+    value = [numpy.int64(3), numpy.float64(0.5), numpy.bool_(True), numpy.array([[1, 2]])]
+    assert plain.decode(plain.encode(value)) == [3, 0.5, True, [[1, 2]]]

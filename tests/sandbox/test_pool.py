@@ -36,6 +36,21 @@ def test_a_sleeper_gets_the_wall_limit_and_one_retry(pool: PoolExecutor) -> None
     assert pool.stats.retries == retries + 1
 
 
+def test_imports_are_not_charged_to_the_cpu_budget(pool: PoolExecutor) -> None:
+    # Loading a heavy module takes longer than a whole HumanEval test; only the calls count.
+    slow_import = (
+        "import time\nend = time.process_time() + 0.3\nwhile time.process_time() < end:\n    pass\n"
+    )
+    (verdict,) = pool.run([Job(slow_import + REFERENCE, CHECK, "add", 5.0, reference=REFERENCE)])
+    assert verdict.outcome is Outcome.PASSED, verdict
+
+
+def test_installed_packages_are_importable(pool: PoolExecutor) -> None:
+    program = "import hypothesis, filelock\n" + REFERENCE
+    (verdict,) = pool.run([Job(program, CHECK, "add", 10.0)])
+    assert verdict.outcome is Outcome.PASSED, verdict
+
+
 def test_a_large_program_crosses_intact(pool: PoolExecutor) -> None:
     padding = "".join(f"CONSTANT_{i} = {'x' * 60!r}\n" for i in range(4000))  # about 300 KB
     (verdict,) = pool.run([Job(padding + REFERENCE, CHECK, "add", 5.0)])

@@ -1,0 +1,192 @@
+"""Cached execution verdicts, so re-running a report with unchanged tests re-executes nothing.
+
+:class:`CachingExecutor` wraps any :class:`~pytest_passk.sandbox.Executor` and implements the same
+Protocol. A verdict is keyed by everything that can change it: the candidate program, the task's
+test (a ``check`` source, or a decorated test's module file by content), the entry point, every
+other field of the :class:`~pytest_passk.sandbox.Job`, the inner executor's isolation and the
+Python version. Timeouts are never cached: whether a candidate times out depends on the load of
+the machine, and a loaded run must not make a slow-but-correct candidate fail forever.
+
+Verdicts live in ``verdicts/<xx>.jsonl`` (256 shards by the key's first byte), appended without a
+lock: a record is one checksummed line, and two processes that judge the same program append the
+same verdict, which is harmless. Damaged lines are dropped with a warning and rewritten away.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import filelock
+
+from pytest_passk.results import Outcome
+from pytest_passk.sandbox import Executor, Job, Verdict
+from pytest_passk.store.keys import digest, plain
+from pytest_passk.store.records import append_record, parse_file, write_atomically
+from pytest_passk.tasks import FunctionTest
+
+__all__ = ["VERDICT_REPAIRED", "CachingExecutor", "VerdictCache", "job_key"]
+
+VERDICT_SCHEMA = "pytest-passk/verdict/v1"
+VERDICT_REPAIRED = (
+    "verdict cache file {path}: dropped {count} damaged record(s); those programs run again"
+)
+
+
+def job_key(job: Job, isolation: str, test_digest: Callable[[FunctionTest], str]) -> str:
+    """The cache key of ``job`` under ``isolation``."""
+    fields = plain(job)
+    if isinstance(job.test, FunctionTest):
+        # The test's behaviour is its module's source: hash the file, not just its name.
+        fields["test"] = {**fields["test"], "source_sha256": test_digest(job.test)}
+    else:
+        fields["test"] = {"kind": type(job.test).__name__, **fields["test"]}
+    return digest(
+        {"schema": VERDICT_SCHEMA, "job": fields, "isolation": isolation, "python": sys.version}
+    )
+
+
+class VerdictCache:
+    """Verdicts by key, loaded one shard at a time on first use."""
+
+    def __init__(self, root: Path, warn: Callable[[str], None] | None = None) -> None:
+        self.root = root / "verdicts"
+        self._warn = warn or (lambda message: None)
+        self._shards: dict[str, dict[str, Verdict]] = {}
+        self._mutex = threading.Lock()
+
+    def get(self, key: str) -> Verdict | None:
+        """The cached verdict of ``key``, if any."""
+        with self._mutex:
+            return self._shard(key[:2]).get(key)
+
+    def put(self, key: str, verdict: Verdict) -> None:
+        """Keep ``verdict`` (timeouts are not kept; see the module docstring)."""
+        if verdict.outcome is Outcome.TIMEOUT:
+            return
+        record = {
+            "k": key,
+            "outcome": verdict.outcome.value,
+            "message": verdict.message,
+            "detail": verdict.detail,
+            "duration": verdict.duration,
+        }
+        with self._mutex:
+            self._shard(key[:2])[key] = verdict
+            self.root.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self._path(key[:2]), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                append_record(fd, record)
+            finally:
+                os.close(fd)
+
+    def _path(self, shard: str) -> Path:
+        return self.root / f"{shard}.jsonl"
+
+    def _shard(self, shard: str) -> dict[str, Verdict]:
+        if shard not in self._shards:
+            self._shards[shard] = self._load(self._path(shard))
+        return self._shards[shard]
+
+    def _load(self, path: Path) -> dict[str, Verdict]:
+        parsed = parse_file(path)
+        verdicts: dict[str, Verdict] = {}
+        good: list[dict[str, Any]] = []
+        bad = len(parsed.bad_lines)
+        for _, record in parsed.records:
+            try:
+                verdict = Verdict(
+                    Outcome(record["outcome"]),
+                    str(record["message"]),
+                    str(record["detail"]),
+                    float(record["duration"]),
+                )
+                key = str(record["k"])
+            except (KeyError, TypeError, ValueError):
+                bad += 1
+                continue
+            verdicts[key] = verdict
+            good.append(record)
+        if bad:
+            # A short lock: a concurrent append during the rewrite may be lost, which only
+            # costs one re-execution later.
+            with filelock.FileLock(path.with_suffix(".lock"), timeout=30):
+                write_atomically(path, good)
+            self._warn(VERDICT_REPAIRED.format(path=path, count=bad))
+        return verdicts
+
+
+class CachingExecutor:
+    """An :class:`~pytest_passk.sandbox.Executor` that runs only jobs without a cached verdict."""
+
+    def __init__(self, inner: Executor, cache: VerdictCache) -> None:
+        self.inner = inner
+        self.cache = cache
+        self.executed = 0
+        self.reused = 0
+        self._digests: dict[tuple[str, int, int], str] = {}
+        self._mutex = threading.Lock()
+
+    @property
+    def isolation(self) -> str:
+        """The inner executor's isolation."""
+        return self.inner.isolation
+
+    def run(
+        self, jobs: Sequence[Job], progress: Callable[[int, int], None] | None = None
+    ) -> list[Verdict]:
+        """Cached verdicts where the key matches; the inner executor for the rest."""
+        isolation = self.inner.isolation
+        keys = [job_key(job, isolation, self._test_digest) for job in jobs]
+        verdicts: list[Verdict | None] = [self.cache.get(key) for key in keys]
+        todo = [i for i, verdict in enumerate(verdicts) if verdict is None]
+        cached = len(jobs) - len(todo)
+        with self._mutex:
+            self.reused += cached
+            self.executed += len(todo)
+        if progress is not None and cached:
+            progress(cached, len(jobs))
+        if todo:
+            inner_progress = None
+            if progress is not None:
+                report = progress
+
+                def inner_progress(done: int, total: int) -> None:
+                    report(cached + done, len(jobs))
+
+            fresh = self.inner.run([jobs[i] for i in todo], progress=inner_progress)
+            for i, verdict in zip(todo, fresh, strict=True):
+                verdicts[i] = verdict
+                self.cache.put(keys[i], verdict)
+        return [v for v in verdicts if v is not None]
+
+    def prefetch(self, jobs: Sequence[Job]) -> None:
+        """Let an inner executor that can start early (the sandbox pool) start the jobs that
+        have no cached verdict; a later :meth:`run` collects them.
+        """
+        start = getattr(self.inner, "prefetch", None)
+        if start is None:
+            return
+        isolation = self.inner.isolation
+        start([j for j in jobs if self.cache.get(job_key(j, isolation, self._test_digest)) is None])
+
+    def close(self) -> None:
+        """Close the inner executor."""
+        self.inner.close()
+
+    def _test_digest(self, test: FunctionTest) -> str:
+        path = test.module_file
+        try:
+            stat = os.stat(path)
+        except OSError:
+            return "missing"
+        memo = (path, stat.st_mtime_ns, stat.st_size)
+        with self._mutex:
+            if memo not in self._digests:
+                self._digests[memo] = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+            return self._digests[memo]
