@@ -67,7 +67,7 @@ TEST_FILE = "<test>"
 CANDIDATE_FILE = "<candidate>"
 PRELOAD = (
     "typing", "collections", "math", "re", "itertools", "functools", "heapq", "string",
-    "hashlib",
+    "hashlib", "ast", "linecache", "tokenize",  # the last three: formatting tracebacks
 )  # fmt: skip
 SAFE_NAMES = ("PATH", "LANG", "LC_ALL", "TZ")
 JUDGE_TMP = "/dev/shm"
