@@ -20,7 +20,7 @@ import pytest
 
 from pytest_passk.results import Outcome
 from pytest_passk.sandbox import Job
-from pytest_passk.sandbox.pool import PoolExecutor
+from pytest_passk.sandbox.pool import IsolationLevel, PoolExecutor
 from pytest_passk.tasks import CheckTest
 
 from .conftest import SECRET, SECRET_NAME, descendants
@@ -188,6 +188,17 @@ ATTACKS: dict[str, str] = {
 }
 
 
+#: Attacks that would do real harm where the sandbox is weaker than strict (network, files,
+#: signals as your own uid): run only where they are contained.
+NEEDS_STRICT = frozenset(
+    {
+        "network_connect", "write_outside", "delete_outside", "write_tmp", "pth_persistence",
+        "sitecustomize_persistence", "conftest_persistence", "kill_parent", "kill_every_pid",
+        "secret_proc_environ", "read_test_files", "fork_bomb", "daemonised_grandchild",
+    }
+)  # fmt: skip
+
+
 @pytest.fixture
 def listener() -> Iterator[socket.socket]:
     server = socket.socket()
@@ -231,6 +242,8 @@ def _settled(pool: PoolExecutor, expected: dict[int, int]) -> dict[int, int]:
 def test_attack_never_passes_and_leaves_no_trace(
     name: str, pool: PoolExecutor, tmp_path: Path, hidden_dir: Path, listener: socket.socket
 ) -> None:
+    if name in NEEDS_STRICT and pool.level < IsolationLevel.STRICT:
+        pytest.skip(f"runs only under strict isolation (this host: {pool.level.label})")
     outside = tmp_path / "outside"
     outside.mkdir()
     (outside / "sentinel.txt").write_text("keep me")
@@ -269,6 +282,7 @@ def test_the_reference_passes_on_the_same_pool(pool: PoolExecutor) -> None:
 
 def test_there_are_at_least_thirty_distinct_attacks() -> None:
     assert len(set(ATTACKS.values())) >= 30
+    assert set(ATTACKS) >= NEEDS_STRICT
 
 
 def test_candidates_run_unprivileged_and_offline(pool: PoolExecutor) -> None:
