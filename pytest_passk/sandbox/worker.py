@@ -2,15 +2,18 @@
 
 Process tree, per pool slot::
 
-    Z   zygote: sets up namespaces once, reads jobs from the parent, forks one judge per job
-    ├── K   clean zygote: forked before any job, so its memory never held a test; forks candidates
-    │   └── S   supervisor (trusted): enforces CPU and wall limits, kills the candidate's namespace
-    │       └── C   candidate (untrusted): own PID namespace, unprivileged, rlimits; serves calls
-    └── J   judge (trusted): runs the task's test with a stub candidate whose calls go to C
+    Z   zygote and judge (trusted): sets up the namespaces once, reads jobs from the pool, and
+    │   runs each task's test itself, with a stub candidate whose calls go to C
+    └── K   clean zygote and supervisor (trusted): forked before the first job, so its memory
+        │   never held a test; keeps one candidate process cloned ahead, enforces CPU and wall
+        │   limits, kills the candidate's PID namespace when the judge is done
+        └── C   candidate (untrusted): PID 1 of its own PID namespace, uid nobody, rlimits;
+                loads the program and answers the judge's calls
 
-The test never runs in the candidate's process: J sends each call's arguments to C as plain data
-and receives the return value as plain data (:mod:`plain`), so the verdict is decided in J, from
-what the test itself observed, and an always-equal object or a forged exit cannot pass.
+The test never runs in the candidate's process: the judge sends each call's arguments to C as
+plain data and receives the return value as plain data (:mod:`plain`), so the verdict is decided
+by the judge, from what the test itself observed, and an always-equal object or a forged exit
+cannot pass.
 """
 
 from __future__ import annotations
@@ -201,7 +204,7 @@ def setup_namespaces(libc: _Libc, hide: list[str]) -> dict[str, bool]:
     return layers
 
 
-# -- the candidate side: K (clean zygote), S (supervisor), C (candidate) -------------------------
+# -- the candidate side: K (clean zygote, supervisor), C (candidate) ------------------------------
 
 
 class CappedSink(io.TextIOBase):
@@ -273,7 +276,7 @@ def _hide(libc: _Libc, path: str, keep: list[str]) -> None:
 
 def clean_zygote(control: socket.socket, libc: _Libc, layers: dict[str, bool],
                  hide: list[str], site_dirs: list[str]) -> None:  # fmt: skip
-    """K: receive candidate programs (never tests) with their channel, fork a supervisor each."""
+    """K: receive candidate programs (never tests) with their channel; start and watch each."""
     for name in PRELOAD:
         with contextlib.suppress(ImportError):
             __import__(name)
@@ -681,7 +684,7 @@ def _trace(exc: BaseException, output: CappedSink) -> str:
     return detail[-DETAIL_LIMIT:]
 
 
-# -- the judge side: J ----------------------------------------------------------------------------
+# -- the judge side (in Z) ------------------------------------------------------------------------
 
 
 class CandidateGone(BaseException):
@@ -844,7 +847,7 @@ def _gone_verdict(ended: dict[str, Any], remote: Remote | None) -> dict[str, Any
 
 def judge(job: dict[str, Any], sock: socket.socket, test_function: Any,
           compiled: dict[str, types.CodeType], loaded: int) -> dict[str, Any]:  # fmt: skip
-    """J: run the test against a stub candidate and decide the verdict from what it observed."""
+    """Z: run the test against a stub candidate and decide the verdict from what it observed."""
     remote = Remote(sock, time.monotonic() + float(job["wall_limit"]) + 1.0)
     try:
         hello = remote.receive()
