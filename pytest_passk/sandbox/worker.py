@@ -260,18 +260,22 @@ def _blocking_ancestor(path: str) -> str | None:
     return None
 
 
-def _hide(libc: _Libc, path: str, keep: list[str]) -> None:
-    """Cover ``path`` with an empty read-only tmpfs, except the directories in ``keep`` (the
-    interpreter's standard library and installed packages), bound back read-only.
+def _hide(libc: _Libc, path: str, keep: list[str], *, writable: bool = False) -> None:
+    """Cover ``path`` with an empty tmpfs (read-only unless ``writable``: a private /tmp), except
+    the directories in ``keep`` (the interpreter's standard library and installed packages, which
+    may live under the rootdir or under /tmp, e.g. a virtual environment), bound back read-only.
     """
+    # Open what to keep before the tmpfs covers it: afterwards it is out of reach by path.
     handles = {d: os.open(d, os.O_PATH | os.O_DIRECTORY) for d in keep if os.path.isdir(d)}
-    libc.mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, "size=64k,mode=755")
+    options = "size=256m,mode=1777" if writable else "size=64k,mode=755"
+    libc.mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, options)
     for directory, handle in handles.items():
         os.makedirs(directory, exist_ok=True)
         libc.mount(f"/proc/self/fd/{handle}", directory, None, MS_BIND | MS_REC)
         libc.mount(None, directory, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV)
         os.close(handle)
-    libc.mount(None, path, None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
+    if not writable:
+        libc.mount(None, path, None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
 
 
 def clean_zygote(control: socket.socket, libc: _Libc, layers: dict[str, bool],
@@ -296,7 +300,8 @@ def clean_zygote(control: socket.socket, libc: _Libc, layers: dict[str, bool],
                 _hide(libc, path, [d for d in exposed if _is_under(d, path)])
             for path in ("/tmp", "/var/tmp", "/dev/shm"):
                 if os.path.isdir(path):
-                    libc.mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, "size=256m,mode=1777")
+                    keep = [d for d in exposed if _is_under(d, path)]
+                    _hide(libc, path, keep, writable=True)
         except OSError:
             layers["rofs"] = False
     libc.prctl(PR_SET_CHILD_SUBREAPER, 1)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 
@@ -109,3 +110,21 @@ def test_close_drops_queued_programs_and_stops_running_ones() -> None:
     started = time.monotonic()
     executor.close()
     assert time.monotonic() - started < 5.0
+
+
+def test_packages_installed_under_tmp_stay_importable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A virtual environment under /tmp (CI clones land there) must not vanish behind the
+    # candidates' private /tmp.
+    site = tmp_path / "venv" / "lib" / "site-packages"
+    (site / "passk_fakepkg").mkdir(parents=True)
+    (site / "passk_fakepkg" / "__init__.py").write_text("OFFSET = 0\n")
+    monkeypatch.syspath_prepend(str(site))
+    program = "import passk_fakepkg\ndef add(a, b):\n    return a + b + passk_fakepkg.OFFSET\n"
+    pool = PoolExecutor(1)
+    try:
+        (verdict,) = pool.run([Job(program, CHECK, "add", 5.0)])
+    finally:
+        pool.close()
+    assert verdict.outcome is Outcome.PASSED, verdict
