@@ -1,0 +1,108 @@
+"""End of run on the controller: JUnit suite properties, the JSON report, the samples file, and
+the ``--passk-fail-under`` gate.
+
+Suite properties are added before pytest's own ``pytest_sessionfinish`` writes the JUnit file
+(``record_testsuite_property`` does not work under pytest-xdist).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_passk.estimate import ModelSummary
+from pytest_passk.report import json_report, sample_records, suite_properties
+from pytest_passk.results import TaskResult
+from pytest_passk.settings import Settings
+
+__all__ = ["FAIL_UNDER", "add_suite_properties", "fail_under", "write_report", "write_samples"]
+
+FAIL_UNDER = "passk: pass@{k} of {model} is {value}, below --passk-fail-under={threshold:g}"
+
+
+def add_suite_properties(config: pytest.Config, summaries: Sequence[ModelSummary]) -> None:
+    """``pass@K[model]`` on the JUnit test suite, if a JUnit file is being written."""
+    try:
+        from _pytest.junitxml import xml_key  # private, as in hypothesis's plugin
+    except ImportError:  # pragma: no cover - pytest moved it
+        return
+    xml = config.stash.get(xml_key, None)
+    if xml is not None:
+        for name, value in suite_properties(summaries):
+            xml.add_global_property(name, value)
+
+
+def write_report(
+    path: Path,
+    settings: Settings,
+    summaries: Sequence[ModelSummary],
+    results: Sequence[TaskResult],
+    sandbox: Mapping[str, Any],
+) -> None:
+    """The ``pytest-passk/report/v1`` JSON document."""
+    meta = {
+        "mode": "sampling" if settings.sampling_mode else "check",
+        "settings": {
+            "temperature": settings.sampling.temperature,
+            "top_p": settings.sampling.top_p,
+            "max_tokens": settings.sampling.max_tokens,
+            "seed": settings.sampling.seed,
+            "timeout": settings.timeout,
+            "n": settings.n,
+        },
+        "isolation": sandbox.get("isolation"),
+        "sandbox": dict(sandbox),
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "version": _version(),
+    }
+    document = json_report(summaries, results, settings.ks or (1,), meta)
+    _write_text(path, json.dumps(document, indent=2) + "\n")
+
+
+def write_samples(path: Path, results: Sequence[TaskResult]) -> None:
+    """``--passk-samples-out``: every sample with its outcome, JSONL."""
+    _write_text(path, _jsonl(sample_records(results)))
+
+
+def fail_under(settings: Settings, summaries: Sequence[ModelSummary]) -> list[str]:
+    """A message for every model whose pass@max(K) is below ``--passk-fail-under``."""
+    threshold = settings.fail_under
+    if threshold is None or not settings.sampling_mode:
+        return []
+    k = settings.max_k
+    failures = []
+    for summary in summaries:
+        value = summary.estimates[k].value
+        if not value >= threshold:  # NaN (no task with n >= k) fails too
+            shown = "undefined" if math.isnan(value) else f"{value:.4f}"
+            failures.append(
+                FAIL_UNDER.format(k=k, model=summary.label, value=shown, threshold=threshold)
+            )
+    return failures
+
+
+def _jsonl(records: Iterable[Mapping[str, Any]]) -> str:
+    return "".join(json.dumps(record) + "\n" for record in records)
+
+
+def _write_text(path: Path, text: str) -> None:
+    # Written aside and renamed, so a reader never sees half a report.
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(text, encoding="utf-8")
+    temporary.replace(path)
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("pytest-passk")
+    except PackageNotFoundError:
+        return "unknown"
