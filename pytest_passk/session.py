@@ -61,7 +61,7 @@ class PassKSession:
         self.config = config
         self.settings = settings
         self.progress = Progress(config, enabled=not self.is_worker)
-        self.supply = SampleSupply(config, settings, self.progress)
+        self.supply = SampleSupply(config, settings, self.progress, fail_items=self.is_worker)
         self.runner = ItemRunner(settings, self.supply, self.progress, runs_items=self.runs_items)
         self._results: dict[str, TaskResult] = {}
         self._summaries: list[ModelSummary] = []

