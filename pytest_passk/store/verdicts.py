@@ -14,7 +14,6 @@ same verdict, which is harmless. Damaged lines are dropped with a warning and re
 
 from __future__ import annotations
 
-import hashlib
 import os
 import sys
 import threading
@@ -38,14 +37,18 @@ VERDICT_REPAIRED = (
 )
 
 
-def job_key(job: Job, isolation: str, test_digest: Callable[[FunctionTest], str]) -> str:
-    """The cache key of ``job`` under ``isolation``."""
-    fields = plain(job)
+def job_key(job: Job, isolation: str) -> str | None:
+    """The cache key of ``job`` under ``isolation``; ``None`` when its verdict must not be kept.
+
+    A dataset task's test is self-contained source, so program + test + limits + isolation
+    decide the verdict. A decorated task's test is a function whose behaviour also depends on
+    whatever its module imports (helpers, conftest, data files, the library under test), which
+    no key can follow: its verdicts are never cached.
+    """
     if isinstance(job.test, FunctionTest):
-        # The test's behaviour is its module's source: hash the file, not just its name.
-        fields["test"] = {**fields["test"], "source_sha256": test_digest(job.test)}
-    else:
-        fields["test"] = {"kind": type(job.test).__name__, **fields["test"]}
+        return None
+    fields = plain(job)
+    fields["test"] = {"kind": type(job.test).__name__, **fields["test"]}
     return digest(
         {"schema": VERDICT_SCHEMA, "job": fields, "isolation": isolation, "python": sys.version}
     )
@@ -129,7 +132,6 @@ class CachingExecutor:
         self.cache = cache
         self.executed = 0
         self.reused = 0
-        self._digests: dict[tuple[str, int, int], str] = {}
         self._mutex = threading.Lock()
 
     @property
@@ -142,8 +144,10 @@ class CachingExecutor:
     ) -> list[Verdict]:
         """Cached verdicts where the key matches; the inner executor for the rest."""
         isolation = self.inner.isolation
-        keys = [job_key(job, isolation, self._test_digest) for job in jobs]
-        verdicts: list[Verdict | None] = [self.cache.get(key) for key in keys]
+        keys = [job_key(job, isolation) for job in jobs]
+        verdicts: list[Verdict | None] = [
+            None if key is None else self.cache.get(key) for key in keys
+        ]
         todo = [i for i, verdict in enumerate(verdicts) if verdict is None]
         cached = len(jobs) - len(todo)
         with self._mutex:
@@ -162,7 +166,9 @@ class CachingExecutor:
             fresh = self.inner.run([jobs[i] for i in todo], progress=inner_progress)
             for i, verdict in zip(todo, fresh, strict=True):
                 verdicts[i] = verdict
-                self.cache.put(keys[i], verdict)
+                key = keys[i]
+                if key is not None:
+                    self.cache.put(key, verdict)
         return [v for v in verdicts if v is not None]
 
     def prefetch(self, jobs: Sequence[Job]) -> None:
@@ -173,20 +179,15 @@ class CachingExecutor:
         if start is None:
             return
         isolation = self.inner.isolation
-        start([j for j in jobs if self.cache.get(job_key(j, isolation, self._test_digest)) is None])
+        keys = [job_key(job, isolation) for job in jobs]
+        start(
+            [
+                job
+                for job, key in zip(jobs, keys, strict=True)
+                if key is None or self.cache.get(key) is None
+            ]
+        )
 
     def close(self) -> None:
         """Close the inner executor."""
         self.inner.close()
-
-    def _test_digest(self, test: FunctionTest) -> str:
-        path = test.module_file
-        try:
-            stat = os.stat(path)
-        except OSError:
-            return "missing"
-        memo = (path, stat.st_mtime_ns, stat.st_size)
-        with self._mutex:
-            if memo not in self._digests:
-                self._digests[memo] = hashlib.sha256(Path(path).read_bytes()).hexdigest()
-            return self._digests[memo]

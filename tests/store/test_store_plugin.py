@@ -88,13 +88,14 @@ def stored(root: Path) -> int:
     return sum(len(s.samples) for g in SampleStore(root / ".passk").groups() for s in g.streams)
 
 
-def test_a_rerun_draws_and_executes_nothing(pytester: pytest.Pytester, log: Path) -> None:
+def test_a_rerun_draws_nothing(pytester: pytest.Pytester, log: Path) -> None:
     first = pytester.runpytest_subprocess(*ARGS)
     first.assert_outcomes(passed=3)
     first.stdout.fnmatch_lines([summary(18, 0, 3, 0, pytester.path)])
     second = pytester.runpytest_subprocess(*ARGS)
     second.assert_outcomes(passed=3)
-    second.stdout.fnmatch_lines([summary(0, 18, 0, 3, pytester.path)])
+    # Decorated tasks' verdicts are not cached (their tests depend on what they import).
+    second.stdout.fnmatch_lines([summary(0, 18, 3, 0, pytester.path)])
     assert drawn(log) == Counter(ALL)
 
 
