@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -18,6 +19,8 @@ from pytest_passk.stash import SETTINGS_KEY
 from pytest_passk.tasks import FunctionTest, Task, TaskSpec
 
 __all__ = ["DatasetFile", "InvalidTask", "TaskFailed", "TaskItem", "items_for_function"]
+
+IMPORT_PATH_KEY = pytest.StashKey[tuple[str, ...]]()
 
 
 class TaskFailed(Exception):
@@ -71,7 +74,7 @@ class InvalidTask(pytest.Item):
 
     def setup(self) -> None:
         """Fail in setup so the item is reported as an error, not a failed task."""
-        raise self.error
+        pytest.fail(str(self.error), pytrace=False)
 
     def runtest(self) -> None:
         """Never reached: :meth:`setup` raises."""
@@ -114,13 +117,16 @@ def items_for_function(
     assert module is not None
     module_obj = module.obj
     task_id = f"{collector.nodeid}::{name}"
-    if isinstance(collector, pytest.Class):
-        error = TaskFormatError(
-            task_id, "@passk.task on a method is not supported", "define the task at module level"
-        )
-        return [InvalidTask.from_parent(collector, name=name, error=error, lineno=None)]
-    code = getattr(obj, "__code__", None)
+    code = getattr(inspect.unwrap(obj), "__code__", None)
     lineno = code.co_firstlineno - 1 if code is not None else None
+    if spec.error is not None:
+        return [InvalidTask.from_parent(collector, name=name, error=spec.error, lineno=lineno)]
+    if isinstance(collector, pytest.Class):
+        where = f"{module.path}:{(lineno or 0) + 1}"
+        error = TaskFormatError(
+            where, "@passk.task on a method is not supported", "define the task at module level"
+        )
+        return [InvalidTask.from_parent(collector, name=name, error=error, lineno=lineno)]
     task = Task(
         task_id=task_id,
         prompt=spec.prompt,
@@ -129,7 +135,7 @@ def items_for_function(
             module_name=module_obj.__name__,
             module_file=str(module.path),
             qualname=name,
-            sys_path=_import_path(),
+            sys_path=_import_path(module),
         ),
         reference=spec.reference,
         timeout=spec.timeout,
@@ -160,6 +166,13 @@ def _name(task: Task) -> str:
     return task.task_id.rsplit("::", 1)[-1]
 
 
-def _import_path() -> tuple[str, ...]:
-    """Where the sandbox imports the test module from: this process's import path, absolute."""
-    return tuple(str(Path(entry).resolve()) for entry in sys.path if entry and Path(entry).exists())
+def _import_path(module: pytest.Module) -> tuple[str, ...]:
+    """Where the sandbox imports the test module from: the import path as it was when pytest
+    imported the module (its import mode may have added the module's base directory), absolute.
+    Computed once per module.
+    """
+    if IMPORT_PATH_KEY not in module.stash:
+        module.stash[IMPORT_PATH_KEY] = tuple(
+            str(Path(entry).resolve()) for entry in sys.path if entry and Path(entry).exists()
+        )
+    return module.stash[IMPORT_PATH_KEY]

@@ -82,6 +82,9 @@ class TaskSpec:
     reference: str | None
     timeout: float | None
     min_pass_at_k: float | None
+    #: Why the decorator's arguments are invalid; collection reports it as an error item
+    #: (raising at import time would stop the whole module's collection).
+    error: TaskFormatError | None = None
 
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -148,6 +151,22 @@ def _decorate(
     timeout: float | None,
     min_pass_at_k: float | None,
 ) -> F:
+    try:
+        spec = _spec(fn, prompt, entry_point, reference, timeout, min_pass_at_k)
+    except TaskFormatError as error:
+        spec = TaskSpec("", entry_point, None, None, None, error=error)
+    setattr(fn, TASK_ATTRIBUTE, spec)
+    return fn
+
+
+def _spec(
+    fn: Callable[..., Any],
+    prompt: str | None,
+    entry_point: str | None,
+    reference: Callable[..., Any] | str | None,
+    timeout: float | None,
+    min_pass_at_k: float | None,
+) -> TaskSpec:
     where = _origin(fn)
     text = prompt if prompt is not None else _docstring_prompt(fn)
     if not text or not text.strip():
@@ -168,15 +187,13 @@ def _decorate(
         raise TaskFormatError(
             where, f"min_pass_at_k={min_pass_at_k!r} is outside 0..1", "give a fraction, e.g. 0.5"
         )
-    spec = TaskSpec(
+    return TaskSpec(
         prompt=text,
         entry_point=entry_point,
         reference=_reference_source(reference, entry_point, where),
         timeout=timeout,
         min_pass_at_k=min_pass_at_k,
     )
-    setattr(fn, TASK_ATTRIBUTE, spec)
-    return fn
 
 
 def task_spec_of(obj: object) -> TaskSpec | None:

@@ -105,6 +105,7 @@ def test_bad_line_is_an_error_naming_file_and_line_while_others_run(
         ]
     )
     assert "Traceback" not in result.stdout.str()
+    assert "CallInfo" not in result.stdout.str()
 
 
 def test_duplicate_task_id_is_an_error(pytester: pytest.Pytester) -> None:
@@ -244,15 +245,28 @@ def test_task_on_a_method_is_an_error(pytester: pytest.Pytester) -> None:
     result.stdout.fnmatch_lines(["*@passk.task on a method is not supported*module level*"])
 
 
-def test_decorator_errors_name_the_task(pytester: pytest.Pytester) -> None:
+def test_decorator_errors_name_the_task_while_others_run(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
-        test_tasks="""
-        import pytest_passk as passk
+        test_tasks=ADD_TASK
+        + """
 
-        @passk.task(entry_point="f")
-        def test_f(candidate):
-            pass
-        """
+@passk.task(entry_point="f")
+def test_f(candidate):
+    pass
+
+
+@passk.task(prompt="def g():\\n", timeout=-1)
+def test_g(candidate):
+    pass
+"""
     )
     result = pytester.runpytest()
-    result.stdout.fnmatch_lines(["*test_tasks.py:*task 'test_f' has no prompt*docstring*"])
+    result.assert_outcomes(passed=1, errors=2)
+    result.stdout.fnmatch_lines(
+        [
+            "*test_tasks.py:*: task 'test_f' has no prompt; pass prompt=... *docstring*",
+            "*test_tasks.py:*: timeout=-1 must be > 0; give seconds*",
+        ]
+    )
+    output = result.stdout.str()
+    assert "Traceback" not in output and "CallInfo" not in output and "raise " not in output
