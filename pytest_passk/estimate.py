@@ -159,7 +159,7 @@ def summarise_models(results: Sequence[TaskResult], ks: Sequence[int]) -> list[M
                 cost_usd=None
                 if any(c is None for c in costs)
                 else math.fsum(c or 0.0 for c in costs),
-                tasks_short=sum(1 for r in group if r.n < r.n_requested),
+                tasks_short=sum(1 for r in group if 0 < r.n < r.n_requested),
                 tasks_without_samples=sum(1 for r in group if r.n == 0),
             )
         )

@@ -35,7 +35,9 @@ NO_REFERENCE = (
 )
 NO_SAMPLES = "no samples for task {task_id} from {model}"
 BELOW_MIN = "pass@{k} = {value} is below the task's min_pass_at_k={threshold:g}"
-REFERENCE_FAILS = "the reference solution does not pass the task's test"
+REFERENCE_FAILS = (
+    "the reference solution does not pass the task's test in the sandbox (its error is below)"
+)
 
 
 class ItemRunner:

@@ -43,6 +43,9 @@ STORE_SUMMARY = (
     "passk store {root}: {drawn} samples drawn, {reused} read from the store; "
     "{executed} programs executed, {cached} verdicts from the cache"
 )
+FAIL_UNDER_IGNORED = (
+    "passk: --passk-fail-under is ignored in check mode (it gates pass@k; add --passk=K)"
+)
 REPLAY_SUMMARY = (
     "passk: {replayed} samples replayed from recordings (not stored); "
     "{executed} programs executed, {cached} verdicts from the cache"
@@ -100,12 +103,18 @@ class PassKSession:
         """What this run samples and how it judges."""
         s = self.settings
         if not s.sampling_mode:
-            return [
+            lines = [
                 f"passk: check mode (reference solutions), timeout={s.timeout:g}s, "
                 f"workers={s.workers}",
                 "passk: the sandbox starts with the first task (check mode)",
             ]
-        n = s.n if s.n is not None else f"max(K)={s.max_k} (replay: all recorded)"
+            if s.fail_under is not None:
+                lines.append(FAIL_UNDER_IGNORED)
+            return lines
+        replay = any(m.provider == "replay" for m in s.models)
+        n = s.n if s.n is not None else f"max(K)={s.max_k}"
+        if s.n is None and replay:
+            n = f"{n} (replay: all recorded)"
         models = ", ".join(
             m.label if m.label == m.spec else f"{m.label}={m.spec}" for m in s.models
         )

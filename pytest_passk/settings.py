@@ -231,7 +231,7 @@ class Settings:
                 seed=_default(reader.get("passk_seed", _int), 0),
             ),
             timeout=reader.get("passk_timeout", _positive_float) or DEFAULT_TIMEOUT,
-            workers=reader.get("passk_workers", _positive_int) or _available_cpus(),
+            workers=reader.get("passk_workers", _positive_int) or _default_workers(),
             isolation=reader.get("passk_isolation", _isolation),
             store=_path(store, invocation) if store else rootdir / DEFAULT_STORE,
             report=_optional_path(reader.get("passk_report", str), invocation),
@@ -372,6 +372,18 @@ def _path(text: str, base: Path) -> Path:
 
 def _optional_path(text: str | None, base: Path) -> Path | None:
     return None if text is None else _path(text, base)
+
+
+def _default_workers() -> int:
+    """One sandbox worker per CPU, shared out among pytest-xdist workers (each runs a pool):
+    ``-n 8`` on 8 CPUs must not run 64 candidates at once and turn load into timeouts.
+    """
+    cpus = _available_cpus()
+    try:
+        xdist_workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    except ValueError:
+        xdist_workers = 1
+    return max(1, cpus // max(1, xdist_workers))
 
 
 def _available_cpus() -> int:

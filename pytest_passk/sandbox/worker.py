@@ -74,6 +74,7 @@ PRELOAD = (
 )  # fmt: skip
 SAFE_NAMES = ("PATH", "LANG", "LC_ALL", "TZ")
 JUDGE_TMP = "/dev/shm"
+NOT_PLAIN_HINT = "(only plain data crosses from the candidate to the test; see docs/security.md)"
 NOT_PLAIN_ARGS = (
     "the arguments of {name}() are not plain data (None, bool, int, float, str, bytes, complex, "
     "and lists, tuples, dicts and sets of them): the sandbox cannot pass them to the candidate"
@@ -912,7 +913,8 @@ def judge(job: dict[str, Any], sock: socket.socket, test_function: Any,
     except CandidateGone as gone:
         return _gone_verdict(gone.args[0], remote)
     except plain.NotPlainData as exc:
-        return _verdict("failed", str(exc))
+        # Not a wrong answer as such: a value the sandbox cannot hand to the test.
+        return _verdict("error", f"{exc} {NOT_PLAIN_HINT}")
     except AssertionError as exc:
         if remote.ended is not None:
             return _gone_verdict(remote.ended, remote)

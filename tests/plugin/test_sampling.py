@@ -158,3 +158,28 @@ def test_secrets_are_not_passed_to_candidates(
         "--passk=1", f"--model=replay:{recording.name}", "passk_demo.jsonl::Demo/0"
     )
     result.assert_outcomes(passed=1)
+
+
+def test_a_non_plain_return_value_is_an_error_that_says_why(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_tasks="""
+        import pytest_passk as passk
+
+        @passk.task(
+            prompt="def evens(n):\\n",
+            entry_point="evens",
+            reference="def evens(n):\\n    return (i for i in range(n) if i % 2 == 0)\\n",
+        )
+        def test_evens(candidate):
+            assert list(candidate(5)) == [0, 2, 4]
+        """
+    )
+    result = pytester.runpytest()
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "0/1 candidates passed (error 1)",
+            "*reference solution does not pass the task's test in the sandbox (its error is below)",
+            "*non-plain value of type generator*only plain data crosses*docs/security.md*",
+        ]
+    )
