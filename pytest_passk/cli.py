@@ -35,11 +35,19 @@ AMBIGUOUS = (
 PRUNE_NEEDS_FILTER = "prune needs a filter (--model, --group, ...) or --all"
 
 
+def _find_store(start: Path) -> Path:
+    """The nearest ``.passk`` directory at or above ``start`` (else ``start/.passk``)."""
+    for directory in (start, *start.parents):
+        if (directory / ".passk").is_dir():
+            return directory / ".passk"
+    return start / ".passk"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the console script; returns the exit status."""
     parser = _parser()
     args = parser.parse_args(argv)
-    store = SampleStore(Path(args.store))
+    store = SampleStore(Path(args.store) if args.store else _find_store(Path.cwd()))
     try:
         result: int = args.run(store, args, sys.stdout)
     except StoreError as exc:
@@ -78,7 +86,12 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--store", default=".passk", help="The store (default: .passk)")
+    parser.add_argument(
+        "--store",
+        default=None,
+        help="The store (default: the nearest .passk in this directory or above, as pytest's "
+        "default store sits in its rootdir)",
+    )
     parser.add_argument("--model", help="Model: provider:name, name, or a glob")
     parser.add_argument("--temperature", type=float)
     parser.add_argument("--top-p", type=float, dest="top_p")

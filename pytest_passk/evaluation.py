@@ -7,7 +7,6 @@ syntax tree when it parses) inherit its verdict.
 from __future__ import annotations
 
 import ast
-import functools
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ from pytest_passk.results import CandidateResult, Outcome, TaskResult, empty_cou
 from pytest_passk.sandbox import Executor, Job, Verdict
 from pytest_passk.tasks import Task
 
-__all__ = ["ItemIdentity", "evaluate", "plan_jobs", "program_key"]
+__all__ = ["ItemIdentity", "Plan", "evaluate", "plan", "program_key"]
 
 NO_CODE = "no code found in the sample"
 
@@ -33,27 +32,31 @@ class ItemIdentity:
     nodeid: str
 
 
-@functools.lru_cache(maxsize=16384)
 def program_key(program: str) -> str:
-    """A key equal for programs that behave identically: the syntax tree, else normalised text.
-
-    Memoised: the pool is handed every item's programs up front and each item's evaluation asks
-    again, and half of a sample set repeats itself.
-    """
+    """A key equal for programs that behave identically: the syntax tree, else normalised text."""
     try:
         return ast.dump(ast.parse(program))
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return "\n".join(line.rstrip() for line in program.strip().splitlines())
 
 
-def plan_jobs(task: Task, completions: Sequence[Completion], timeout: float) -> list[Job]:
-    """The distinct programs :func:`evaluate` will run, e.g. to hand an executor ahead of time."""
-    return _plan(task, completions, timeout)[1]
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """How a task's samples become jobs: each sample's program, the distinct jobs, and which
+    job judges each sample (``None``: the sample holds no code).
+    """
+
+    programs: tuple[str | None, ...]
+    jobs: tuple[Job, ...]
+    job_of_sample: tuple[int | None, ...]
 
 
-def _plan(
-    task: Task, completions: Sequence[Completion], timeout: float
-) -> tuple[list[str | None], list[Job], list[int | None]]:
+def plan(task: Task, completions: Sequence[Completion], timeout: float) -> Plan:
+    """Build the programs of ``completions`` and de-duplicate them into jobs.
+
+    Made once per item: the runner hands the jobs to the pool ahead of time and passes the same
+    plan to :func:`evaluate`, so programs are neither rebuilt nor re-parsed.
+    """
     programs = [build_program(task, c.text, c.form) for c in completions]
     first_of: dict[str, int] = {}
     jobs: list[Job] = []
@@ -67,7 +70,7 @@ def _plan(
             first_of[key] = len(jobs)
             jobs.append(Job(program, task.test, task.entry_point, timeout, task.reference))
         job_of_sample.append(first_of[key])
-    return programs, jobs, job_of_sample
+    return Plan(tuple(programs), tuple(jobs), tuple(job_of_sample))
 
 
 def evaluate(
@@ -80,10 +83,15 @@ def evaluate(
     identity: ItemIdentity,
     n_requested: int,
     on_progress: Callable[[int, int], None] | None = None,
+    planned: Plan | None = None,
 ) -> TaskResult:
-    """Run every distinct program of ``completions`` and summarise the task."""
+    """Run every distinct program of ``completions`` and summarise the task.
+
+    ``planned`` is :func:`plan`'s result for the same arguments, when the caller made it already.
+    """
     started = time.perf_counter()
-    programs, jobs, job_of_sample = _plan(task, completions, timeout)
+    planned = planned or plan(task, completions, timeout)
+    programs, jobs, job_of_sample = planned.programs, planned.jobs, planned.job_of_sample
     verdicts = executor.run(jobs, progress=on_progress)
     samples: list[CandidateResult] = []
     for index, (completion, program, job) in enumerate(

@@ -20,6 +20,7 @@ from pytest_passk.estimate import ModelSummary
 from pytest_passk.report import json_report, sample_records, suite_properties
 from pytest_passk.results import TaskResult
 from pytest_passk.settings import Settings
+from pytest_passk.version import package_version
 
 __all__ = ["FAIL_UNDER", "add_suite_properties", "fail_under", "write_report", "write_samples"]
 
@@ -59,7 +60,7 @@ def write_report(
         "isolation": sandbox.get("isolation"),
         "sandbox": dict(sandbox),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "version": _version(),
+        "version": package_version(),
     }
     document = json_report(summaries, results, settings.ks or (1,), meta)
     _write_text(path, json.dumps(document, indent=2) + "\n")
@@ -97,12 +98,3 @@ def _write_text(path: Path, text: str) -> None:
     temporary = path.with_name(path.name + ".tmp")
     temporary.write_text(text, encoding="utf-8")
     temporary.replace(path)
-
-
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("pytest-passk")
-    except PackageNotFoundError:
-        return "unknown"

@@ -17,7 +17,7 @@ import pytest
 from pytest_passk.backends.registry import ModelSpec
 from pytest_passk.collect import TaskFailed, TaskItem
 from pytest_passk.estimate import pass_at_k
-from pytest_passk.evaluation import ItemIdentity, evaluate, plan_jobs, summarise
+from pytest_passk.evaluation import ItemIdentity, Plan, evaluate, plan, summarise
 from pytest_passk.progress import PROGRESS_EVERY, Progress
 from pytest_passk.report import item_properties
 from pytest_passk.results import CandidateResult, TaskResult
@@ -57,6 +57,7 @@ class ItemRunner:
         self._runs_items = runs_items
         self._executor: CachingExecutor | None = None
         self._info: dict[str, Any] | None = None
+        self._plans: dict[str, Plan] = {}
 
     # -- the sandbox ---------------------------------------------------------------------------
 
@@ -138,7 +139,8 @@ class ItemRunner:
             completions = self._supply.peek(item.nodeid)
             if completions is not None:
                 timeout = item.task.timeout or self._settings.timeout
-                jobs.extend(plan_jobs(item.task, completions, timeout))
+                self._plans[item.nodeid] = planned = plan(item.task, completions, timeout)
+                jobs.extend(planned.jobs)
         self.executor.prefetch(jobs)
 
     def run(self, item: TaskItem, model: ModelSpec | None) -> None:
@@ -164,6 +166,7 @@ class ItemRunner:
             identity=ItemIdentity(model.label, model.spec, item.nodeid),
             n_requested=requested,
             on_progress=progress,
+            planned=self._plans.pop(item.nodeid, None),
         )
         item.stash[RESULT_KEY] = result
         if result.n == 0:

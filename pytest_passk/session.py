@@ -22,20 +22,12 @@ from pytest_passk.outputs import add_suite_properties, fail_under, write_report,
 from pytest_passk.progress import Progress
 from pytest_passk.report import summary_lines
 from pytest_passk.results import TaskResult
-from pytest_passk.runner import NO_SAMPLES, RESULT_KEY, ItemRunner
+from pytest_passk.runner import RESULT_KEY, ItemRunner
 from pytest_passk.settings import Settings
 from pytest_passk.stash import SESSION_KEY
-from pytest_passk.supply import STORE_FAILED, SampleSupply, StoreWarning
+from pytest_passk.supply import SampleSupply
 
-__all__ = [
-    "NO_SAMPLES",
-    "REPORT_ATTRIBUTE",
-    "STORE_FAILED",
-    "STORE_SUMMARY",
-    "PassKSession",
-    "StoreWarning",
-    "session_of",
-]
+__all__ = ["REPORT_ATTRIBUTE", "STORE_SUMMARY", "PassKSession", "session_of"]
 
 #: Key of the plain-JSON task result on a test report (survives pytest-xdist serialisation).
 REPORT_ATTRIBUTE = "passk"

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from pytest_passk.backends import Backend
 from pytest_passk.errors import BackendUnavailable, ModelSpecError
+from pytest_passk.version import package_version
 
 __all__ = [
     "BUILTIN_ALIASES",
@@ -169,8 +170,8 @@ def _pending(provider: str, needs: str) -> Provider:
         # would cost a user gigabytes for nothing.
         raise BackendUnavailable(
             f"model {model.label!r} ({model.spec}): the {provider} backend is not part of "
-            f"pytest-passk {_version()} yet (it will need {needs}); sample with your own tooling "
-            "and run --model=replay:SAMPLES.jsonl"
+            f"pytest-passk {package_version()} yet (it will need {needs}); sample with your own "
+            "tooling and run --model=replay:SAMPLES.jsonl"
         )
 
     def build(model: ModelSpec, context: BackendContext) -> Backend:
@@ -178,15 +179,6 @@ def _pending(provider: str, needs: str) -> Provider:
         raise AssertionError("unreachable")  # pragma: no cover
 
     return Provider(build, check)
-
-
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("pytest-passk")
-    except PackageNotFoundError:
-        return "(source checkout)"
 
 
 #: Provider name -> checks and factory. A new backend is a new module plus one line here.

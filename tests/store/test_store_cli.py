@@ -102,3 +102,14 @@ def test_prune_refuses_a_group_being_drawn(root: Path, capsys: pytest.CaptureFix
     finally:
         holder.release()
     assert status == 1 and f"{lock_path} is held" in err
+
+
+def test_the_default_store_is_the_nearest_one_above(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / ".passk" / "samples").mkdir(parents=True)
+    below = tmp_path / "tests" / "deep"
+    below.mkdir(parents=True)
+    monkeypatch.chdir(below)
+    assert main(["list"]) == 0
+    assert str(tmp_path / ".passk") in capsys.readouterr().out
