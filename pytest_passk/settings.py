@@ -6,6 +6,7 @@ naming the option (or ini key) and the fix; the message templates are constants 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 from collections.abc import Callable, Mapping
@@ -205,7 +206,9 @@ class Settings:
                 N_BELOW_K.format(source=reader.source("passk_n"), n=n, k=max(ks))
             )
         aliases = _parse_aliases(config.getini("passk_models"))
-        labels = config.getoption("passk_model") or _ini_models(config) or [DEFAULT_MODEL]
+        from_command_line = config.getoption("passk_model")
+        labels = from_command_line or _ini_models(config) or [DEFAULT_MODEL]
+        ini_dir = Path(config.inipath).parent if config.inipath is not None else None
         models: list[ModelSpec] = []
         plugin_providers = [
             name for names in config.hook.pytest_passk_providers(config=config) for name in names
@@ -215,11 +218,14 @@ class Settings:
                 model = resolve_model(label, aliases, plugin_providers)
             except ModelSpecError as exc:
                 raise pytest.UsageError(MODEL_ERROR.format(label=label, error=exc)) from None
+            if ini_dir is not None and (not from_command_line or model.label != model.spec):
+                model = _relative_to_ini(model, ini_dir)
             if model.label not in {m.label for m in models}:
                 models.append(model)
         rootdir = Path(config.rootpath)
-        invocation = Path(config.invocation_params.dir)
         store = reader.get("passk_store", str)
+        report = reader.get("passk_report", str)
+        samples_out = reader.get("passk_samples_out", str)
         return cls(
             ks=ks,
             n=n,
@@ -233,9 +239,9 @@ class Settings:
             timeout=reader.get("passk_timeout", _positive_float) or DEFAULT_TIMEOUT,
             workers=reader.get("passk_workers", _positive_int) or _default_workers(),
             isolation=reader.get("passk_isolation", _isolation),
-            store=_path(store, invocation) if store else rootdir / DEFAULT_STORE,
-            report=_optional_path(reader.get("passk_report", str), invocation),
-            samples_out=_optional_path(reader.get("passk_samples_out", str), invocation),
+            store=_path(store, reader.base("passk_store")) if store else rootdir / DEFAULT_STORE,
+            report=_optional_path(report, reader.base("passk_report")),
+            samples_out=_optional_path(samples_out, reader.base("passk_samples_out")),
             fail_under=reader.get("passk_fail_under", _fraction),
             base_url=reader.get("passk_base_url", str) or os.environ.get("OPENAI_BASE_URL") or None,
             files=tuple(config.getini("passk_files")),
@@ -253,6 +259,14 @@ class _Reader:
     def source(self, dest: str) -> str:
         return self._sources.get(dest, _flag(dest))
 
+    def base(self, dest: str) -> Path:
+        """Where a relative path in ``dest`` starts: the directory pytest was started in for a
+        command-line value, the ini file's directory for an ini value.
+        """
+        if self.source(dest).startswith("ini ") and self._config.inipath is not None:
+            return Path(self._config.inipath).parent
+        return Path(self._config.invocation_params.dir)
+
     def get(self, dest: str, parse: Callable[[str], T]) -> T | None:
         raw = self._config.getoption(dest)
         source = _flag(dest)
@@ -269,6 +283,11 @@ class _Reader:
             raise pytest.UsageError(
                 BAD_VALUE.format(source=source, value=raw, problem=problem, fix=fix)
             ) from None
+
+
+def _relative_to_ini(model: ModelSpec, ini_dir: Path) -> ModelSpec:
+    """A path in a model named in the ini file (a model or an alias) is relative to that file."""
+    return dataclasses.replace(model, base_dir=str(ini_dir))
 
 
 def _flag(dest: str) -> str:

@@ -26,7 +26,7 @@ from pytest_passk.errors import BackendError, PassKError
 from pytest_passk.generation import Sampler
 from pytest_passk.progress import PROGRESS_EVERY, Progress
 from pytest_passk.prompts import build_program, render_prompt
-from pytest_passk.settings import Settings
+from pytest_passk.settings import MODEL_ERROR, Settings
 from pytest_passk.store import SampleStore, StoreError, concrete_model
 from pytest_passk.tasks import Task
 
@@ -85,7 +85,7 @@ class SampleSupply:
                 if backend is not None:
                     self._backends[model.label] = backend
             except PassKError as exc:
-                raise pytest.UsageError(f"--model={model.label}: {exc}") from None
+                raise pytest.UsageError(MODEL_ERROR.format(label=model.label, error=exc)) from None
 
     def _custom_backend(self, model: ModelSpec) -> Backend | None:
         backend: Backend | None = self._config.hook.pytest_passk_make_backend(
@@ -101,7 +101,7 @@ class SampleSupply:
                     model, self._context()
                 )
             except PassKError as exc:
-                raise pytest.UsageError(f"--model={model.label}: {exc}") from None
+                raise pytest.UsageError(MODEL_ERROR.format(label=model.label, error=exc)) from None
         return self._backends[model.label]
 
     def close(self) -> None:

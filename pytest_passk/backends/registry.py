@@ -42,6 +42,9 @@ class ModelSpec:
     label: str
     provider: str
     name: str
+    #: Where a relative path in ``name`` starts, when not where pytest was started (a model
+    #: named in an ini file is relative to that file).
+    base_dir: str | None = None
 
     @property
     def spec(self) -> str:
@@ -153,7 +156,8 @@ class Provider:
 
 def _replay_path(model: ModelSpec, context: BackendContext) -> Path:
     path = Path(model.name).expanduser()
-    return path if path.is_absolute() else context.base_dir / path
+    base = Path(model.base_dir) if model.base_dir is not None else context.base_dir
+    return path if path.is_absolute() else base / path
 
 
 def _replay(model: ModelSpec, context: BackendContext) -> Backend:

@@ -128,3 +128,17 @@ def test_ini_keys_configure_a_sampling_run(
         ]
     )
     result.assert_outcomes(passed=1, failed=1)
+
+
+def test_ini_paths_are_relative_to_the_ini_file(
+    pytester: pytest.Pytester, dataset: Path, samples: Path
+) -> None:
+    pytester.makeini(
+        f"[pytest]\npassk = 1\npassk_model = replay:{samples.name}\npassk_report = out/r.json\n"
+    )
+    sub = pytester.mkdir("sub")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(sub)
+        result = pytester.runpytest(str(dataset))
+    result.assert_outcomes(passed=1, failed=1)
+    assert (pytester.path / "out" / "r.json").is_file()
