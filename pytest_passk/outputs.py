@@ -45,9 +45,14 @@ def write_report(
     summaries: Sequence[ModelSummary],
     results: Sequence[TaskResult],
     sandbox: Mapping[str, Any],
+    *,
+    complete: bool = True,
 ) -> None:
-    """The ``pytest-passk/report/v1`` JSON document."""
+    """The ``pytest-passk/report/v1`` JSON document; ``complete`` is false for a run that was
+    interrupted (Ctrl-C, ``-x``, ``--maxfail``), whose figures cover only the items that ran.
+    """
     meta = {
+        "complete": complete,
         "mode": "sampling" if settings.sampling_mode else "check",
         "settings": {
             "temperature": settings.sampling.temperature,

@@ -150,11 +150,15 @@ class PassKSession:
             items = [item for item in session.items if isinstance(item, TaskItem)]
             self.supply.generate([(i.nodeid, i.model or "", i.task) for i in items])
             self.runner.prefetch(items)
+        interrupted = False
         try:
             return (yield)
+        except BaseException:  # Ctrl-C, -x: still report what ran, and say it is partial
+            interrupted = True
+            raise
         finally:
             if not self.is_worker and not self.config.option.collectonly:
-                self._finish(session)
+                self._finish(session, interrupted=interrupted or bool(session.shouldstop))
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(
@@ -215,7 +219,7 @@ class PassKSession:
 
     # -- end of run ----------------------------------------------------------------------------
 
-    def _finish(self, session: pytest.Session) -> None:
+    def _finish(self, session: pytest.Session, *, interrupted: bool) -> None:
         """Aggregate and write every output; ``pytest_sessionfinish`` would be too late to fail
         the session (the pytest-cov lesson) and to add JUnit suite properties.
         """
@@ -226,7 +230,9 @@ class PassKSession:
         self._summaries = summarise_models(results, s.ks or (1,)) if s.sampling_mode else []
         add_suite_properties(self.config, self._summaries)
         if s.report is not None:
-            write_report(s.report, s, self._summaries, results, self.runner.sandbox_report(results))
+            sandbox = self.runner.sandbox_report(results)
+            complete = not interrupted
+            write_report(s.report, s, self._summaries, results, sandbox, complete=complete)
         if s.samples_out is not None:
             write_samples(s.samples_out, results)
         self._failures = fail_under(s, self._summaries)

@@ -169,3 +169,14 @@ def test_fail_under_fails_the_session(pytester: pytest.Pytester, dataset: Path) 
         "--passk=1", f"--model=replay:{recording.name}", "--passk-fail-under=75%"
     )
     assert result.ret == 0
+
+
+def test_a_stopped_run_says_its_report_is_partial(
+    pytester: pytest.Pytester, dataset: Path, samples: Path
+) -> None:
+    _, report, _ = _run(pytester, samples, "-x", "-p", "no:randomly")
+    document = json.loads(report.read_text())
+    assert document["complete"] is False
+    assert [t["task_id"] for t in document["tasks"]] == ["Demo/0", "Demo/1"]
+    _, report, _ = _run(pytester, samples, "passk_demo.jsonl::Demo/0")
+    assert json.loads(report.read_text())["complete"] is True
