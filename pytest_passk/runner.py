@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pytest
@@ -108,20 +108,37 @@ class ItemRunner:
         """Measured per-candidate overhead of the sandbox, if known."""
         return (self._info or {}).get("overhead_ms")
 
-    def sandbox_report(self, results: Sequence[TaskResult]) -> dict[str, Any]:
-        """Isolation, per-candidate overhead, the samples' timeout rate (from the results, so it
-        is right under xdist too) and this process's execution counters, for the JSON report.
+    def pool_counters(self) -> dict[str, int]:
+        """Pool counters of this process: programs run in the sandbox, timeouts, retries."""
+        stats = getattr(self._executor.inner if self._executor else None, "stats", None)
+        if stats is None:
+            return {}
+        data = stats.to_json()
+        return {
+            "sandbox_executed": data["executed"],
+            "timeouts": data["timeouts"],
+            "retries": data["retries"],
+        }
+
+    def sandbox_report(
+        self, results: Sequence[TaskResult], counters: Mapping[str, int]
+    ) -> dict[str, Any]:
+        """Isolation, per-candidate overhead, execution counters (``counters``: every process's,
+        so they are right under xdist too) and the samples' timeout rate, for the JSON report.
         """
         self.isolation()
         info = dict(self._info or {})
-        stats = getattr(self._executor.inner if self._executor else None, "stats", None)
-        if stats is not None:
-            info.update(stats.to_json())
+        executed = counters.get("sandbox_executed", 0)
+        timeouts = counters.get("timeouts", 0)
+        info["executed"] = executed
+        info["timeouts"] = timeouts
+        info["timeout_rate"] = timeouts / executed if executed else 0.0
+        info["retries"] = counters.get("retries", 0)
         samples = sum(r.n for r in results)
-        timeouts = sum(r.outcomes.get("timeout", 0) for r in results)
+        sample_timeouts = sum(r.outcomes.get("timeout", 0) for r in results)
         info["samples"] = samples
-        info["sample_timeouts"] = timeouts
-        info["sample_timeout_rate"] = timeouts / samples if samples else 0.0
+        info["sample_timeouts"] = sample_timeouts
+        info["sample_timeout_rate"] = sample_timeouts / samples if samples else 0.0
         return info
 
     def close(self) -> None:

@@ -11,6 +11,7 @@ terminal (the only process, or the xdist controller) receives every item's
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Generator
 from typing import Any
 
@@ -38,6 +39,8 @@ STORE_SUMMARY = (
 FAIL_UNDER_IGNORED = (
     "passk: --passk-fail-under is ignored in check mode (it gates pass@k; add --passk=K)"
 )
+#: Key of a worker's counters in xdist's ``workeroutput``.
+COUNTERS_KEY = "passk_counters"
 REPLAY_SUMMARY = (
     "passk: {replayed} samples replayed from recordings (not stored); "
     "{executed} programs executed, {cached} verdicts from the cache"
@@ -59,6 +62,7 @@ class PassKSession:
         self.supply = SampleSupply(config, settings, self.progress, fail_items=self.is_worker)
         self.runner = ItemRunner(settings, self.supply, self.progress, runs_items=self.runs_items)
         self._results: dict[str, TaskResult] = {}
+        self._worker_counters: Counter[str] = Counter()
         self._summaries: list[ModelSummary] = []
         self._failures: list[str] = []
         if settings.sampling_mode:
@@ -198,19 +202,40 @@ class PassKSession:
         for failure in self._failures:
             terminalreporter.write_line(failure, red=True)
         terminalreporter.write_line(f"sandbox: isolation={self.runner.isolation()}")
+        counters = self.counters()
+        if "executed" in counters:
+            template = STORE_SUMMARY if counters["drawn"] or counters["reused"] else REPLAY_SUMMARY
+            terminalreporter.write_line(template.format(root=self.settings.store, **counters))
+
+    def counters(self) -> Counter[str]:
+        """Samples drawn, read and replayed, programs executed and verdicts reused: this
+        process's own, plus every xdist worker's once they have finished.
+        """
+        totals = Counter(self._worker_counters)
         if self.runs_items and self.runner.started:
             supply, executor = self.supply, self.runner.executor
-            template = STORE_SUMMARY if supply.drawn or supply.reused else REPLAY_SUMMARY
-            terminalreporter.write_line(
-                template.format(
-                    root=self.settings.store,
-                    drawn=supply.drawn,
-                    reused=supply.reused,
-                    replayed=supply.replayed,
-                    executed=executor.executed,
-                    cached=executor.reused,
-                )
+            totals.update(
+                drawn=supply.drawn,
+                reused=supply.reused,
+                replayed=supply.replayed,
+                executed=executor.executed,
+                cached=executor.reused,
+                **self.runner.pool_counters(),
             )
+        return totals
+
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        """On an xdist worker, hand this worker's counters to the controller."""
+        workeroutput = getattr(self.config, "workeroutput", None)
+        if workeroutput is not None:
+            workeroutput[COUNTERS_KEY] = dict(self.counters())
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node: Any, error: object) -> None:
+        """On the xdist controller, add up a finished worker's counters."""
+        counters = getattr(node, "workeroutput", {}).get(COUNTERS_KEY)
+        if counters:
+            self._worker_counters.update(counters)
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
         """Release backends and sandbox workers."""
@@ -230,7 +255,7 @@ class PassKSession:
         self._summaries = summarise_models(results, s.ks or (1,)) if s.sampling_mode else []
         add_suite_properties(self.config, self._summaries)
         if s.report is not None:
-            sandbox = self.runner.sandbox_report(results)
+            sandbox = self.runner.sandbox_report(results, self.counters())
             complete = not interrupted
             write_report(s.report, s, self._summaries, results, sandbox, complete=complete)
         if s.samples_out is not None:

