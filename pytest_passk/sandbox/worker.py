@@ -672,6 +672,16 @@ def serve(job: dict[str, Any], channel: int, output: CappedSink) -> None:
             return
 
 
+def format_traceback(exc: BaseException) -> str:
+    """The traceback of ``exc`` from the first frame that is not this harness's own: users read
+    their candidate's and their test's lines, not the sandbox's internals.
+    """
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_frame.f_code.co_filename == __file__ and tb.tb_next is not None:
+        tb = tb.tb_next
+    return "".join(traceback.format_exception(type(exc), exc, tb))
+
+
 def _exception_name(exc: BaseException) -> str:
     for klass in type(exc).__mro__:
         if getattr(builtins, klass.__name__, None) is klass:
@@ -681,7 +691,7 @@ def _exception_name(exc: BaseException) -> str:
 
 def _trace(exc: BaseException, output: CappedSink) -> str:
     try:
-        detail = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        detail = format_traceback(exc)
     except BaseException:
         detail = ""
     captured = output.getvalue()
@@ -922,14 +932,12 @@ def judge(job: dict[str, Any], sock: socket.socket, test_function: Any,
         message = first_line(exc)
         if line and message == "AssertionError":
             message = f"AssertionError: {line}"
-        detail = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        detail = format_traceback(exc)
         return _verdict("failed", message, detail)
     except BaseException as exc:
         if remote.ended is not None:
             return _gone_verdict(remote.ended, remote)
-        detail = remote.last_detail or "".join(
-            traceback.format_exception(type(exc), exc, exc.__traceback__)
-        )
+        detail = remote.last_detail or format_traceback(exc)
         return _verdict("error", first_line(exc), detail)
     elapsed = time.monotonic() - started
     if remote.ended is not None or remote.tainted:
@@ -985,7 +993,7 @@ def run_job(job: dict[str, Any], control: socket.socket,
         except BaseException as exc:
             return _verdict(
                 "error", f"the test module failed to import: {first_line(exc)}",
-                "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
+                format_traceback(exc),
             )  # fmt: skip
     judge_sock, candidate_sock = socket.socketpair()
     done_read, done_write = os.pipe()

@@ -14,6 +14,7 @@ same verdict, which is harmless. Damaged lines are dropped with a warning and re
 
 from __future__ import annotations
 
+import hashlib
 import os
 import sys
 import threading
@@ -37,7 +38,20 @@ VERDICT_REPAIRED = (
 )
 
 
-def job_key(job: Job, isolation: str) -> str | None:
+def harness_digest() -> str:
+    """A digest of the sandbox's own code: a changed harness may judge differently, so its
+    verdicts must not be served from an older harness's cache.
+    """
+    import pytest_passk.sandbox as sandbox
+
+    folder = Path(sandbox.__file__).parent
+    hasher = hashlib.sha256()
+    for source in sorted(folder.glob("*.py")):
+        hasher.update(source.name.encode() + b"\0" + source.read_bytes())
+    return hasher.hexdigest()
+
+
+def job_key(job: Job, isolation: str, harness: str = "") -> str | None:
     """The cache key of ``job`` under ``isolation``; ``None`` when its verdict must not be kept.
 
     A dataset task's test is self-contained source, so program + test + limits + isolation
@@ -50,7 +64,13 @@ def job_key(job: Job, isolation: str) -> str | None:
     fields = plain(job)
     fields["test"] = {"kind": type(job.test).__name__, **fields["test"]}
     return digest(
-        {"schema": VERDICT_SCHEMA, "job": fields, "isolation": isolation, "python": sys.version}
+        {
+            "schema": VERDICT_SCHEMA,
+            "job": fields,
+            "isolation": isolation,
+            "harness": harness,
+            "python": sys.version,
+        }
     )
 
 
@@ -132,6 +152,7 @@ class CachingExecutor:
         self.cache = cache
         self.executed = 0
         self.reused = 0
+        self._harness = harness_digest()
         self._mutex = threading.Lock()
 
     @property
@@ -144,7 +165,7 @@ class CachingExecutor:
     ) -> list[Verdict]:
         """Cached verdicts where the key matches; the inner executor for the rest."""
         isolation = self.inner.isolation
-        keys = [job_key(job, isolation) for job in jobs]
+        keys = [job_key(job, isolation, self._harness) for job in jobs]
         verdicts: list[Verdict | None] = [
             None if key is None else self.cache.get(key) for key in keys
         ]
@@ -179,7 +200,7 @@ class CachingExecutor:
         if start is None:
             return
         isolation = self.inner.isolation
-        keys = [job_key(job, isolation) for job in jobs]
+        keys = [job_key(job, isolation, self._harness) for job in jobs]
         start(
             [
                 job

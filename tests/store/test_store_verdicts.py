@@ -119,3 +119,8 @@ def test_a_damaged_verdict_file_is_repaired_with_a_warning(tmp_path: Path) -> No
     quiet: list[str] = []
     cached(tmp_path, clean, quiet).run(JOBS)
     assert clean.ran == [] and quiet == []
+
+
+def test_a_changed_harness_does_not_reuse_verdicts() -> None:
+    job = JOBS[0]
+    assert job_key(job, "strict", "harness-a") != job_key(job, "strict", "harness-b")
