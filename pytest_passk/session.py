@@ -65,8 +65,6 @@ class PassKSession:
         self._worker_counters: Counter[str] = Counter()
         self._summaries: list[ModelSummary] = []
         self._failures: list[str] = []
-        if settings.sampling_mode:
-            self.supply.check_models()
 
     # -- roles ---------------------------------------------------------------------------------
 
@@ -90,10 +88,14 @@ class PassKSession:
     def pytest_sessionstart(self, session: pytest.Session) -> None:
         """In sampling mode, start the sandbox pool now: before any backend loads a model
         (forking stays cheap and never copies model memory), and before the header that reports
-        its isolation. Check mode loads no model: its pool starts once tasks are collected.
+        its isolation; then check every model (a usage error before collection). Check mode
+        loads no model: its pool starts once tasks are collected.
         """
         if self.settings.sampling_mode and not self.config.option.collectonly:
             self.runner.isolation()
+        if self.settings.sampling_mode:
+            # After the pool: a plugin's backend is built here, and may load a model.
+            self.supply.check_models()
 
     def pytest_report_header(self, config: pytest.Config) -> list[str]:
         """What this run samples and how it judges."""
@@ -141,13 +143,20 @@ class PassKSession:
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtestloop(self, session: pytest.Session) -> Generator[None, object, object]:
-        """Generate and queue before items run; aggregate after every report is in."""
+        """Generate and queue before items run; aggregate after every report is in.
+
+        Only a process that runs every selected item does the batched generation phase and
+        queues every program up front. An xdist worker cannot know which items it will be sent,
+        so each of its items draws its own samples (one request set of n per task, through the
+        store) and runs them when it runs: no sample is drawn or executed twice across workers.
+        """
         collect_failed = (
             session.testsfailed and not self.config.option.continue_on_collection_errors
         )
         if (
             self.settings.sampling_mode
             and self.runs_items
+            and not self.is_worker
             and not self.config.option.collectonly
             and not collect_failed
         ):
