@@ -164,6 +164,8 @@ def run_plugin(
         f"--passk-report={report}",
         f"--passk-samples-out={samples_out}",
         f"--junitxml={junit}",
+        # A store of its own per run: no run's timings may profit from another's cached verdicts.
+        f"--passk-store={out_dir / f'store-{tag}'}",
     ]
     if xdist is not None:
         command += ["-n", str(xdist)]
