@@ -108,6 +108,78 @@ ATTACKS: dict[str, str] = {
         "                return a + b\n"
         "    return -1\n"
     ),
+    # -- reaching other processes and privileges (each answers right only if it escaped) --
+    "ptrace_others": (
+        "import ctypes, os\n"
+        "libc = ctypes.CDLL(None, use_errno=True)\n"
+        "def add(a, b):\n"
+        "    for name in os.listdir('/proc'):\n"
+        "        if name.isdigit() and int(name) != os.getpid():\n"
+        "            if libc.ptrace(16, int(name), None, None) == 0:  # PTRACE_ATTACH\n"
+        "                libc.ptrace(17, int(name), None, None)  # PTRACE_DETACH\n"
+        "                return a + b\n"
+        "    for pid in (os.getppid(), 1):\n"
+        "        if pid != os.getpid() and libc.ptrace(16, pid, None, None) == 0:\n"
+        "            libc.ptrace(17, pid, None, None)\n"
+        "            return a + b\n"
+        "    return -1\n"
+    ),
+    "read_other_memory": (
+        "import os\n"
+        "def add(a, b):\n"
+        "    for name in os.listdir('/proc'):\n"
+        "        if name.isdigit() and int(name) != os.getpid():\n"
+        "            try:\n"
+        "                with open(f'/proc/{name}/mem', 'rb') as mem:\n"
+        "                    mem.read(1)\n"
+        "                return a + b\n"
+        "            except OSError:\n"
+        "                pass\n"
+        "    return -1\n"
+    ),
+    "become_root": (
+        "import os\n"
+        "def add(a, b):\n"
+        "    for attempt in (lambda: os.setuid(0), lambda: os.setgid(0), lambda: os.seteuid(0)):\n"
+        "        try:\n"
+        "            attempt()\n"
+        "            return a + b\n"
+        "        except OSError:\n"
+        "            pass\n"
+        "    return -1\n"
+    ),
+    "remount_root_writable": (
+        "import ctypes, os\n"
+        "libc = ctypes.CDLL(None, use_errno=True)\n"
+        "def add(a, b):\n"
+        "    # MS_REMOUNT | MS_BIND on /: a writable root would let persistence through\n"
+        "    if libc.mount(None, b'/', None, 32 | 4096, None) == 0:\n"
+        "        return a + b\n"
+        "    if libc.unshare(0x00020000) == 0:  # CLONE_NEWNS\n"
+        "        return a + b\n"
+        "    return -1\n"
+    ),
+    "abstract_unix_sockets": (
+        "import socket\n"
+        "def add(a, b):\n"
+        "    try:\n"
+        "        lines = open('/proc/net/unix').read().splitlines()[1:]\n"
+        "    except OSError:\n"
+        "        return -1\n"
+        "    for line in lines:\n"
+        "        path = line.split()[-1] if len(line.split()) > 7 else ''\n"
+        "        if path.startswith('@'):\n"
+        "            s = socket.socket(socket.AF_UNIX)\n"
+        "            s.settimeout(0.2)\n"
+        "            try:\n"
+        "                s.connect('\\0' + path[1:])\n"
+        "                return a + b\n"
+        "            except OSError:\n"
+        "                pass\n"
+        "            finally:\n"
+        "                s.close()\n"
+        "    return -1\n"
+    ),
     # -- resources --
     "fork_bomb": (
         "import os\ndef add(a, b):\n"
@@ -195,6 +267,8 @@ NEEDS_STRICT = frozenset(
         "network_connect", "write_outside", "delete_outside", "write_tmp", "pth_persistence",
         "sitecustomize_persistence", "conftest_persistence", "kill_parent", "kill_every_pid",
         "secret_proc_environ", "read_test_files", "fork_bomb", "daemonised_grandchild",
+        "ptrace_others", "read_other_memory", "become_root", "remount_root_writable",
+        "abstract_unix_sockets",
     }
 )  # fmt: skip
 
