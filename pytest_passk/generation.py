@@ -111,10 +111,7 @@ class Sampler:
 
     def _direct(self, requests: Sequence[GenerationRequest]) -> list[list[Completion]]:
         batches = self.backend.generate(requests, self.params)
-        if len(batches) != len(requests):
-            raise BackendError(
-                f"the {self.label} backend answered {len(batches)} of {len(requests)} requests"
-            )
+        self._check_answered(requests, batches)
         recording = isinstance(self.backend, Recording)
         for request, completions in zip(requests, batches, strict=True):
             if len(completions) < request.n and not recording:
@@ -162,10 +159,7 @@ class Sampler:
 
         try:
             batches = self.backend.generate(requests, self.params, keep)
-            if len(batches) != len(requests):
-                raise BackendError(
-                    f"the {self.label} backend answered {len(batches)} of {len(requests)} requests"
-                )
+            self._check_answered(requests, batches)
             for position, (request, completions) in enumerate(zip(requests, batches, strict=True)):
                 for offset, completion in enumerate(completions[: request.n]):
                     keep(position, request.start + offset, completion)
@@ -174,6 +168,14 @@ class Sampler:
         finally:
             for writer in writers.values():
                 writer.close()
+
+    def _check_answered(
+        self, requests: Sequence[GenerationRequest], batches: Sequence[Sequence[Completion]]
+    ) -> None:
+        if len(batches) != len(requests):
+            raise BackendError(
+                f"the {self.label} backend answered {len(batches)} of {len(requests)} requests"
+            )
 
     def _short(self, request: GenerationRequest, got: int) -> BackendError:
         return BackendError(

@@ -300,15 +300,7 @@ def _is_indented_body(code: str) -> bool:
 
 def _top_level_names(code: str) -> set[str]:
     tree = _parse(code)
-    if tree is None:
-        return set()
-    names: set[str] = set()
-    for node in tree.body:
-        if isinstance(node, _DEFINITION):
-            names.add(node.name)
-        elif isinstance(node, ast.Assign):
-            names.update(t.id for t in node.targets if isinstance(t, ast.Name))
-    return names
+    return set() if tree is None else _bound_names(tree.body)
 
 
 def _with_prompt_context(code: str, defined: set[str], task: Task) -> str:

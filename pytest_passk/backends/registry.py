@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 
 from pytest_passk.backends import Backend
 from pytest_passk.errors import BackendUnavailable, ModelSpecError
@@ -169,7 +170,7 @@ def _replay(model: ModelSpec, context: BackendContext) -> Backend:
 def _pending(provider: str, needs: str) -> Provider:
     """A provider whose backend is a later milestone: its spec resolves, its use is refused."""
 
-    def check(model: ModelSpec, context: BackendContext) -> None:
+    def refuse(model: ModelSpec, context: BackendContext) -> NoReturn:
         # Said before anything else: installing an extra for a backend that is not there yet
         # would cost a user gigabytes for nothing.
         raise BackendUnavailable(
@@ -178,11 +179,7 @@ def _pending(provider: str, needs: str) -> Provider:
             "tooling and run --model=replay:SAMPLES.jsonl"
         )
 
-    def build(model: ModelSpec, context: BackendContext) -> Backend:
-        check(model, context)
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    return Provider(build, check)
+    return Provider(refuse, refuse)
 
 
 #: Provider name -> checks and factory. A new backend is a new module plus one line here.
