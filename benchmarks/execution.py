@@ -132,11 +132,18 @@ def timed(command: Sequence[str], env: Mapping[str, str], cwd: Path) -> tuple[fl
 Timing = tuple[float, float | None]
 
 
+#: Plugins of this (development) environment that pytest-passk does not need: hypothesis's
+#: imports hypothesis in its terminal summary whether or not any test used it (0.5 s), and
+#: HumanEval's tests do not use it.
+UNNEEDED_PLUGINS = ("cacheprovider", "randomly", "hypothesispytest")
+
+
 def run_plugin(work: Path, dataset: Path, samples: Path, workers: int) -> tuple[Timing, list[Any]]:
     out = work / "passk_samples_out.jsonl"
+    disabled = [arg for name in UNNEEDED_PLUGINS for arg in ("-p", f"no:{name}")]
     command = [
-        sys.executable, "-m", "pytest", str(dataset), "-q", "-p", "no:cacheprovider",
-        "-p", "no:randomly", "--passk=1", f"--model=replay:{samples}",
+        sys.executable, "-m", "pytest", str(dataset), "-q", *disabled,
+        "--passk=1", f"--model=replay:{samples}",
         f"--passk-timeout={PLUGIN_TIMEOUT:g}", f"--passk-workers={workers}",
         f"--passk-samples-out={out}", f"--passk-report={work / 'passk_report.json'}",
         f"--passk-store={work / 'store'}", f"--rootdir={work}",
@@ -252,6 +259,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     (ours_seconds, ours_cpu), ours = results["pytest-passk"]
     sandbox = dict(report.get("sandbox", {}))
     print(f"\nisolation: {sandbox.pop('isolation', None)}")
+    print(f"pytest plugins disabled for the plugin's run: {', '.join(UNNEEDED_PLUGINS)}")
     print(f"sandbox: {json.dumps(sandbox)}")
     print(f"\n{'tool':<14} {'seconds':>8} {'samples/s':>10} {'CPU-s':>7} {'per CPU-s':>10} "
           f"{'passed':>7} {'verdicts':>9}")  # fmt: skip

@@ -104,8 +104,22 @@ class Limits:
     processes: int = 256
     #: Smallest CPU budget derived from a reference solution's time, in seconds.
     cpu_floor: float = 0.05
-    #: A derived CPU budget is this many times the reference solution's test time.
+    #: A derived CPU budget is this many times the reference solution's CPU time: for the whole
+    #: test, and for any one call (times the reference's most expensive call).
     cpu_margin: float = 20.0
+
+
+@dataclass(frozen=True, slots=True)
+class Budget:
+    """CPU seconds a candidate may use: on the whole test, and on any one call of the test."""
+
+    test: float
+    call: float
+
+    @classmethod
+    def flat(cls, seconds: float) -> Budget:
+        """One limit for both (no reference to derive them from)."""
+        return cls(seconds, seconds)
 
 
 @dataclass(slots=True)
@@ -260,7 +274,7 @@ class PoolExecutor:
         self._idle: queue.SimpleQueue[_Slot] = queue.SimpleQueue()
         self._slots: list[_Slot] = []
         self._lock = threading.Lock()
-        self._calibrated: dict[tuple[object, ...], Future[float]] = {}
+        self._calibrated: dict[tuple[object, ...], Future[Budget]] = {}
         self._pending: dict[Job, Future[Verdict]] = {}
         self._closing = False
         self.stats = SandboxStats()
@@ -347,10 +361,13 @@ class PoolExecutor:
         names = [text for key, text in LAYER_NAMES.items() if self.layers.get(key)]
         return ", ".join(["rlimits", "scrubbed env", *names])
 
-    def cpu_limit(self, job: Job) -> float:
+    def budget(self, job: Job) -> Budget:
         """The CPU budget of a job: derived from its reference solution's time where known."""
         derived = self._calibrated.get(_task_key(job))
-        return job.timeout if derived is None else min(job.timeout, derived.result())
+        if derived is None:
+            return Budget.flat(job.timeout)
+        budget = derived.result()
+        return Budget(min(job.timeout, budget.test), min(job.timeout, budget.call))
 
     def _spawn(self) -> _Slot:
         slot = _Slot(self._python, self._env, self._config)
@@ -364,31 +381,36 @@ class PoolExecutor:
             if slot in self._slots:
                 self._slots.remove(slot)
 
-    def _calibrate(self, job: Job) -> float:
-        """Run the task's reference once; the candidates' CPU budget is a multiple of its time."""
+    def _calibrate(self, job: Job) -> Budget:
+        """Run the task's reference once; the candidates' CPU budgets are multiples of its CPU
+        time, as the reference's own process measured it (load on the machine does not inflate
+        it, as it would a wall-clock time).
+        """
         if job.reference is None:
-            return job.timeout
+            return Budget.flat(job.timeout)
         reference = Job(job.reference, job.test, job.entry_point, job.timeout)
-        result = self._execute(reference, job.timeout)
-        seconds = result.get("test_seconds")
-        if result.get("outcome") == Outcome.PASSED.value and isinstance(seconds, float):
-            return max(self._limits.cpu_floor, self._limits.cpu_margin * seconds)
-        return job.timeout
+        result = self._execute(reference, Budget.flat(job.timeout), measure=True)
+        test, call = result.get("test_cpu"), result.get("call_cpu")
+        if result.get("outcome") != Outcome.PASSED.value or not isinstance(test, float):
+            return Budget.flat(job.timeout)
+        floor, margin = self._limits.cpu_floor, self._limits.cpu_margin
+        call = call if isinstance(call, float) else test
+        return Budget(max(floor, margin * test), max(floor, margin * call))
 
     def _judge(self, job: Job) -> Verdict:
-        cpu_limit = self.cpu_limit(job)
-        result = self._execute(job, cpu_limit)
+        budget = self.budget(job)
+        result = self._execute(job, budget)
         if (
             result.get("outcome") == Outcome.TIMEOUT.value
-            and result.get("by") != "cpu"
+            and result.get("by") not in ("cpu", "call")
             and float(result.get("cpu") or 0.0) < 0.5 * job.timeout
         ):
             # Out of wall time while mostly off the CPU: starved by load, or sleeping. Once
             # more; a real sleeper costs one more wall limit, a busy loop is not retried.
             with self.stats.lock:
                 self.stats.retries += 1
-            result = self._execute(job, cpu_limit)
-        verdict = _to_verdict(result, job)
+            result = self._execute(job, budget)
+        verdict = _to_verdict(result, job, budget)
         with self.stats.lock:
             self.stats.executed += 1
             self.stats.timeouts += verdict.outcome is Outcome.TIMEOUT
@@ -401,12 +423,12 @@ class PoolExecutor:
                 return self._idle.get(timeout=0.1)
         return None
 
-    def _execute(self, job: Job, cpu_limit: float) -> dict[str, Any]:
+    def _execute(self, job: Job, budget: Budget, *, measure: bool = False) -> dict[str, Any]:
         slot = self._take_slot()
         if slot is None:
             return {"outcome": Outcome.ERROR.value, "message": "the sandbox was shut down"}
         try:
-            slot.send(self._request(job, cpu_limit))
+            slot.send(self._request(job, budget, measure))
             result = slot.receive(time.monotonic() + job.timeout + GRACE)
         except (OSError, ValueError):
             result = None
@@ -428,7 +450,7 @@ class PoolExecutor:
         self._idle.put(slot)
         return result
 
-    def _request(self, job: Job, cpu_limit: float) -> dict[str, Any]:
+    def _request(self, job: Job, budget: Budget, measure: bool) -> dict[str, Any]:
         test = job.test
         if isinstance(test, CheckTest):
             test_data: dict[str, object] = {"kind": "check", "source": test.source}
@@ -444,7 +466,9 @@ class PoolExecutor:
             "program": job.program,
             "entry_point": job.entry_point,
             "test": test_data,
-            "cpu_limit": cpu_limit,
+            "cpu_limit": budget.test,
+            "call_limit": budget.call,
+            "measure": measure,
             "wall_limit": job.timeout,
             "memory_bytes": self._limits.memory_bytes,
             "file_bytes": self._limits.file_bytes,
@@ -454,11 +478,11 @@ class PoolExecutor:
     def _measure_overhead(self) -> float:
         """Per-candidate cost of the sandbox itself: a trivial program and test, judged in turn."""
         probe = Job("def f():\n    return 1\n", CheckTest(PROBE_TEST), "f", 5.0)
-        self._execute(probe, 5.0)  # warm-up: first-touch costs are not per-candidate costs
+        self._execute(probe, Budget.flat(5.0))  # warm-up: first touches are not per-candidate
         times = []
         for _ in range(5):
             started = time.perf_counter()
-            self._execute(probe, 5.0)
+            self._execute(probe, Budget.flat(5.0))
             times.append(time.perf_counter() - started)
         return sorted(times)[len(times) // 2]
 
@@ -470,16 +494,21 @@ def _task_key(job: Job) -> tuple[object, ...]:
     return (job.test, job.entry_point, job.reference, job.timeout)
 
 
-def _to_verdict(result: dict[str, Any], job: Job) -> Verdict:
+def _to_verdict(result: dict[str, Any], job: Job, budget: Budget) -> Verdict:
     try:
         outcome = Outcome(result["outcome"])
     except (KeyError, ValueError):
         return Verdict(Outcome.ERROR, "the sandbox sent a malformed verdict", "", 0.0)
     message = str(result.get("message", ""))
-    if outcome is Outcome.TIMEOUT:
-        by = result.get("by")
-        what = "its CPU budget" if by == "cpu" else f"{job.timeout:g} s"
-        message = message if message != "timed out" else f"timed out after {what}"
+    if outcome is Outcome.TIMEOUT and message == "timed out":
+        by, call = result.get("by"), str(result.get("call") or "")
+        if by == "cpu":
+            message = f"timed out after its CPU budget ({budget.test:.3g} s of CPU)"
+        elif by == "call":
+            which = f"one call of {call}()" if call else "one call"
+            message = f"timed out: {which} ran past its CPU budget per call ({budget.call:.3g} s)"
+        else:
+            message = f"timed out after {job.timeout:g} s"
     return Verdict(
         outcome, message, str(result.get("detail", "")), float(result.get("wall", 0.0) or 0.0)
     )

@@ -24,6 +24,7 @@ import ctypes
 import errno
 import gc
 import io
+import itertools
 import json
 import mmap
 import os
@@ -280,8 +281,9 @@ def _hide(libc: _Libc, path: str, keep: list[str], *, writable: bool = False) ->
 
 
 def clean_zygote(control: socket.socket, libc: _Libc, layers: dict[str, bool],
-                 hide: list[str], site_dirs: list[str]) -> None:  # fmt: skip
+                 hide: list[str], site_dirs: list[str], calls: mmap.mmap) -> None:  # fmt: skip
     """K: receive candidate programs (never tests) with their channel; start and watch each."""
+    calls.madvise(mmap.MADV_DONTFORK)  # the judge's call counter: never a candidate's to write
     for name in PRELOAD:
         with contextlib.suppress(ImportError):
             __import__(name)
@@ -320,12 +322,13 @@ def clean_zygote(control: socket.socket, libc: _Libc, layers: dict[str, bool],
             os._exit(0)
         try:
             job = json.loads(message)
+            calls_before = bytes(calls[:8])  # read before the candidate can be called
             if not standby.start(message, fds[0]):
                 standby.discard()
                 standby = Standby(libc, layers, control, site_dirs)
                 standby.start(message, fds[0])
             current, standby = standby, None
-            supervise(job, current, fds[0], fds[1], layers)
+            supervise(job, current, fds[0], fds[1], layers, calls, calls_before)
         finally:
             for fd in fds:
                 os.close(fd)
@@ -432,19 +435,23 @@ def _cpu_seconds(pid: int) -> float:
 
 
 def supervise(job: dict[str, Any], candidate: Standby, channel: int, done: int,
-              layers: dict[str, bool]) -> None:  # fmt: skip
-    """K: watch the candidate; kill it when it exceeds its CPU budget or wall limit, or when the
-    judge is finished, whichever comes first.
+              layers: dict[str, bool], calls: mmap.mmap, seen: bytes) -> None:  # fmt: skip
+    """K: watch the candidate; kill it when it exceeds its CPU budget (for the whole test or for
+    one call) or its wall limit, or when the judge is finished, whichever comes first.
     """
     pid = candidate.pid
     started = time.monotonic()
     cpu_limit, wall_limit = float(job["cpu_limit"]), float(job["wall_limit"])
+    call_limit = float(job.get("call_limit", cpu_limit))
     end: dict[str, Any] | None = None
     status = None
     # The CPU budget counts from the judge's word that the program is loaded: imports (numpy
     # takes far longer than a whole HumanEval test) are bounded by the wall limit only.
     loaded_at: float | None = None
     credit, last = 0.0, 0.0  # CPU seconds spent importing, and the CPU at the last look
+    # Each call's CPU counts from the first look after the judge bumped its call counter: at most
+    # one POLL of a call is missed, in the candidate's favour, and never charged to another call.
+    call_from: tuple[float, float] | None = None  # (CPU, import credit) when the call was seen
     while True:
         ready, _, _ = select.select([done], [], [], POLL)
         if ready:
@@ -461,11 +468,15 @@ def supervise(job: dict[str, Any], candidate: Standby, channel: int, done: int,
         if candidate.importing():
             credit += now - last
         last = now
+        counter = bytes(calls[:8])
+        if counter != seen:
+            seen, call_from = counter, (now, credit)
         cpu = now - loaded_at - credit if loaded_at is not None else 0.0
+        call = now - call_from[0] - (credit - call_from[1]) if call_from is not None else 0.0
         wall = time.monotonic() - started
-        if cpu >= cpu_limit or wall >= wall_limit:
-            end = {"end": "timeout", "cpu": now - candidate.cpu_before, "wall": wall,
-                   "by": "cpu" if cpu >= cpu_limit else "wall"}  # fmt: skip
+        by = "cpu" if cpu >= cpu_limit else "call" if call >= call_limit else "wall"
+        if by != "wall" or wall >= wall_limit:
+            end = {"end": "timeout", "cpu": now - candidate.cpu_before, "wall": wall, "by": by}
             break
     if layers["pidns"]:
         # PID 1 of its namespace: its death takes every descendant with it. The namespace's
@@ -625,7 +636,11 @@ def serve(job: dict[str, Any], channel: int, output: CappedSink) -> None:
     """Load the program, report its names, then run each requested call and send back the result."""
     reader = os.fdopen(channel, "rb", buffering=65536, closefd=False)
 
+    measure = bool(job.get("measure"))
+
     def send(message: dict[str, Any]) -> None:
+        if measure:  # the reference's calibration run: trusted code, its own CPU clock
+            message["t"] = time.process_time()
         data = plain.dumps(message)
         view = memoryview(data)
         while view:
@@ -716,14 +731,20 @@ class CandidateError(Exception):
 class Remote:
     """The judge's end of the channel: every call of the candidate goes through here."""
 
-    def __init__(self, sock: socket.socket, deadline: float) -> None:
+    def __init__(self, sock: socket.socket, deadline: float, calls: mmap.mmap,
+                 measure: bool = False) -> None:  # fmt: skip
         self.sock = sock
         self.reader = sock.makefile("rb", buffering=65536)
         self.deadline = deadline
+        self.calls = calls
         self.seq = 0
         self.tainted = ""
         self.ended: dict[str, Any] | None = None
         self.last_detail = ""
+        #: The call in progress, named in a timeout's message.
+        self.calling = ""
+        #: With ``measure``, the candidate's CPU clock after loading and after each call.
+        self.marks: list[float] | None = [] if measure else None
 
     def receive(self) -> dict[str, Any]:
         if self.ended is not None:
@@ -743,6 +764,8 @@ class Remote:
             self._end({"end": "garbled"})
         if "end" in message:
             self._end(message)
+        if self.marks is not None and isinstance(message.get("t"), float):
+            self.marks.append(message["t"])
         return dict(message)
 
     def _end(self, message: dict[str, Any]) -> None:
@@ -752,6 +775,10 @@ class Remote:
     def request(self, name: str, args: tuple[Any, ...] | None,
                 kwargs: dict[str, Any] | None) -> Any:  # fmt: skip
         self.seq += 1
+        self.calling = name
+        # The supervisor starts this call's clock when it sees the counter move.
+        counter = int.from_bytes(self.calls[:8], "little") + 1
+        self.calls[:8] = counter.to_bytes(8, "little")
         frame: dict[str, Any] = {"s": self.seq, "name": name}
         if args is None:
             frame["get"] = True
@@ -850,7 +877,8 @@ def _verdict(outcome: str, message: str, detail: str = "", **extra: Any) -> dict
 def _gone_verdict(ended: dict[str, Any], remote: Remote | None) -> dict[str, Any]:
     kind = ended.get("end")
     if kind == "timeout":
-        return _verdict("timeout", "timed out", cpu=ended.get("cpu", 0.0), by=ended.get("by"))
+        return _verdict("timeout", "timed out", cpu=ended.get("cpu", 0.0), by=ended.get("by"),
+                        call=remote.calling if remote else "")  # fmt: skip
     if kind == "raised":
         return _verdict("error", f"the candidate stopped the run: {ended.get('message', '')}")
     if kind == "garbled":
@@ -862,9 +890,11 @@ def _gone_verdict(ended: dict[str, Any], remote: Remote | None) -> dict[str, Any
 
 
 def judge(job: dict[str, Any], sock: socket.socket, test_function: Any,
-          compiled: dict[str, types.CodeType], loaded: int) -> dict[str, Any]:  # fmt: skip
+          compiled: dict[str, types.CodeType], loaded: int,
+          calls: mmap.mmap) -> dict[str, Any]:  # fmt: skip
     """Z: run the test against a stub candidate and decide the verdict from what it observed."""
-    remote = Remote(sock, time.monotonic() + float(job["wall_limit"]) + 1.0)
+    deadline = time.monotonic() + float(job["wall_limit"]) + 1.0
+    remote = Remote(sock, deadline, calls, measure=bool(job.get("measure")))
     try:
         hello = remote.receive()
     except CandidateGone as gone:
@@ -942,7 +972,13 @@ def judge(job: dict[str, Any], sock: socket.socket, test_function: Any,
     elapsed = time.monotonic() - started
     if remote.ended is not None or remote.tainted:
         return _gone_verdict(remote.ended or {"end": "garbled"}, remote)
-    return _verdict("passed", "", test_seconds=elapsed)
+    extra: dict[str, Any] = {"test_seconds": elapsed}
+    marks = remote.marks
+    if marks:
+        # The candidate's CPU for the whole test and for its most expensive call.
+        extra["test_cpu"] = marks[-1] - marks[0]
+        extra["call_cpu"] = max((b - a for a, b in itertools.pairwise(marks)), default=0.0)
+    return _verdict("passed", "", **extra)
 
 
 # -- Z: the zygote ---------------------------------------------------------------------------------
@@ -980,7 +1016,7 @@ def import_test_module(test: dict[str, Any]) -> Any:
 
 
 def run_job(job: dict[str, Any], control: socket.socket,
-            compiled: dict[str, types.CodeType]) -> dict[str, Any]:  # fmt: skip
+            compiled: dict[str, types.CodeType], calls: mmap.mmap) -> dict[str, Any]:  # fmt: skip
     """Z: hand the program to K and judge it here, with a stub candidate that calls it in C.
 
     The judge runs in the zygote itself (no fork per job): it is trusted code, every job gets a
@@ -997,8 +1033,9 @@ def run_job(job: dict[str, Any], control: socket.socket,
             )  # fmt: skip
     judge_sock, candidate_sock = socket.socketpair()
     done_read, done_write = os.pipe()
-    clean = {key: job[key] for key in ("program", "cpu_limit", "wall_limit", "memory_bytes",
-                                       "file_bytes", "processes")}  # fmt: skip
+    clean = {key: job[key] for key in ("program", "cpu_limit", "call_limit", "wall_limit",
+                                       "memory_bytes", "file_bytes", "processes", "measure")
+             if key in job}  # fmt: skip
     started = time.monotonic()
     try:
         send_frame(control, json.dumps(clean).encode(), [candidate_sock.fileno(), done_read])
@@ -1013,7 +1050,7 @@ def run_job(job: dict[str, Any], control: socket.socket,
     sink = CappedSink(OUTPUT_LIMIT)
     sys.stdout = sys.stderr = sink
     try:
-        result = judge(job, judge_sock, test_function, compiled, done_write)
+        result = judge(job, judge_sock, test_function, compiled, done_write, calls)
     finally:
         os.close(done_write)  # tells the supervisor to kill the candidate
         judge_sock.close()
@@ -1037,13 +1074,14 @@ def main() -> None:
     if not layers["mountns"]:
         tempfile.tempdir = scratch
     control, control_child = socket.socketpair()
+    calls = mmap.mmap(-1, 8)  # the judge's call counter, shared with K's supervisor
     clean_pid = os.fork()
     if clean_pid == 0:
         control.close()
         os.closerange(3, control_child.fileno())
         clean_zygote(
             control_child, libc, layers, list(config.get("hide", [])),
-            list(config.get("site_dirs", [])),
+            list(config.get("site_dirs", [])), calls,
         )  # fmt: skip
     control_child.close()
     os.chdir(tempfile.mkdtemp(dir=scratch))  # the judge's scratch (e.g. hypothesis's database)
@@ -1064,7 +1102,7 @@ def main() -> None:
     for line in inp:
         job = json.loads(line)
         try:
-            result = run_job(job, control, compiled)
+            result = run_job(job, control, compiled, calls)
         except BaseException as exc:
             result = _verdict("error", f"the sandbox failed: {first_line(exc)}")
         result["id"] = job.get("id")

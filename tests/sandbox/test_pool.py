@@ -29,6 +29,47 @@ def test_a_loop_stops_at_the_cpu_budget_derived_from_the_reference(pool: PoolExe
     assert "CPU budget" in verdict.message
 
 
+#: Spins on the CPU for ``ms`` milliseconds (as a reference or candidate would compute).
+SPIN = (
+    "import time\n"
+    "def spin(ms):\n"
+    "    end = time.process_time() + ms / 1000\n"
+    "    while time.process_time() < end:\n"
+    "        pass\n"
+)
+#: Thirty calls: the budget per call is 20x the reference's most expensive call.
+THIRTY_CALLS = CheckTest(
+    "def check(candidate):\n    for i in range(30):\n        assert candidate(i) == i\n"
+)
+
+
+def test_one_runaway_call_stops_at_the_budget_per_call(pool: PoolExecutor) -> None:
+    reference = SPIN + "def f(i):\n    spin(10)\n    return i\n"  # 30 x 10 ms of CPU
+    runaway = SPIN + "def f(i):\n    spin(1000 if i == 3 else 10)\n    return i\n"
+    (verdict,) = pool.run([Job(runaway, THIRTY_CALLS, "f", 10.0, reference=reference)])
+    assert verdict.outcome is Outcome.TIMEOUT
+    assert "one call of f()" in verdict.message, verdict
+    assert verdict.duration < 0.9  # 3 x 10 ms, then a budget of about 20 x 10 ms
+
+
+def test_a_candidate_slower_on_every_call_within_the_margin_passes(pool: PoolExecutor) -> None:
+    # 4x the reference on each of thirty calls: each call's CPU is its own, never its
+    # predecessors' (1.2 s in all, six times the budget of any one call).
+    reference = SPIN + "def f(i):\n    spin(10)\n    return i\n"
+    slower = SPIN + "def f(i):\n    spin(40)\n    return i\n"
+    (verdict,) = pool.run([Job(slower, THIRTY_CALLS, "f", 10.0, reference=reference)])
+    assert verdict.outcome is Outcome.PASSED, verdict
+
+
+def test_budgets_come_from_the_references_cpu_time_not_its_wall_time(pool: PoolExecutor) -> None:
+    # The reference sleeps: its wall time would allow a 10 s budget, its CPU time the floor.
+    reference = "import time\ndef add(a, b):\n    time.sleep(0.5)\n    return a + b\n"
+    busy = SPIN + "def add(a, b):\n    spin(2000)\n    return a + b\n"
+    (verdict,) = pool.run([Job(busy, CHECK, "add", 10.0, reference=reference)])
+    assert verdict.outcome is Outcome.TIMEOUT
+    assert verdict.duration < 1.5, verdict
+
+
 def test_a_sleeper_gets_the_wall_limit_and_one_retry(pool: PoolExecutor) -> None:
     sleeper = "import time\ndef add(a, b):\n    time.sleep(60)\n"
     retries = pool.stats.retries
