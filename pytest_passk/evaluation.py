@@ -59,13 +59,16 @@ def plan(task: Task, completions: Sequence[Completion], timeout: float) -> Plan:
     """
     programs = [build_program(task, c.text, c.form) for c in completions]
     first_of: dict[str, int] = {}
+    key_of: dict[str, str] = {}  # samples are often verbatim repeats: parse each text once
     jobs: list[Job] = []
     job_of_sample: list[int | None] = []
     for program in programs:
         if program is None:
             job_of_sample.append(None)
             continue
-        key = program_key(program)
+        key = key_of.get(program)
+        if key is None:
+            key = key_of[program] = program_key(program)
         if key not in first_of:
             first_of[key] = len(jobs)
             jobs.append(Job(program, task.test, task.entry_point, timeout, task.reference))

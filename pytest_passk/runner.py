@@ -29,6 +29,8 @@ from pytest_passk.supply import SampleSupply
 __all__ = ["BELOW_MIN", "NO_REFERENCE", "NO_SAMPLES", "RESULT_KEY", "ItemRunner"]
 
 RESULT_KEY = pytest.StashKey[TaskResult]()
+#: Items planned per batch handed to the pool ahead of time (each batch's references first).
+PREFETCH_ITEMS = 8
 NO_REFERENCE = (
     "task {task_id} has no reference solution: give @passk.task(reference=...) "
     "or a canonical_solution"
@@ -150,15 +152,19 @@ class ItemRunner:
     # -- items ---------------------------------------------------------------------------------
 
     def prefetch(self, items: Sequence[TaskItem]) -> None:
-        """Queue every item's programs on the pool now (uncached ones only)."""
+        """Queue every item's programs on the pool now (uncached ones only), a few items at a
+        time, so the sandbox starts on the first programs while the rest are still planned.
+        """
         jobs: list[Job] = []
-        for item in items:
+        for index, item in enumerate(items, start=1):
             completions = self._supply.peek(item.nodeid)
             if completions is not None:
                 timeout = item.task.timeout or self._settings.timeout
                 self._plans[item.nodeid] = planned = plan(item.task, completions, timeout)
                 jobs.extend(planned.jobs)
-        self.executor.prefetch(jobs)
+            if index % PREFETCH_ITEMS == 0 or index == len(items):
+                self.executor.prefetch(jobs)
+                jobs = []
 
     def run(self, item: TaskItem, model: ModelSpec | None) -> None:
         """Judge one item; raise :class:`TaskFailed` when its criterion is not met."""
