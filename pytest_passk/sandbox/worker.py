@@ -7,8 +7,13 @@ Process tree, per pool slot::
     └── K   clean zygote and supervisor (trusted): forked before the first job, so its memory
         │   never held a test; keeps one candidate process cloned ahead, enforces CPU and wall
         │   limits, kills the candidate's PID namespace when the judge is done
+        ├── T   template (trusted): forked from K once; clones each candidate for K, as K's child
         └── C   candidate (untrusted): PID 1 of its own PID namespace, uid nobody, rlimits;
                 loads the program and answers the judge's calls
+
+Candidates are cloned by T, not by K, because a clone write-protects every page of the process
+that makes it: K, busy between clones, would then copy a few hundred pages per candidate, while
+T's loop touches a handful.
 
 The test never runs in the candidate's process: the judge sends each call's arguments to C as
 plain data and receives the return value as plain data (:mod:`plain`), so the verdict is decided
@@ -53,6 +58,7 @@ if __name__ == "__main__":  # loaded by path: the package is not importable unde
 else:
     from pytest_passk.sandbox import plain
 
+CLONE_PARENT = 0x00008000
 CLONE_NEWNS = 0x00020000
 CLONE_NEWUSER = 0x10000000
 CLONE_NEWPID = 0x20000000
@@ -113,13 +119,14 @@ class _Libc:
     def prctl(self, option: int, arg: int) -> None:
         self._check(self.lib.prctl(option, ctypes.c_ulong(arg), 0, 0, 0), "prctl")
 
-    def fork_into_new_pid_namespace(self) -> int:
-        """``fork()`` whose child is PID 1 of a new PID namespace (``clone(CLONE_NEWPID)``).
+    def clone(self, flags: int) -> int:
+        """``fork()`` with clone flags: ``CLONE_NEWPID`` (the child is PID 1 of a new PID
+        namespace) and ``CLONE_PARENT`` (the child is the caller's sibling).
 
         ``unshare(CLONE_NEWPID)`` works once per process; a long-lived zygote needs clone. The
-        zygote is single-threaded and holds no locks here, so skipping Python's fork hooks is safe.
+        caller is single-threaded and holds no locks here, so skipping Python's fork hooks is safe.
         """
-        pid = int(self.lib.syscall(SYS_CLONE, CLONE_NEWPID | signal.SIGCHLD, 0, 0, 0, 0))
+        pid = int(self.lib.syscall(SYS_CLONE, flags | signal.SIGCHLD, 0, 0, 0, 0))
         if pid < 0:
             err = ctypes.get_errno()
             raise OSError(err, f"clone: {os.strerror(err)}")
@@ -310,10 +317,11 @@ def clean_zygote(control: socket.socket, libc: _Libc, layers: dict[str, bool],
     libc.prctl(PR_SET_CHILD_SUBREAPER, 1)
     gc.collect()
     gc.freeze()  # forked candidates then never copy the preloaded heap through the collector
+    template = Template(libc, layers, site_dirs, control)
     standby: Standby | None = None
     while True:
         if standby is None:
-            standby = Standby(libc, layers, control, site_dirs)
+            standby = Standby(template, layers)
         try:
             message, fds = recv_frame(control)
         except OSError:
@@ -325,7 +333,7 @@ def clean_zygote(control: socket.socket, libc: _Libc, layers: dict[str, bool],
             calls_before = bytes(calls[:8])  # read before the candidate can be called
             if not standby.start(message, fds[0]):
                 standby.discard()
-                standby = Standby(libc, layers, control, site_dirs)
+                standby = Standby(template, layers)
                 standby.start(message, fds[0])
             current, standby = standby, None
             supervise(job, current, fds[0], fds[1], layers, calls, calls_before)
@@ -367,13 +375,73 @@ def recv_frame(sock: socket.socket) -> tuple[bytes, list[int]]:
     return b"".join(chunks), fds
 
 
+class Template:
+    """K's handle on T, the process that clones candidates (see the module docstring)."""
+
+    def __init__(self, libc: _Libc, layers: dict[str, bool], site_dirs: list[str],
+                 control: socket.socket) -> None:  # fmt: skip
+        self.sock, theirs = socket.socketpair()
+        pid = os.fork()
+        if pid == 0:
+            control.close()
+            self.sock.close()
+            template_main(theirs, libc, layers, site_dirs)
+        theirs.close()
+        self.pid = pid
+
+    def spawn(self, workdir: str, drop: bool, channel: socket.socket, imports: int) -> int:
+        """A new candidate process, K's child, that waits on ``channel`` for its job."""
+        request = json.dumps({"workdir": workdir, "drop": drop}).encode()
+        send_frame(self.sock, request, [channel.fileno(), imports])
+        reply = b""
+        while len(reply) < 8:
+            more = self.sock.recv(8 - len(reply))
+            if not more:
+                raise OSError(errno.EPIPE, "the candidate template is gone")
+            reply += more
+        pid = int.from_bytes(reply, "big", signed=True)
+        if pid < 0:
+            raise OSError(-pid, f"clone: {os.strerror(-pid)}")
+        return pid
+
+
+def template_main(control: socket.socket, libc: _Libc, layers: dict[str, bool],
+                  site_dirs: list[str]) -> None:  # fmt: skip
+    """T: clone a candidate for each request, as a child of K (``CLONE_PARENT``), which waits
+    for it, limits it and kills it; then hand K its PID.
+    """
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    flags = CLONE_PARENT | (CLONE_NEWPID if layers["pidns"] else 0)
+    while True:
+        try:
+            message, fds = recv_frame(control)
+        except OSError:
+            os._exit(0)
+        if not message or len(fds) != 2:
+            os._exit(0)
+        request = json.loads(message)
+        try:
+            pid = libc.clone(flags)
+        except OSError as exc:
+            pid = -(exc.errno or errno.EAGAIN)
+        if pid == 0:
+            control.close()
+            channel = socket.socket(fileno=fds[0])
+            imports = mmap.mmap(fds[1], 8)
+            os.close(fds[1])
+            candidate_main(channel, request["workdir"], libc, layers, bool(request["drop"]),
+                           site_dirs, imports)  # fmt: skip
+        for fd in fds:
+            os.close(fd)
+        control.sendall(pid.to_bytes(8, "big", signed=True))
+
+
 class Standby:
     """A candidate process cloned and lowered ahead of its job, so that the clone and the drop of
     privileges are off the critical path; it waits for its program and channel on a socket.
     """
 
-    def __init__(self, libc: _Libc, layers: dict[str, bool], control: socket.socket,
-                 site_dirs: list[str]) -> None:  # fmt: skip
+    def __init__(self, template: Template, layers: dict[str, bool]) -> None:
         self.workdir = tempfile.mkdtemp(prefix="passk-")
         self.drop = os.geteuid() == 0 and not layers["userns"]
         if self.drop:
@@ -382,14 +450,15 @@ class Standby:
         #: Shared with the candidate: raised while it imports a module (:class:`ImportClock`).
         #: The candidate can write anything here; it only ever buys itself time up to the wall
         #: limit, which a sleeper gets anyway.
-        self.imports = mmap.mmap(-1, 8)
-        pid = libc.fork_into_new_pid_namespace() if layers["pidns"] else os.fork()
-        if pid == 0:
-            control.close()
-            self.sock.close()
-            candidate_main(theirs, self.workdir, libc, layers, self.drop, site_dirs, self.imports)
-        theirs.close()
-        self.pid = pid
+        shared = os.memfd_create("passk-imports", os.MFD_CLOEXEC)
+        try:
+            os.ftruncate(shared, 8)
+            self.imports = mmap.mmap(shared, 8)
+            self.pid = template.spawn(self.workdir, self.drop, theirs, shared)
+        finally:
+            os.close(shared)
+            theirs.close()
+        self.template = template.pid
         self.cpu_before = 0.0
 
     def importing(self) -> bool:
@@ -495,7 +564,7 @@ def supervise(job: dict[str, Any], candidate: Standby, channel: int, done: int,
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
     else:
-        _kill_tree(pid, status is None, layers)
+        _kill_tree(pid, status is None, spare=candidate.template)
     if end is not None:
         with contextlib.suppress(OSError):
             os.write(channel, plain.dumps(end))
@@ -503,27 +572,29 @@ def supervise(job: dict[str, Any], candidate: Standby, channel: int, done: int,
     shutil.rmtree(candidate.workdir, ignore_errors=True)
 
 
-def _kill_tree(pid: int, alive: bool, layers: dict[str, bool]) -> None:
-    """SIGKILL the candidate: as PID 1 of its namespace its death takes every descendant with it;
-    without a PID namespace, its process group and every orphan this subreaper inherited.
+def _kill_tree(pid: int, alive: bool, spare: int) -> None:
+    """Without a PID namespace: SIGKILL the candidate, its process group and every orphan this
+    subreaper inherited (all of K's children but ``spare``, the template), and reap them.
     """
     if alive:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-    for _ in range(100):
+    for _ in range(1000):
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pid, signal.SIGKILL)
-        if not layers["pidns"]:
-            _kill_children(os.getpid())
-        try:
-            os.waitpid(-1, 0)
-        except ChildProcessError:
+        others = _children(os.getpid()) - {spare}
+        for child in others:
+            with contextlib.suppress(OSError):
+                os.kill(child, signal.SIGKILL)
+        _reap_all()
+        if not others:
             return
-        except InterruptedError:
-            continue
+        time.sleep(0.001)
 
 
-def _kill_children(parent: int) -> None:
+def _children(parent: int) -> set[int]:
+    """Children of ``parent`` (zombies included), from /proc."""
+    found = set()
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
@@ -532,8 +603,8 @@ def _kill_children(parent: int) -> None:
             except (OSError, ValueError, IndexError):
                 continue
             if ppid == parent:
-                with contextlib.suppress(OSError):
-                    os.kill(int(entry), signal.SIGKILL)
+                found.add(int(entry))
+    return found
 
 
 class ImportClock:

@@ -299,8 +299,10 @@ def _process_counts(pool: PoolExecutor) -> dict[int, int]:
 
 
 def _steady(pool: PoolExecutor) -> dict[int, int]:
-    """A quiet slot: its zygote (when a PID namespace wraps it), the clean zygote, one standby."""
-    return {slot.proc.pid: 3 if pool.layers.get("pidns") else 2 for slot in pool._slots}
+    """A quiet slot: its zygote (when a PID namespace wraps it), the clean zygote, the template
+    that clones candidates, one standby.
+    """
+    return {slot.proc.pid: 4 if pool.layers.get("pidns") else 3 for slot in pool._slots}
 
 
 def _settled(pool: PoolExecutor, expected: dict[int, int]) -> dict[int, int]:
