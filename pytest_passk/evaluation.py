@@ -60,6 +60,7 @@ def plan(task: Task, completions: Sequence[Completion], timeout: float) -> Plan:
     programs = [build_program(task, c.text, c.form) for c in completions]
     first_of: dict[str, int] = {}
     key_of: dict[str, str] = {}  # samples are often verbatim repeats: parse each text once
+    reference_key: str | None = None
     jobs: list[Job] = []
     job_of_sample: list[int | None] = []
     for program in programs:
@@ -71,7 +72,12 @@ def plan(task: Task, completions: Sequence[Completion], timeout: float) -> Plan:
             key = key_of[program] = program_key(program)
         if key not in first_of:
             first_of[key] = len(jobs)
-            jobs.append(Job(program, task.test, task.entry_point, timeout, task.reference))
+            if reference_key is None and task.reference is not None:
+                reference_key = program_key(task.reference)
+            # The reference itself, up to layout and comments: judged as the reference's text,
+            # which the pool has already run to time the task.
+            job_program = task.reference if task.reference and key == reference_key else program
+            jobs.append(Job(job_program, task.test, task.entry_point, timeout, task.reference))
         job_of_sample.append(first_of[key])
     return Plan(tuple(programs), tuple(jobs), tuple(job_of_sample))
 

@@ -120,6 +120,7 @@ class ItemRunner:
             "sandbox_executed": data["executed"],
             "timeouts": data["timeouts"],
             "retries": data["retries"],
+            "reference_reused": data["reference_reused"],
         }
 
     def sandbox_report(
@@ -136,6 +137,7 @@ class ItemRunner:
         info["timeouts"] = timeouts
         info["timeout_rate"] = timeouts / executed if executed else 0.0
         info["retries"] = counters.get("retries", 0)
+        info["reference_reused"] = counters.get("reference_reused", 0)
         samples = sum(r.n for r in results)
         sample_timeouts = sum(r.outcomes.get("timeout", 0) for r in results)
         info["samples"] = samples

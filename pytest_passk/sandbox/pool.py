@@ -122,6 +122,16 @@ class Budget:
         return cls(seconds, seconds)
 
 
+@dataclass(frozen=True, slots=True)
+class Calibration:
+    """What a task's reference run gave: its candidates' budgets, and its own verdict, which a
+    candidate whose program is the reference itself inherits (models often reproduce it).
+    """
+
+    budget: Budget
+    verdict: Verdict | None = None
+
+
 @dataclass(slots=True)
 class SandboxStats:
     """Counters of one executor (per process; xdist workers each keep their own)."""
@@ -129,6 +139,8 @@ class SandboxStats:
     executed: int = 0
     timeouts: int = 0
     retries: int = 0
+    #: Candidates whose program is their task's reference: judged by the reference's own run.
+    reference_reused: int = 0
     overhead: float = 0.0
     busy: float = 0.0
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -141,6 +153,7 @@ class SandboxStats:
             "timeouts": self.timeouts,
             "timeout_rate": rate,
             "retries": self.retries,
+            "reference_reused": self.reference_reused,
             "overhead_ms": round(self.overhead * 1000, 2),
         }
 
@@ -274,7 +287,7 @@ class PoolExecutor:
         self._idle: queue.SimpleQueue[_Slot] = queue.SimpleQueue()
         self._slots: list[_Slot] = []
         self._lock = threading.Lock()
-        self._calibrated: dict[tuple[object, ...], Future[Budget]] = {}
+        self._calibrated: dict[tuple[object, ...], Future[Calibration]] = {}
         self._pending: dict[Job, Future[Verdict]] = {}
         self._closing = False
         self.stats = SandboxStats()
@@ -363,11 +376,16 @@ class PoolExecutor:
 
     def budget(self, job: Job) -> Budget:
         """The CPU budget of a job: derived from its reference solution's time where known."""
+        return self._calibration(job).budget
+
+    def _calibration(self, job: Job) -> Calibration:
         derived = self._calibrated.get(_task_key(job))
         if derived is None:
-            return Budget.flat(job.timeout)
-        budget = derived.result()
-        return Budget(min(job.timeout, budget.test), min(job.timeout, budget.call))
+            return Calibration(Budget.flat(job.timeout))
+        calibration = derived.result()
+        budget = calibration.budget
+        capped = Budget(min(job.timeout, budget.test), min(job.timeout, budget.call))
+        return Calibration(capped, calibration.verdict)
 
     def _spawn(self) -> _Slot:
         slot = _Slot(self._python, self._env, self._config)
@@ -381,24 +399,35 @@ class PoolExecutor:
             if slot in self._slots:
                 self._slots.remove(slot)
 
-    def _calibrate(self, job: Job) -> Budget:
+    def _calibrate(self, job: Job) -> Calibration:
         """Run the task's reference once; the candidates' CPU budgets are multiples of its CPU
         time, as the reference's own process measured it (load on the machine does not inflate
         it, as it would a wall-clock time).
         """
+        flat = Budget.flat(job.timeout)
         if job.reference is None:
-            return Budget.flat(job.timeout)
+            return Calibration(flat)
         reference = Job(job.reference, job.test, job.entry_point, job.timeout)
-        result = self._execute(reference, Budget.flat(job.timeout), measure=True)
+        result = self._execute(reference, flat, measure=True)
+        verdict = _to_verdict(result, reference, flat)
+        # A timeout may be the machine's doing: a candidate gets its own run (and retry).
+        inherited = None if verdict.outcome is Outcome.TIMEOUT else verdict
         test, call = result.get("test_cpu"), result.get("call_cpu")
-        if result.get("outcome") != Outcome.PASSED.value or not isinstance(test, float):
-            return Budget.flat(job.timeout)
+        if verdict.outcome is not Outcome.PASSED or not isinstance(test, float):
+            return Calibration(flat, inherited)
         floor, margin = self._limits.cpu_floor, self._limits.cpu_margin
         call = call if isinstance(call, float) else test
-        return Budget(max(floor, margin * test), max(floor, margin * call))
+        return Calibration(Budget(max(floor, margin * test), max(floor, margin * call)), inherited)
 
     def _judge(self, job: Job) -> Verdict:
-        budget = self.budget(job)
+        calibration = self._calibration(job)
+        if calibration.verdict is not None and job.program == job.reference:
+            # The reference itself: it already ran, as this task's calibration.
+            with self.stats.lock:
+                self.stats.executed += 1
+                self.stats.reference_reused += 1
+            return calibration.verdict
+        budget = calibration.budget
         result = self._execute(job, budget)
         if (
             result.get("outcome") == Outcome.TIMEOUT.value

@@ -70,6 +70,16 @@ def test_budgets_come_from_the_references_cpu_time_not_its_wall_time(pool: PoolE
     assert verdict.duration < 1.5, verdict
 
 
+def test_a_candidate_that_is_the_reference_inherits_its_run(pool: PoolExecutor) -> None:
+    reused = pool.stats.reference_reused
+    other = REFERENCE + "# not the reference\n"
+    verdicts = pool.run(
+        [Job(p, CHECK, "add", 5.0, reference=REFERENCE) for p in (REFERENCE, other)]
+    )
+    assert [v.outcome for v in verdicts] == [Outcome.PASSED, Outcome.PASSED]
+    assert pool.stats.reference_reused == reused + 1
+
+
 def test_a_sleeper_gets_the_wall_limit_and_one_retry(pool: PoolExecutor) -> None:
     sleeper = "import time\ndef add(a, b):\n    time.sleep(60)\n"
     retries = pool.stats.retries

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Callable, Sequence
 
@@ -9,7 +10,7 @@ import pytest
 
 from pytest_passk.backends import Completion
 from pytest_passk.estimate import pass_at_k
-from pytest_passk.evaluation import NO_CODE, ItemIdentity, evaluate, program_key
+from pytest_passk.evaluation import NO_CODE, ItemIdentity, evaluate, plan, program_key
 from pytest_passk.prompts import CompletionForm
 from pytest_passk.results import Outcome
 from pytest_passk.sandbox import Executor, Job, Verdict
@@ -150,6 +151,15 @@ def test_each_distinct_program_runs_once_and_duplicates_share_its_verdict() -> N
         "data.jsonl::T/1[m]",
     )
     assert result.first_failure_detail == "Traceback: AssertionError()"
+
+
+def test_a_sample_that_is_the_reference_up_to_layout_is_judged_as_the_reference() -> None:
+    task = dataclasses.replace(TASK, reference=TASK.prompt + "    return x + 1\n")
+    planned = plan(
+        task, [continuation("    return x+1  # mine\n"), continuation("    return 2\n")], 3.0
+    )
+    assert [job.program for job in planned.jobs] == [task.reference, TASK.prompt + "    return 2\n"]
+    assert planned.programs[0] == TASK.prompt + "    return x+1  # mine\n"  # what the sample was
 
 
 def test_a_sample_without_code_is_an_error_and_not_executed() -> None:
