@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import fcntl
 import json
+import marshal
 import os
 import queue
 import select
@@ -42,6 +44,23 @@ __all__ = [
 ]
 
 WORKER_SCRIPT = Path(__file__).with_name("worker.py")
+PLAIN_SCRIPT = Path(__file__).with_name("plain.py")
+#: How a worker starts: from the code objects of plain.py and worker.py, compiled by the pool and
+#: sent on the worker's stdin. Compiling worker.py in the worker would leave about 4 MB of the
+#: compiler's memory resident, and each candidate's clone pays for every resident page.
+BOOT = (
+    "import marshal, sys\n"
+    "stdin = sys.stdin.buffer\n"
+    "def load():\n"
+    "    return marshal.loads(stdin.read(int(stdin.readline())))\n"
+    "plain = type(sys)('_passk_plain')\n"
+    "exec(load(), plain.__dict__)\n"
+    "sys.modules['_passk_plain'] = plain\n"
+    "code = load()\n"
+    "del load, plain, stdin\n"
+    "exec(code, {'__name__': '__main__', '__file__': code.co_filename})\n"
+)
+BOOT_PIPE_BYTES = 1 << 18  # the code (about 100 KB) fits in the pipe: starting never blocks
 #: Environment variables the sandbox may see; everything else (API keys included) is dropped.
 SAFE_ENV = ("PATH", "LANG", "LC_ALL", "TZ")
 START_TIMEOUT = 20.0
@@ -186,12 +205,23 @@ def level_of(layers: dict[str, bool]) -> IsolationLevel:
     return IsolationLevel.PROCESS
 
 
+def worker_code() -> bytes:
+    """plain.py's and worker.py's code, marshalled and length-prefixed, as :data:`BOOT` reads it."""
+    parts = []
+    for path in (PLAIN_SCRIPT, WORKER_SCRIPT):
+        code = marshal.dumps(compile(path.read_text(encoding="utf-8"), str(path), "exec"))
+        parts.append(b"%d\n" % len(code) + code)
+    return b"".join(parts)
+
+
 class _Slot:
     """One zygote process and the pipe pair the pool talks to it over."""
 
-    def __init__(self, python: str, env: dict[str, str], config: dict[str, Any]) -> None:
+    def __init__(
+        self, python: str, env: dict[str, str], config: dict[str, Any], code: bytes
+    ) -> None:
         self.proc = subprocess.Popen(
-            [python, "-I", "-S", "-B", str(WORKER_SCRIPT)],
+            [python, "-I", "-S", "-B", "-c", BOOT],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
@@ -203,7 +233,9 @@ class _Slot:
         self._in = self.proc.stdin
         self._out = self.proc.stdout.fileno()
         self._buffer = b""
-        self._in.write(json.dumps(config).encode() + b"\n")
+        with contextlib.suppress(OSError):
+            fcntl.fcntl(self._in.fileno(), fcntl.F_SETPIPE_SZ, BOOT_PIPE_BYTES)
+        self._in.write(code + json.dumps(config).encode() + b"\n")
         self._in.flush()
         self.layers: dict[str, bool] = {}
         #: The worker's directory in the host's /tmp (only without a mount namespace).
@@ -277,6 +309,7 @@ class PoolExecutor:
         self._workers = max(1, workers)
         self._limits = limits or Limits()
         self._python = real_python()
+        self._code = worker_code()
         self._env = {key: os.environ[key] for key in SAFE_ENV if key in os.environ}
         self._config: dict[str, Any] = {
             "namespaces": required is not IsolationLevel.PROCESS,
@@ -388,7 +421,7 @@ class PoolExecutor:
         return Calibration(capped, calibration.verdict)
 
     def _spawn(self) -> _Slot:
-        slot = _Slot(self._python, self._env, self._config)
+        slot = _Slot(self._python, self._env, self._config, self._code)
         with self._lock:
             self._slots.append(slot)
         return slot

@@ -34,18 +34,17 @@ import json
 import mmap
 import os
 import resource
-import select
-import shutil
 import signal
 import socket
 import sys
-import tempfile
 import time
 import traceback
 import types
 from typing import Any
 
-if __name__ == "__main__":  # loaded by path: the package is not importable under -I -S
+if __name__ == "__main__" and "_passk_plain" in sys.modules:  # started by the pool's BOOT
+    plain = sys.modules["_passk_plain"]
+elif __name__ == "__main__":  # run by path: the package is not importable under -I -S
     import importlib.util
 
     _spec = importlib.util.spec_from_file_location(
@@ -232,6 +231,29 @@ class CappedSink(io.TextIOBase):
 
     def getvalue(self) -> str:
         return self._text
+
+
+def make_private_dir(prefix: str, parent: str | None = None) -> str:
+    """A new directory only this uid may enter, in ``parent`` (else ``$TMPDIR`` or /tmp).
+
+    ``tempfile.mkdtemp`` without ``tempfile``: whatever Z and K import before T is forked, every
+    candidate's clone copies (tempfile and shutil bring zlib, bz2, lzma and random along).
+    """
+    parent = parent or os.environ.get("TMPDIR") or "/tmp"
+    while True:
+        path = os.path.join(parent, prefix + os.urandom(6).hex())
+        try:
+            os.mkdir(path, 0o700)
+        except FileExistsError:
+            continue
+        return path
+
+
+def remove_tree(path: str) -> None:
+    """``shutil.rmtree``, ignoring errors (K's own import: see :func:`make_private_dir`)."""
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def _is_under(path: str, root: str) -> bool:
@@ -494,7 +516,7 @@ class Standby:
     """
 
     def __init__(self, template: Template, layers: dict[str, bool]) -> None:
-        self.workdir = tempfile.mkdtemp(prefix="passk-")
+        self.workdir = make_private_dir("passk-")
         self.drop = os.geteuid() == 0 and not layers["userns"]
         if self.drop:
             os.chown(self.workdir, NOBODY, NOBODY)
@@ -532,7 +554,7 @@ class Standby:
             os.kill(self.pid, signal.SIGKILL)
         self.sock.close()
         self.imports.close()
-        shutil.rmtree(self.workdir, ignore_errors=True)
+        remove_tree(self.workdir)
 
 
 def _reap_all() -> None:
@@ -566,6 +588,8 @@ def supervise(job: dict[str, Any], candidate: Standby, channel: int, done: int,
     """K: watch the candidate; kill it when it exceeds its CPU budget (for the whole test or for
     one call) or its wall limit, or when the judge is finished, whichever comes first.
     """
+    from select import select  # K's own: T, and so every candidate, never imports it
+
     pid = candidate.pid
     started = time.monotonic()
     cpu_limit, wall_limit = float(job["cpu_limit"]), float(job["wall_limit"])
@@ -581,7 +605,7 @@ def supervise(job: dict[str, Any], candidate: Standby, channel: int, done: int,
     call_from: tuple[float, float] | None = None  # (CPU, import credit) when the call was seen
     wait = POLL
     while True:
-        ready, _, _ = select.select([done], [], [], wait)
+        ready, _, _ = select([done], [], [], wait)
         if ready:
             if os.read(done, 64):
                 loaded_at = last = _cpu_seconds(pid)
@@ -621,7 +645,7 @@ def supervise(job: dict[str, Any], candidate: Standby, channel: int, done: int,
         with contextlib.suppress(OSError):
             os.write(channel, plain.dumps(end))
     candidate.imports.close()
-    shutil.rmtree(candidate.workdir, ignore_errors=True)
+    remove_tree(candidate.workdir)
 
 
 def _kill_tree(pid: int, alive: bool, spare: int) -> None:
@@ -697,8 +721,7 @@ def candidate_main(standby: socket.socket, workdir: str, libc: _Libc, layers: di
         os.chdir(workdir)
         env = {key: value for key, value in os.environ.items() if key in SAFE_NAMES}
         os.environ.clear()
-        os.environ.update(env, HOME=workdir, TMPDIR=workdir)
-        tempfile.tempdir = workdir
+        os.environ.update(env, HOME=workdir, TMPDIR=workdir)  # tempfile's choice, once imported
         libc.prctl(PR_SET_DUMPABLE, 0)  # others of our uid cannot read our memory or environ
         if drop:
             os.setgroups([])
@@ -1202,10 +1225,10 @@ def main() -> None:
     layers["nobody"] = os.geteuid() == 0 and not layers["userns"]
     # Everything this worker writes lives under one scratch directory: on a private tmpfs when
     # there is a mount namespace, else in the host's temporary directory, removed by the pool.
-    scratch = tempfile.mkdtemp(prefix="passk-sandbox-", dir=JUDGE_TMP if layers["rofs"] else None)
+    scratch = make_private_dir("passk-sandbox-", JUDGE_TMP if layers["rofs"] else None)
     os.chmod(scratch, 0o711)  # candidates (uid nobody) may enter their own directory in it
     if not layers["mountns"]:
-        tempfile.tempdir = scratch
+        os.environ["TMPDIR"] = scratch
     control, control_child = socket.socketpair()
     calls = mmap.mmap(-1, 8)  # the judge's call counter, shared with K's supervisor
     clean_pid = os.fork()
@@ -1217,7 +1240,7 @@ def main() -> None:
             list(config.get("site_dirs", [])), calls,
         )  # fmt: skip
     control_child.close()
-    os.chdir(tempfile.mkdtemp(dir=scratch))  # the judge's scratch (e.g. hypothesis's database)
+    os.chdir(make_private_dir("judge-", scratch))  # the judge's scratch (hypothesis's database)
     gc.collect()
     gc.freeze()
     # The protocol moves to private descriptors: a test that prints to, or reads from, fds 0-2
