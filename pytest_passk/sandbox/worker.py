@@ -433,6 +433,8 @@ def template_main(control: socket.socket, libc: _Libc, layers: dict[str, bool],
     for it, limits it and kills it; then hand K its PID.
     """
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    libc.prctl(PR_SET_DUMPABLE, 0)  # candidates are born undumpable
+    scrub_environment()
     flags = CLONE_PARENT | (CLONE_NEWPID if layers["pidns"] else 0)
     warm_up()
     gc.collect()
@@ -459,6 +461,15 @@ def template_main(control: socket.socket, libc: _Libc, layers: dict[str, bool],
         for fd in fds:
             os.close(fd)
         control.sendall(pid.to_bytes(8, "big", signed=True))
+
+
+def scrub_environment() -> None:
+    """T: keep only :data:`SAFE_NAMES` in the environment every candidate inherits (the pool
+    started the worker with little more; this holds whatever Z and K may have added).
+    """
+    env = {key: value for key, value in os.environ.items() if key in SAFE_NAMES}
+    os.environ.clear()
+    os.environ.update(env)
 
 
 #: What :func:`warm_up` runs: a program, and calls that return, raise and print.
@@ -719,10 +730,9 @@ def candidate_main(standby: socket.socket, workdir: str, libc: _Libc, layers: di
             os.dup2(null, fd)
         os.close(null)
         os.chdir(workdir)
-        env = {key: value for key, value in os.environ.items() if key in SAFE_NAMES}
-        os.environ.clear()
-        os.environ.update(env, HOME=workdir, TMPDIR=workdir)  # tempfile's choice, once imported
-        libc.prctl(PR_SET_DUMPABLE, 0)  # others of our uid cannot read our memory or environ
+        # The rest of the environment is T's, scrubbed once (:func:`scrub_environment`).
+        os.environ["HOME"] = workdir
+        os.environ["TMPDIR"] = workdir  # tempfile's choice, once imported
         if drop:
             os.setgroups([])
             os.setresgid(NOBODY, NOBODY, NOBODY)
@@ -730,6 +740,8 @@ def candidate_main(standby: socket.socket, workdir: str, libc: _Libc, layers: di
         elif layers["userns"]:
             libc.prctl(PR_SET_NO_NEW_PRIVS, 1)
             libc.drop_capabilities()
+        # Others of our uid cannot read our memory or environment. Inherited from T, but a change
+        # of uid resets it to the system's fs.suid_dumpable.
         libc.prctl(PR_SET_DUMPABLE, 0)
         message, fds = recv_frame(standby)
         standby.close()
@@ -753,8 +765,11 @@ def candidate_main(standby: socket.socket, workdir: str, libc: _Libc, layers: di
 
 def lower_limits(job: dict[str, Any], drop: bool) -> None:
     """Resource limits sized for this process, never inherited from a large parent."""
-    with open("/proc/self/statm") as statm:
-        current = int(statm.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+    statm = os.open("/proc/self/statm", os.O_RDONLY)  # not open(): the io stack costs pages
+    try:
+        current = int(os.read(statm, 256).split()[0]) * os.sysconf("SC_PAGE_SIZE")
+    finally:
+        os.close(statm)
     cpu = int(job["wall_limit"]) + 2
     limits = {
         resource.RLIMIT_AS: current + int(job["memory_bytes"]),
