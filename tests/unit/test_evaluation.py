@@ -84,6 +84,8 @@ def continuation(text: str, tokens: int = 0) -> Completion:
         ("def f():\n    return 1\n", "def f():\n    return 1"),
         ("def f():\n    return 1\n", "def f():  # comment\n\n    return (1)\n"),
         ("x = [1,2]\n", "x = [\n    1,\n    2,\n]\n"),
+        ("def f():\n    pass\n", "def f():\n    return None\n"),  # the same code
+        ("x = 2 * 3\n", "x = 6\n"),
         ("def f(:\n  pass   \n", "\ndef f(:\n  pass\n\n"),  # unparseable: normalised text
     ],
 )
@@ -97,6 +99,9 @@ def test_program_key_equal(a: str, b: str) -> None:
         ("def f():\n    return 1\n", "def f():\n    return 2\n"),
         ("def f():\n    '''doc'''\n", "def f():\n    '''other doc'''\n"),
         ("x = 'a b'\n", "x = 'a  b'\n"),
+        ("def f(x):\n    return x\n", "def f(y):\n    return y\n"),
+        ("x = 1\n", "x = 1.0\n"),
+        ("x = 1\n", "x = True\n"),
         ("def f(:\n  pass\n", "def f(:\n    pass\n"),  # unparseable: indentation counts
     ],
 )
