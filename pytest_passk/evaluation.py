@@ -1,7 +1,7 @@
 """Judging one task's samples: programs, de-duplication, execution, and the task's result.
 
-Pure core: no pytest. Each distinct program runs once; duplicates (the same text, or the same
-syntax tree when it parses) inherit its verdict.
+Pure core: no pytest. Each distinct program runs once; duplicates (the same compiled code up to
+layout and comments, or the same text when it does not compile) inherit its verdict.
 """
 
 from __future__ import annotations
