@@ -208,12 +208,24 @@ class ItemRunner:
         elif result.c == 0:
             raise TaskFailed(result)
 
-    def _run_reference(self, item: TaskItem) -> None:
+    def prefetch_references(self, items: Sequence[TaskItem]) -> None:
+        """Check mode: queue every task's reference on the pool now."""
+        jobs = [job for item in items if (job := self._reference_job(item)) is not None]
+        self.executor.prefetch(jobs)
+
+    def _reference_job(self, item: TaskItem) -> Job | None:
         task = item.task
         if task.reference is None:
-            pytest.skip(NO_REFERENCE.format(task_id=task.task_id))
+            return None
         timeout = task.timeout or self._settings.timeout
-        (verdict,) = self.executor.run([Job(task.reference, task.test, task.entry_point, timeout)])
+        return Job(task.reference, task.test, task.entry_point, timeout)
+
+    def _run_reference(self, item: TaskItem) -> None:
+        task = item.task
+        job = self._reference_job(item)
+        if job is None or task.reference is None:
+            pytest.skip(NO_REFERENCE.format(task_id=task.task_id))
+        (verdict,) = self.executor.run([job])
         sample = CandidateResult(
             0, verdict.outcome, verdict.message, "", task.reference, verdict.duration
         )

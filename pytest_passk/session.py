@@ -163,6 +163,18 @@ class PassKSession:
             items = [item for item in session.items if isinstance(item, TaskItem)]
             self.supply.generate([(i.nodeid, i.model or "", i.task) for i in items])
             self.runner.prefetch(items)
+        elif (
+            not self.settings.sampling_mode
+            and self.runs_items
+            and not self.is_worker
+            and not self.config.option.collectonly
+            and not collect_failed
+            and self.runner.started
+        ):
+            # Check mode: every reference queued up front, so the pool's workers all run.
+            self.runner.prefetch_references(
+                [item for item in session.items if isinstance(item, TaskItem)]
+            )
         interrupted = False
         try:
             return (yield)
