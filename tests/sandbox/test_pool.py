@@ -103,6 +103,21 @@ def test_installed_packages_are_importable(pool: PoolExecutor) -> None:
     assert verdict.outcome is Outcome.PASSED, verdict
 
 
+def test_the_program_is_the_module_candidate_and_its_demo_code_does_not_run(
+    pool: PoolExecutor,
+) -> None:
+    demo = REFERENCE + 'if __name__ == "__main__":\n    input()\n'
+    by_module = (
+        "from __future__ import annotations\nimport dataclasses, sys\n"
+        "@dataclasses.dataclass\nclass Box:\n    value: int\n"
+        "def add(a, b):\n"
+        "    assert sys.modules[__name__].add is add and __name__ == 'candidate'\n"
+        "    return Box(a).value + b\n"
+    )
+    verdicts = pool.run([Job(p, CHECK, "add", 5.0) for p in (demo, by_module)])
+    assert [v.outcome for v in verdicts] == [Outcome.PASSED, Outcome.PASSED], verdicts
+
+
 def test_a_large_program_crosses_intact(pool: PoolExecutor) -> None:
     padding = "".join(f"CONSTANT_{i} = {'x' * 60!r}\n" for i in range(4000))  # about 300 KB
     (verdict,) = pool.run([Job(padding + REFERENCE, CHECK, "add", 5.0)])
