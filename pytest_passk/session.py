@@ -28,7 +28,14 @@ from pytest_passk.settings import Settings
 from pytest_passk.stash import SESSION_KEY
 from pytest_passk.supply import SampleSupply
 
-__all__ = ["REPORT_ATTRIBUTE", "STORE_SUMMARY", "PassKSession", "session_of"]
+__all__ = [
+    "REPLAYED_TOO",
+    "REPLAY_SUMMARY",
+    "REPORT_ATTRIBUTE",
+    "STORE_SUMMARY",
+    "PassKSession",
+    "session_of",
+]
 
 #: Key of the plain-JSON task result on a test report (survives pytest-xdist serialisation).
 REPORT_ATTRIBUTE = "passk"
@@ -45,6 +52,8 @@ REPLAY_SUMMARY = (
     "passk: {replayed} samples replayed from recordings (not stored); "
     "{executed} programs executed, {cached} verdicts from the cache"
 )
+#: After :data:`STORE_SUMMARY` when some models were replayed and others drawn.
+REPLAYED_TOO = "passk: and {replayed} samples replayed from recordings (not stored)"
 
 
 def session_of(config: pytest.Config) -> PassKSession:
@@ -225,8 +234,11 @@ class PassKSession:
         terminalreporter.write_line(f"sandbox: isolation={self.runner.isolation()}")
         counters = self.counters()
         if "executed" in counters:
-            template = STORE_SUMMARY if counters["drawn"] or counters["reused"] else REPLAY_SUMMARY
+            stored = counters["drawn"] or counters["reused"]
+            template = STORE_SUMMARY if stored else REPLAY_SUMMARY
             terminalreporter.write_line(template.format(root=self.settings.store, **counters))
+            if stored and counters["replayed"]:
+                terminalreporter.write_line(REPLAYED_TOO.format(**counters))
 
     def counters(self) -> Counter[str]:
         """Samples drawn, read and replayed, programs executed and verdicts reused: this

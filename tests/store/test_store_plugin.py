@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_passk.session import STORE_SUMMARY
+from pytest_passk.session import REPLAYED_TOO, STORE_SUMMARY
 from pytest_passk.store import SampleStore
 
 from .store_scripted import read_log
@@ -86,6 +86,24 @@ def start(pytester: pytest.Pytester, *args: str) -> subprocess.Popen[bytes]:
 
 def stored(root: Path) -> int:
     return sum(len(s.samples) for g in SampleStore(root / ".passk").groups() for s in g.streams)
+
+
+def test_a_run_that_draws_and_replays_counts_both(pytester: pytest.Pytester, log: Path) -> None:
+    recording = pytester.path / "recorded.jsonl"
+    recording.write_text(
+        "".join(
+            f'{{"task_id": "{task}", "completion": "    return 0\\n"}}\n'
+            for task in (
+                "test_tasks.py::test_add",
+                "test_tasks.py::test_add3",
+                "test_tasks.py::test_add4",
+            )
+        )
+    )
+    result = pytester.runpytest_subprocess(*ARGS, f"--model=replay:{recording}")
+    result.stdout.fnmatch_lines(
+        [summary(18, 0, 6, 0, pytester.path), REPLAYED_TOO.format(replayed=3)]
+    )
 
 
 def test_a_rerun_draws_nothing(pytester: pytest.Pytester, log: Path) -> None:
