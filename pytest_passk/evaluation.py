@@ -45,7 +45,8 @@ def program_key(program: str) -> bytes:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # a candidate's SyntaxWarning is not the user's
-            code = compile(program, "<candidate>", "exec", dont_inherit=True)
+            # optimize=0 whatever pytest's own -O: the sandbox runs asserts, so the key keeps them.
+            code = compile(program, "<candidate>", "exec", dont_inherit=True, optimize=0)
         # Version 2 writes no back-references, whose use depends on reference counts.
         return b"c" + marshal.dumps(_without_positions(code), 2)
     except (SyntaxError, ValueError, RecursionError, MemoryError, OverflowError):

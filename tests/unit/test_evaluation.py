@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import subprocess
+import sys
 import threading
 from collections.abc import Callable, Sequence
 
@@ -156,6 +158,21 @@ def test_each_distinct_program_runs_once_and_duplicates_share_its_verdict() -> N
         "data.jsonl::T/1[m]",
     )
     assert result.first_failure_detail == "Traceback: AssertionError()"
+
+
+def test_program_keys_keep_asserts_and_docstrings_under_python_dash_o() -> None:
+    # The sandbox runs every assert: a key made with pytest's own -O must not drop them.
+    pairs = [
+        ("def f(a):\n    return a\n", "def f(a):\n    assert a\n    return a\n"),
+        ("def f():\n    'x'\n", "def f():\n    'y'\n"),
+    ]
+    code = (
+        "from pytest_passk.evaluation import program_key as k\n"
+        f"for a, b in {pairs!r}:\n"
+        "    if k(a) == k(b):\n"  # not assert: -OO would drop it
+        "        raise SystemExit(f'same key: {a!r} {b!r}')\n"
+    )
+    subprocess.run([sys.executable, "-OO", "-c", code], check=True)
 
 
 def test_a_sample_that_is_the_reference_up_to_layout_is_judged_as_the_reference() -> None:
