@@ -36,6 +36,9 @@ class Verdict:
     message: str
     detail: str
     duration: float
+    #: The harness failed, not the program (an ``error`` that says nothing of it): never
+    #: cached, never inherited.
+    harness_error: bool = False
 
 
 class Executor(Protocol):

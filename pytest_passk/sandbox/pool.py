@@ -233,6 +233,8 @@ class _Slot:
         self._in = self.proc.stdin
         self._out = self.proc.stdout.fileno()
         self._buffer = b""
+        #: The worker closed its end: it has exited (or is exiting).
+        self.gone = False
         with contextlib.suppress(OSError):
             fcntl.fcntl(self._in.fileno(), fcntl.F_SETPIPE_SZ, BOOT_PIPE_BYTES)
         self._in.write(code + json.dumps(config).encode() + b"\n")
@@ -264,6 +266,7 @@ class _Slot:
                 continue
             chunk = os.read(self._out, 1 << 16)
             if not chunk:
+                self.gone = True
                 return None
             self._buffer += chunk
         line, self._buffer = self._buffer.split(b"\n", 1)
@@ -346,7 +349,11 @@ class PoolExecutor:
             )
         for slot in slots:
             self._idle.put(slot)
-        self.stats.overhead = self._measure_overhead()
+        try:
+            self.stats.overhead = self._measure_overhead()
+        except OSError:
+            self.close()
+            raise
 
     # -- the Executor protocol ---------------------------------------------------------------
 
@@ -443,8 +450,10 @@ class PoolExecutor:
         reference = Job(job.reference, job.test, job.entry_point, job.timeout)
         result = self._execute(reference, flat, measure=True)
         verdict = _to_verdict(result, reference, flat)
-        # A timeout may be the machine's doing: a candidate gets its own run (and retry).
-        inherited = None if verdict.outcome is Outcome.TIMEOUT else verdict
+        # Only a verdict on the program itself: a timeout may be the machine's doing (a
+        # candidate gets its own run, and retry), an error the harness's.
+        settled = verdict.outcome in (Outcome.PASSED, Outcome.FAILED)
+        inherited = verdict if settled and not verdict.harness_error else None
         test, call = result.get("test_cpu"), result.get("call_cpu")
         if verdict.outcome is not Outcome.PASSED or not isinstance(test, float):
             return Calibration(flat, inherited)
@@ -485,25 +494,39 @@ class PoolExecutor:
                 return self._idle.get(timeout=0.1)
         return None
 
-    def _execute(self, job: Job, budget: Budget, *, measure: bool = False) -> dict[str, Any]:
+    def _execute(
+        self, job: Job, budget: Budget, *, measure: bool = False, again: bool = False
+    ) -> dict[str, Any]:
         slot = self._take_slot()
         if slot is None:
-            return {"outcome": Outcome.ERROR.value, "message": "the sandbox was shut down"}
+            return dict(SHUT_DOWN)
         try:
             slot.send(self._request(job, budget, measure))
             result = slot.receive(time.monotonic() + job.timeout + GRACE)
         except (OSError, ValueError):
+            slot.gone = True
             result = None
         if result is None and self._closing:
-            return {"outcome": Outcome.ERROR.value, "message": "the sandbox was shut down"}
+            return dict(SHUT_DOWN)
         if result is None:
             # The test itself hung, or the worker died: replace the whole slot.
+            died = slot.gone
             self._retire(slot)
             try:
                 slot = self._spawn()
                 slot.hello(START_TIMEOUT)
             finally:
                 self._idle.put(slot)
+            if died and not again:
+                # The worker stopped (it does when it cannot start candidates): once more,
+                # on the fresh slot.
+                return self._execute(job, budget, measure=measure, again=True)
+            if died:
+                return {
+                    "outcome": Outcome.ERROR.value,
+                    "message": "the sandbox worker stopped twice while judging this program",
+                    "harness": True,
+                }
             return {
                 "outcome": Outcome.TIMEOUT.value,
                 "message": f"the test did not finish within {job.timeout:g} s",
@@ -540,7 +563,10 @@ class PoolExecutor:
     def _measure_overhead(self) -> float:
         """Per-candidate cost of the sandbox itself: a trivial program and test, judged in turn."""
         probe = Job("def f():\n    return 1\n", CheckTest(PROBE_TEST), "f", 5.0)
-        self._execute(probe, Budget.flat(5.0))  # warm-up: first touches are not per-candidate
+        # The warm-up (first touches are not per-candidate costs) also proves the sandbox works.
+        result = self._execute(probe, Budget.flat(5.0))
+        if result.get("outcome") != Outcome.PASSED.value:
+            raise OSError(f"a trivial program did not pass in the sandbox: {result.get('message')}")
         times = []
         for _ in range(5):
             started = time.perf_counter()
@@ -550,6 +576,11 @@ class PoolExecutor:
 
 
 PROBE_TEST = "def check(candidate):\n    assert candidate() == 1\n"
+SHUT_DOWN = {
+    "outcome": Outcome.ERROR.value,
+    "message": "the sandbox was shut down",
+    "harness": True,
+}
 
 
 def _task_key(job: Job) -> tuple[object, ...]:
@@ -560,7 +591,7 @@ def _to_verdict(result: dict[str, Any], job: Job, budget: Budget) -> Verdict:
     try:
         outcome = Outcome(result["outcome"])
     except (KeyError, ValueError):
-        return Verdict(Outcome.ERROR, "the sandbox sent a malformed verdict", "", 0.0)
+        return Verdict(Outcome.ERROR, "the sandbox sent a malformed verdict", "", 0.0, True)
     message = str(result.get("message", ""))
     if outcome is Outcome.TIMEOUT and message == "timed out":
         by, call = result.get("by"), str(result.get("call") or "")
@@ -572,5 +603,9 @@ def _to_verdict(result: dict[str, Any], job: Job, budget: Budget) -> Verdict:
         else:
             message = f"timed out after {job.timeout:g} s"
     return Verdict(
-        outcome, message, str(result.get("detail", "")), float(result.get("wall", 0.0) or 0.0)
+        outcome,
+        message,
+        str(result.get("detail", "")),
+        float(result.get("wall", 0.0) or 0.0),
+        harness_error=bool(result.get("harness")),
     )

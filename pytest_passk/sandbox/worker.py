@@ -340,11 +340,11 @@ def clean_zygote(control: socket.socket, libc: _Libc, layers: dict[str, bool],
     libc.prctl(PR_SET_CHILD_SUBREAPER, 1)
     gc.collect()
     gc.freeze()  # forked candidates then never copy the preloaded heap through the collector
-    template = Template(libc, layers, site_dirs, control)
+    spawner = Spawner(libc, layers, site_dirs, control)
     standby: Standby | None = None
     while True:
         if standby is None:
-            standby = Standby(template, layers)
+            standby = spawner.standby()
         try:
             message, fds = recv_frame(control)
         except OSError:
@@ -356,7 +356,7 @@ def clean_zygote(control: socket.socket, libc: _Libc, layers: dict[str, bool],
             calls_before = bytes(calls[:8])  # read before the candidate can be called
             if not standby.start(message, fds[0]):
                 standby.discard()
-                standby = Standby(template, layers)
+                standby = spawner.standby()
                 standby.start(message, fds[0])
             current, standby = standby, None
             supervise(job, current, fds[0], fds[1], layers, calls, calls_before)
@@ -412,6 +412,14 @@ class Template:
         theirs.close()
         self.pid = pid
 
+    def alive(self) -> bool:
+        """Whether T still runs (it is K's child: a dead one is reaped here)."""
+        try:
+            pid, _ = os.waitpid(self.pid, os.WNOHANG)
+        except ChildProcessError:
+            return False
+        return pid == 0
+
     def spawn(self, workdir: str, drop: bool, channel: socket.socket, imports: int) -> int:
         """A new candidate process, K's child, that waits on ``channel`` for its job."""
         request = json.dumps({"workdir": workdir, "drop": drop}).encode()
@@ -426,6 +434,16 @@ class Template:
         if pid < 0:
             raise OSError(-pid, f"clone: {os.strerror(-pid)}")
         return pid
+
+
+def _shared_file(workdir: str) -> int:
+    """A file of K's that T's clone can map: a memfd, else an unlinked file in ``workdir``."""
+    with contextlib.suppress(AttributeError, OSError):
+        return os.memfd_create("passk-imports", os.MFD_CLOEXEC)
+    path = os.path.join(workdir, ".passk-imports")
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    os.unlink(path)
+    return fd
 
 
 def template_main(control: socket.socket, libc: _Libc, layers: dict[str, bool],
@@ -523,6 +541,34 @@ def warm_up(rounds: int = 12) -> None:
             theirs.close()
 
 
+class Spawner:
+    """K's source of standby candidates: through T, which it starts again if T has died, with a
+    few retries when the system is short of processes (a fork bomb in another slot). When no
+    candidate can be had, K exits: Z then stops too, and the pool replaces the whole slot
+    instead of answering every later job with an error.
+    """
+
+    ATTEMPTS = 8
+
+    def __init__(self, libc: _Libc, layers: dict[str, bool], site_dirs: list[str],
+                 control: socket.socket) -> None:  # fmt: skip
+        self._args = (libc, layers, site_dirs, control)
+        self._layers = layers
+        self._template = Template(*self._args)
+
+    def standby(self) -> Standby:
+        """A new standby candidate (or K's exit)."""
+        for attempt in range(self.ATTEMPTS):
+            try:
+                return Standby(self._template, self._layers)
+            except OSError:
+                if not self._template.alive():
+                    with contextlib.suppress(OSError):
+                        self._template = Template(*self._args)
+                time.sleep(0.005 * 2**attempt)  # 5 ms, doubling: about 1.3 s in all
+        os._exit(4)
+
+
 class Standby:
     """A candidate process cloned and lowered ahead of its job, so that the clone and the drop of
     privileges are off the critical path; it waits for its program and channel on a socket.
@@ -537,11 +583,19 @@ class Standby:
         #: Shared with the candidate: raised while it imports a module (:class:`ImportClock`).
         #: The candidate can write anything here; it only ever buys itself time up to the wall
         #: limit, which a sleeper gets anyway.
-        shared = os.memfd_create("passk-imports", os.MFD_CLOEXEC)
+        shared = _shared_file(self.workdir)
         try:
             os.ftruncate(shared, 8)
             self.imports = mmap.mmap(shared, 8)
-            self.pid = template.spawn(self.workdir, self.drop, theirs, shared)
+            try:
+                self.pid = template.spawn(self.workdir, self.drop, theirs, shared)
+            except OSError:
+                self.imports.close()
+                raise
+        except OSError:
+            self.sock.close()
+            remove_tree(self.workdir)
+            raise
         finally:
             os.close(shared)
             theirs.close()
@@ -933,7 +987,9 @@ class Remote:
         except (TimeoutError, OSError):
             self._end({"end": "timeout", "by": "judge"})
         if not line or not line.endswith(b"\n"):
-            self._end({"end": "exited"})
+            # K holds the channel until it has said how the candidate ended: the end of the
+            # stream without its word means K is gone.
+            self._end({"end": "lost"})
         try:
             message = plain.loads(line)
         except (ValueError, RecursionError):
@@ -969,7 +1025,7 @@ class Remote:
         try:
             self.sock.sendall(plain.dumps(frame))
         except OSError:
-            self._end({"end": "exited"})
+            self._end({"end": "lost"})  # K holds the candidate's end: only K's death closes it
         reply = self.receive()
         if reply.get("s") != self.seq:
             self.tainted = "the candidate's reply did not match the call"
@@ -1059,6 +1115,8 @@ def _gone_verdict(ended: dict[str, Any], remote: Remote | None) -> dict[str, Any
                         call=remote.calling if remote else "")  # fmt: skip
     if kind == "raised":
         return _verdict("error", f"the candidate stopped the run: {ended.get('message', '')}")
+    if kind == "lost":
+        return _verdict("error", "the sandbox lost the candidate", harness=True, lost=True)
     if kind == "garbled":
         reason = remote.tainted if remote and remote.tainted else "malformed data"
         return _verdict("error", f"the candidate broke the protocol: {reason}")
@@ -1217,12 +1275,10 @@ def run_job(job: dict[str, Any], control: socket.socket,
     started = time.monotonic()
     try:
         send_frame(control, json.dumps(clean).encode(), [candidate_sock.fileno(), done_read])
-    except OSError as exc:
-        for fd in (done_read, done_write):
-            os.close(fd)
-        judge_sock.close()
-        candidate_sock.close()
-        return _verdict("error", f"the sandbox could not start the candidate: {exc}")
+    except OSError:
+        # K is gone (it exits when it cannot get a candidate): so goes this slot, which the
+        # pool replaces, judging the job again there.
+        os._exit(5)
     candidate_sock.close()
     os.close(done_read)
     sink = CappedSink(OUTPUT_LIMIT)
@@ -1233,6 +1289,8 @@ def run_job(job: dict[str, Any], control: socket.socket,
         os.close(done_write)  # tells the supervisor to kill the candidate
         judge_sock.close()
         sys.stdout = sys.stderr = CappedSink(0)
+    if result.get("lost"):
+        os._exit(5)  # K is gone: so goes this slot, and the pool judges the job on a fresh one
     result["wall"] = time.monotonic() - started
     return result
 
@@ -1282,7 +1340,7 @@ def main() -> None:
         try:
             result = run_job(job, control, compiled, calls)
         except BaseException as exc:
-            result = _verdict("error", f"the sandbox failed: {first_line(exc)}")
+            result = _verdict("error", f"the sandbox failed: {first_line(exc)}", harness=True)
         result["id"] = job.get("id")
         out.write(plain.dumps(result))
         out.flush()

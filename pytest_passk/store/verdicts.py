@@ -5,7 +5,9 @@ Protocol. A verdict is keyed by everything that can change it: the candidate pro
 test (a ``check`` source, or a decorated test's module file by content), the entry point, every
 other field of the :class:`~pytest_passk.sandbox.Job`, the inner executor's isolation and the
 Python version. Timeouts are never cached: whether a candidate times out depends on the load of
-the machine, and a loaded run must not make a slow-but-correct candidate fail forever.
+the machine, and a loaded run must not make a slow-but-correct candidate fail forever. Nor are
+errors of the harness itself (a worker that stopped, a sandbox shut down): they say nothing of
+the program.
 
 Verdicts live in ``verdicts/<xx>.jsonl`` (256 shards by the key's first byte), appended without a
 lock: a record is one checksummed line, and two processes that judge the same program append the
@@ -89,8 +91,10 @@ class VerdictCache:
             return self._shard(key[:2]).get(key)
 
     def put(self, key: str, verdict: Verdict) -> None:
-        """Keep ``verdict`` (timeouts are not kept; see the module docstring)."""
-        if verdict.outcome is Outcome.TIMEOUT:
+        """Keep ``verdict`` (timeouts and the harness's own failures are not kept; see the
+        module docstring).
+        """
+        if verdict.outcome is Outcome.TIMEOUT or verdict.harness_error:
             return
         record = {
             "k": key,

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import os
+import signal
 import time
 from pathlib import Path
 
@@ -15,6 +17,8 @@ from pytest_passk.sandbox.pool import (
     level_of,
 )
 from pytest_passk.tasks import CheckTest
+
+from .conftest import descendants
 
 CHECK = CheckTest("def check(candidate):\n    assert candidate(2, 3) == 5\n")
 REFERENCE = "def add(a, b):\n    return a + b\n"
@@ -194,3 +198,48 @@ def test_packages_installed_under_tmp_stay_importable(
     finally:
         pool.close()
     assert verdict.outcome is Outcome.PASSED, verdict
+
+
+def _pool_processes(pool: PoolExecutor) -> dict[str, int]:
+    """K and T of a one-slot pool: K is the parent of T and of the standby candidate; T is
+    the one of them in the slot's own PID namespace (a candidate heads a namespace of its own).
+    """
+    (slot,) = pool._slots
+    deadline = time.monotonic() + 5.0
+    while True:  # the standby is cloned a moment after the last job
+        tree = descendants(slot.proc.pid)
+        parent = {pid: _ppid(pid) for pid in tree}
+        ks = [pid for pid in tree if sum(parent.get(c) == pid for c in tree) >= 2]
+        if ks or time.monotonic() > deadline:
+            break
+        time.sleep(0.01)
+    (k,) = ks
+    children = [pid for pid in tree if parent[pid] == k]
+    t = next(pid for pid in children if _namespace_depth(pid) == _namespace_depth(k))
+    return {"K": k, "T": t}
+
+
+def _ppid(pid: int) -> int:
+    with open(f"/proc/{pid}/stat", "rb") as handle:
+        return int(handle.read().rsplit(b")", 1)[1].split()[1])
+
+
+def _namespace_depth(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as handle:
+        line = next(line for line in handle if line.startswith("NSpid:"))
+    return len(line.split()) - 1
+
+
+@pytest.mark.parametrize("victim", ["T", "K"])
+def test_the_pool_recovers_when_a_sandbox_process_dies(victim: str) -> None:
+    # T dead: K starts another. K dead: Z stops, and the pool judges the job on a fresh slot.
+    pool = PoolExecutor(1)
+    try:
+        if not pool.layers.get("pidns"):
+            pytest.skip("needs a PID namespace to tell T from a candidate")
+        os.kill(_pool_processes(pool)[victim], signal.SIGKILL)
+        jobs = [Job(REFERENCE + f"# {i}\n", CHECK, "add", 5.0) for i in range(3)]
+        verdicts = pool.run(jobs)
+        assert [v.outcome for v in verdicts] == [Outcome.PASSED] * 3, verdicts
+    finally:
+        pool.close()
