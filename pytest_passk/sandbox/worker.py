@@ -321,6 +321,7 @@ def clean_zygote(control: socket.socket, libc: _Libc, layers: dict[str, bool],
     for fd in (0, 1):
         os.dup2(null, fd)
     os.close(null)
+    scratch = Scratch()
     if layers["mountns"]:
         # The candidates' own view: the run's files hidden, fresh writable temporary directories.
         try:
@@ -331,10 +332,11 @@ def clean_zygote(control: socket.socket, libc: _Libc, layers: dict[str, bool],
                 covers += [_blocking_ancestor(d) or "" for d in exposed]
             for path in _outermost([c for c in covers if c and os.path.isdir(c)]):
                 _hide(libc, path, [d for d in exposed if _is_under(d, path)])
-            for path in ("/tmp", "/var/tmp", "/dev/shm"):
+            for path in SCRATCH_DIRS:
                 if os.path.isdir(path):
                     keep = [d for d in exposed if _is_under(d, path)]
                     _hide(libc, path, keep, writable=True)
+                    scratch.add(path)
         except OSError:
             layers["rofs"] = False
     libc.prctl(PR_SET_CHILD_SUBREAPER, 1)
@@ -364,6 +366,42 @@ def clean_zygote(control: socket.socket, libc: _Libc, layers: dict[str, bool],
             for fd in fds:
                 os.close(fd)
             _reap_all()
+            scratch.clear()
+
+
+SCRATCH_DIRS = ("/tmp", "/var/tmp", "/dev/shm")
+
+
+class Scratch:
+    """K's private temporary directories, emptied after every candidate of what it left there:
+    no candidate reads another's files, and none fills them for the ones after it.
+    """
+
+    def __init__(self) -> None:
+        #: Each private directory and what it held before any candidate ran (the mount points
+        #: of packages bound back into it).
+        self._baseline: dict[str, set[str]] = {}
+
+    def add(self, path: str) -> None:
+        """Watch ``path``, a tmpfs of K's own mount namespace (never the host's)."""
+        self._baseline[path] = set(os.listdir(path))
+
+    def clear(self) -> None:
+        """Remove every entry the baseline does not hold."""
+        for path, kept in self._baseline.items():
+            try:
+                entries = os.listdir(path)
+            except OSError:
+                continue
+            for name in entries:
+                if name in kept:
+                    continue
+                target = os.path.join(path, name)
+                if os.path.isdir(target) and not os.path.islink(target):
+                    remove_tree(target)
+                else:
+                    with contextlib.suppress(OSError):
+                        os.unlink(target)
 
 
 def send_frame(sock: socket.socket, data: bytes, fds: list[int]) -> None:

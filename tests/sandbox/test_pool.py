@@ -200,6 +200,24 @@ def test_packages_installed_under_tmp_stay_importable(
     assert verdict.outcome is Outcome.PASSED, verdict
 
 
+def test_no_candidate_sees_the_temporary_files_of_another(pool: PoolExecutor) -> None:
+    if not pool.layers.get("rofs"):
+        pytest.skip("needs private temporary directories (a mount namespace)")
+    places = ("/tmp/passk-left", "/var/tmp/passk-left", "/dev/shm/passk-left")
+    writer = (
+        f"def add(a, b):\n    for p in {places!r}:\n        open(p, 'w').write('x')\n"
+        "    return a + b\n"
+    )
+    reader = f"import os\ndef add(a, b):\n    return a + b + sum(map(os.path.exists, {places!r}))\n"
+    one = PoolExecutor(1)  # one slot: the reader runs where the writer ran
+    try:
+        verdicts = one.run([Job(writer, CHECK, "add", 5.0)])
+        verdicts += one.run([Job(reader, CHECK, "add", 5.0)])
+    finally:
+        one.close()
+    assert [v.outcome for v in verdicts] == [Outcome.PASSED] * 2, verdicts
+
+
 def _pool_processes(pool: PoolExecutor) -> dict[str, int]:
     """K and T of a one-slot pool: K is the parent of T and of the standby candidate; T is
     the one of them in the slot's own PID namespace (a candidate heads a namespace of its own).
