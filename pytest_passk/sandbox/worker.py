@@ -646,7 +646,7 @@ class Standby:
 
     def start(self, message: bytes, channel: int) -> bool:
         """Hand the job and its channel over; ``False`` if the standby is gone."""
-        self.cpu_before = _cpu_seconds(self.pid)
+        self.cpu_before = tree_cpu_seconds(self.pid)
         try:
             send_frame(self.sock, message, [channel])
         except OSError:
@@ -670,6 +670,49 @@ def _reap_all() -> None:
             return
         if pid == 0:
             return
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU time of the candidate and of every process under it, those it has waited for
+    included: work handed to a child process counts against the same budgets.
+    """
+    total = _cpu_seconds(pid) + _waited_for_cpu_seconds(pid)
+    todo = [pid]
+    while todo:
+        for child in _children_of(todo.pop()):
+            total += _cpu_seconds(child)
+            todo.append(child)
+    return total
+
+
+def _children_of(pid: int) -> list[int]:
+    children: list[int] = []
+    try:
+        threads = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return children
+    for tid in threads:
+        try:
+            fd = os.open(f"/proc/{pid}/task/{tid}/children", os.O_RDONLY)
+        except OSError:
+            continue
+        try:
+            children.extend(int(each) for each in os.read(fd, 1 << 16).split())
+        except (OSError, ValueError):
+            pass
+        finally:
+            os.close(fd)
+    return children
+
+
+def _waited_for_cpu_seconds(pid: int) -> float:
+    """CPU time of the children ``pid`` has reaped (its stat's cutime and cstime)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            fields = handle.read().rsplit(b")", 1)[1].split()
+        return (int(fields[13]) + int(fields[14])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -713,7 +756,7 @@ def supervise(job: dict[str, Any], candidate: Standby, channel: int, done: int,
         ready, _, _ = select([done], [], [], wait)
         if ready:
             if os.read(done, 64):
-                loaded_at = last = _cpu_seconds(pid)
+                loaded_at = last = tree_cpu_seconds(pid)
                 continue
             break  # the judge is finished (or gone)
         got, code = os.waitpid(pid, os.WNOHANG)
@@ -721,7 +764,7 @@ def supervise(job: dict[str, Any], candidate: Standby, channel: int, done: int,
             status = code
             end = {"end": "exited", "status": os.waitstatus_to_exitcode(code)}
             break
-        now = _cpu_seconds(pid)
+        now = tree_cpu_seconds(pid)
         if candidate.importing():
             credit += now - last
         last = now

@@ -84,6 +84,22 @@ def test_a_candidate_that_is_the_reference_inherits_its_run(pool: PoolExecutor) 
     assert pool.stats.reference_reused == reused + 1
 
 
+def test_work_handed_to_a_child_process_counts_against_the_budget(pool: PoolExecutor) -> None:
+    in_child = (
+        SPIN + "import os\n"
+        "def add(a, b):\n"
+        "    pid = os.fork()\n"
+        "    if pid == 0:\n"
+        "        spin(2000)\n"
+        "        os._exit(0)\n"
+        "    os.waitpid(pid, 0)\n"
+        "    return a + b\n"
+    )
+    (verdict,) = pool.run([Job(in_child, CHECK, "add", 10.0, reference=REFERENCE)])
+    assert verdict.outcome is Outcome.TIMEOUT, verdict
+    assert verdict.duration < 1.5, verdict
+
+
 def test_a_sleeper_gets_the_wall_limit_and_one_retry(pool: PoolExecutor) -> None:
     sleeper = "import time\ndef add(a, b):\n    time.sleep(60)\n"
     retries = pool.stats.retries
