@@ -747,7 +747,8 @@ def supervise(job: dict[str, Any], candidate: Standby, channel: int, done: int,
     # The CPU budget counts from the judge's word that the program is loaded: imports (numpy
     # takes far longer than a whole HumanEval test) are bounded by the wall limit only.
     loaded_at: float | None = None
-    credit, last = 0.0, 0.0  # CPU seconds spent importing, and the CPU at the last look
+    # CPU seconds spent importing since loading, and the CPU at the last look.
+    credit, last = 0.0, candidate.cpu_before
     # Each call's CPU counts from the first look after the judge bumped its call counter: at most
     # one POLL of a call is missed, in the candidate's favour, and never charged to another call.
     call_from: tuple[float, float] | None = None  # (CPU, import credit) when the call was seen
@@ -756,7 +757,9 @@ def supervise(job: dict[str, Any], candidate: Standby, channel: int, done: int,
         ready, _, _ = select([done], [], [], wait)
         if ready:
             if os.read(done, 64):
+                # Loading is not charged: nor is anything imported while loading credited.
                 loaded_at = last = tree_cpu_seconds(pid)
+                credit = 0.0
                 continue
             break  # the judge is finished (or gone)
         got, code = os.waitpid(pid, os.WNOHANG)
@@ -992,8 +995,13 @@ def serve(job: dict[str, Any], channel: int, output: CappedSink) -> None:
                 result = target(*args, **kwargs)
             reply: dict[str, Any] = {"s": seq, "ok": plain.encode(result)}
         except BaseException as exc:
-            reply = {"s": seq, "raise": _exception_name(exc), "message": first_line(exc),
+            name = _exception_name(exc)
+            reply = {"s": seq, "raise": name, "message": _raised_message(exc, name),
                      "detail": _trace(exc, output)}  # fmt: skip
+            if type(exc) is getattr(builtins, name, None):
+                # Its arguments too, where they are plain: a test may read exc.args.
+                with contextlib.suppress(Exception):
+                    reply["args"] = plain.encode(list(exc.args), strict=True)
         try:
             send(reply)
         except BaseException:
@@ -1008,6 +1016,16 @@ def format_traceback(exc: BaseException) -> str:
     while tb is not None and tb.tb_frame.f_code.co_filename == __file__ and tb.tb_next is not None:
         tb = tb.tb_next
     return "".join(traceback.format_exception(type(exc), exc, tb))
+
+
+def _raised_message(exc: BaseException, name: str) -> str:
+    """What the judge re-raises ``name`` with: the exception's own text when ``exc`` is exactly
+    that builtin (its type is then named once, not twice), else its whole first line.
+    """
+    line = first_line(exc)
+    if type(exc).__name__ != name or getattr(builtins, name, None) is not type(exc):
+        return line
+    return line[len(name) + 2 :] if line.startswith(f"{name}: ") else ""
 
 
 def _exception_name(exc: BaseException) -> str:
@@ -1117,7 +1135,7 @@ class Remote:
             klass = getattr(builtins, name_, None)
             message = str(reply.get("message", ""))
             if isinstance(klass, type) and issubclass(klass, Exception):
-                raise klass(message)
+                raise _rebuilt(klass, reply.get("args"), message)
             if isinstance(klass, type) and issubclass(klass, BaseException):
                 self._end({"end": "raised", "message": message})
             raise CandidateError(message)
@@ -1126,6 +1144,18 @@ class Remote:
         except (ValueError, TypeError, KeyError, RecursionError) as exc:
             self.tainted = f"the candidate sent malformed data: {exc}"
             self._end({"end": "garbled"})
+
+
+def _rebuilt(klass: type[Exception], args: Any, message: str) -> Exception:
+    """The candidate's exception, of its builtin type, from its plain arguments if it sent them
+    (``KeyError('k')`` stays ``KeyError('k')``), else from its message.
+    """
+    if isinstance(args, list):
+        with contextlib.suppress(Exception):
+            decoded = plain.decode(args)
+            if isinstance(decoded, list):
+                return klass(*decoded)
+    return klass(message)
 
 
 class RemoteFunction:

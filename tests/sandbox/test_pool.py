@@ -167,6 +167,25 @@ def test_candidate_exceptions_keep_their_builtin_type(pool: PoolExecutor) -> Non
     assert verdict.outcome is Outcome.PASSED, verdict
 
 
+def test_candidate_exceptions_keep_their_arguments_and_are_named_once(pool: PoolExecutor) -> None:
+    reads_args = CheckTest(
+        "def check(candidate):\n"
+        "    try:\n"
+        "        candidate('k')\n"
+        "    except KeyError as exc:\n"
+        "        assert exc.args == ('k',), exc.args\n"
+        "    else:\n"
+        "        raise AssertionError('no KeyError')\n"
+    )
+    key_error = "def f(x):\n    raise KeyError(x)\n"
+    value_error = "def f(x):\n    raise ValueError('positive only')\n"
+    verdicts = pool.run(
+        [Job(key_error, reads_args, "f", 5.0), Job(value_error, reads_args, "f", 5.0)]
+    )
+    assert verdicts[0].outcome is Outcome.PASSED, verdicts[0]
+    assert verdicts[1].message == "ValueError: positive only", verdicts[1]
+
+
 def test_helpers_of_the_prompt_are_called_in_the_candidate(pool: PoolExecutor) -> None:
     # Like HumanEval/32 and /38: the check calls a helper that the prompt (the candidate) defines.
     check = CheckTest("def check(candidate):\n    assert candidate(encode('abc')) == 'abc'\n")
