@@ -50,6 +50,12 @@ PLAIN_SCRIPT = Path(__file__).with_name("plain.py")
 #: compiler's memory resident, and each candidate's clone pays for every resident page.
 BOOT = (
     "import marshal, sys\n"
+    "if sys.version_info[:2] != {version}:\n"
+    "    import json\n"
+    "    got = '%d.%d' % sys.version_info[:2]\n"
+    "    error = 'the sandbox runs Python ' + got + ', pytest runs {version[0]}.{version[1]}'\n"
+    "    print(json.dumps({{'error': error + ': they must be one version'}}), flush=True)\n"
+    "    raise SystemExit(1)\n"
     "stdin = sys.stdin.buffer\n"
     "def load():\n"
     "    return marshal.loads(stdin.read(int(stdin.readline())))\n"
@@ -58,9 +64,11 @@ BOOT = (
     "sys.modules['_passk_plain'] = plain\n"
     "code = load()\n"
     "del load, plain, stdin\n"
-    "exec(code, {'__name__': '__main__', '__file__': code.co_filename})\n"
-)
-BOOT_PIPE_BYTES = 1 << 18  # the code (about 100 KB) fits in the pipe: starting never blocks
+    "exec(code, {{'__name__': '__main__', '__file__': code.co_filename}})\n"
+).format(version=tuple(sys.version_info[:2]))
+#: The code (about 100 KB) fits in the pipe, where the kernel lets it grow: starting a worker
+#: then never waits for it to read.
+BOOT_PIPE_BYTES = 1 << 18
 #: Environment variables the sandbox may see; everything else (API keys included) is dropped.
 SAFE_ENV = ("PATH", "LANG", "LC_ALL", "TZ")
 START_TIMEOUT = 20.0
@@ -209,7 +217,8 @@ def worker_code() -> bytes:
     """plain.py's and worker.py's code, marshalled and length-prefixed, as :data:`BOOT` reads it."""
     parts = []
     for path in (PLAIN_SCRIPT, WORKER_SCRIPT):
-        code = marshal.dumps(compile(path.read_text(encoding="utf-8"), str(path), "exec"))
+        source = path.read_text(encoding="utf-8")
+        code = marshal.dumps(compile(source, str(path), "exec", dont_inherit=True, optimize=0))
         parts.append(b"%d\n" % len(code) + code)
     return b"".join(parts)
 
@@ -245,6 +254,8 @@ class _Slot:
 
     def hello(self, timeout: float) -> dict[str, bool]:
         message = self._read(time.monotonic() + timeout)
+        if message is not None and "error" in message:
+            raise OSError(str(message["error"]))
         if message is None or "hello" not in message:
             raise OSError("the sandbox worker did not start")
         self.layers = {str(k): bool(v) for k, v in message["hello"].items()}

@@ -966,7 +966,9 @@ def serve(job: dict[str, Any], channel: int, output: CappedSink) -> None:
     namespace["__builtins__"] = builtins
     sys.modules[CANDIDATE_MODULE] = module
     try:
-        code = compile(job["program"], CANDIDATE_FILE, "exec")
+        # dont_inherit: this file's own `from __future__ import annotations` is not the
+        # program's (an annotation naming something undefined must fail as it does elsewhere).
+        code = compile(job["program"], CANDIDATE_FILE, "exec", dont_inherit=True)
         exec(code, namespace)
     except BaseException as exc:
         send({"s": 0, "load_error": first_line(exc), "detail": _trace(exc, output)})
@@ -1279,7 +1281,8 @@ def judge(job: dict[str, Any], sock: socket.socket, test_function: Any,
             if code is None:
                 if len(compiled) > 4096:
                     compiled.clear()
-                code = compiled[test["source"]] = compile(test["source"], TEST_FILE, "exec")
+                source = test["source"]
+                code = compiled[source] = compile(source, TEST_FILE, "exec", dont_inherit=True)
             exec(code, namespace)
         except Exception as exc:
             return _verdict("error", f"the task's test failed to load: {first_line(exc)}")

