@@ -339,8 +339,8 @@ class PoolExecutor:
         self._closing = False
         self.stats = SandboxStats()
         self._threads = ThreadPoolExecutor(self._workers, thread_name_prefix="passk-sandbox")
-        slots = [self._spawn() for _ in range(self._workers)]
         try:
+            slots = [self._spawn() for _ in range(self._workers)]
             layers = [slot.hello(START_TIMEOUT) for slot in slots]
         except OSError:
             self.close()

@@ -883,6 +883,9 @@ def candidate_main(standby: socket.socket, workdir: str, libc: _Libc, layers: di
         # Others of our uid cannot read our memory or environment. Inherited from T, but a change
         # of uid resets it to the system's fs.suid_dumpable.
         libc.prctl(PR_SET_DUMPABLE, 0)
+        # Die with K, the parent (without a PID namespace nothing else would take this process
+        # down with its slot); set after the change of uid, which clears it.
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
         message, fds = recv_frame(standby)
         standby.close()
         if not message or len(fds) != 1:
