@@ -347,12 +347,7 @@ def clean_zygote(control: socket.socket, libc: _Libc, layers: dict[str, bool],
     while True:
         if standby is None:
             standby = spawner.standby()
-        try:
-            message, fds = recv_frame(control)
-        except OSError:
-            os._exit(0)
-        if not message or len(fds) != 2:
-            os._exit(0)
+        message, fds = next_request(control)
         try:
             job = json.loads(message)
             calls_before = bytes(calls[:8])  # read before the candidate can be called
@@ -410,6 +405,19 @@ def send_frame(sock: socket.socket, data: bytes, fds: list[int]) -> None:
     socket.send_fds(sock, [header + data[:65536]], fds)
     if len(data) > 65536:
         sock.sendall(data[65536:])
+
+
+def next_request(control: socket.socket) -> tuple[bytes, list[int]]:
+    """K's next job, or T's next clone request: a frame with two descriptors. The end of the
+    stream (the parent is gone) or anything else ends this process.
+    """
+    try:
+        message, fds = recv_frame(control)
+    except OSError:
+        os._exit(0)
+    if not message or len(fds) != 2:
+        os._exit(0)
+    return message, fds
 
 
 def recv_frame(sock: socket.socket) -> tuple[bytes, list[int]]:
@@ -497,12 +505,7 @@ def template_main(control: socket.socket, libc: _Libc, layers: dict[str, bool],
     gc.collect()
     gc.freeze()
     while True:
-        try:
-            message, fds = recv_frame(control)
-        except OSError:
-            os._exit(0)
-        if not message or len(fds) != 2:
-            os._exit(0)
+        message, fds = next_request(control)
         request = json.loads(message)
         try:
             pid = libc.clone(flags)
