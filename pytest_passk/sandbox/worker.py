@@ -710,12 +710,7 @@ def _children_of(pid: int) -> list[int]:
 
 def _waited_for_cpu_seconds(pid: int) -> float:
     """CPU time of the children ``pid`` has reaped (its stat's cutime and cstime)."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as handle:
-            fields = handle.read().rsplit(b")", 1)[1].split()
-        return (int(fields[13]) + int(fields[14])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, IndexError, ValueError):
-        return 0.0
+    return _stat_seconds(pid, 13)
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -725,11 +720,17 @@ def _cpu_seconds(pid: int) -> float:
     try:
         return time.clock_gettime(((~pid) << 3) | 2)  # CPUCLOCK_SCHED of the process ``pid``
     except OSError:
-        pass
+        return _stat_seconds(pid, 11)
+
+
+def _stat_seconds(pid: int, field: int) -> float:
+    """The sum of two clock-tick fields of ``/proc/<pid>/stat`` from ``field`` on (counted after
+    the command name): utime and stime at 11, cutime and cstime at 13.
+    """
     try:
         with open(f"/proc/{pid}/stat", "rb") as handle:
             fields = handle.read().rsplit(b")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return (int(fields[field]) + int(fields[field + 1])) / os.sysconf("SC_CLK_TCK")
     except (OSError, IndexError, ValueError):
         return 0.0
 
