@@ -604,6 +604,7 @@ class Spawner:
                 return Standby(self._template, self._layers)
             except OSError:
                 if not self._template.alive():
+                    self._template.sock.close()
                     with contextlib.suppress(OSError):
                         self._template = Template(*self._args)
                 time.sleep(0.005 * 2**attempt)  # 5 ms, doubling: about 1.3 s in all
