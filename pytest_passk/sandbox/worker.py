@@ -344,11 +344,19 @@ def clean_zygote(control: socket.socket, libc: _Libc, layers: dict[str, bool],
     gc.freeze()  # forked candidates then never copy the preloaded heap through the collector
     spawner = Spawner(libc, layers, site_dirs, control)
     standby: Standby | None = None
+    previous: int | None = None  # the last candidate: its scratch is emptied once it is gone
     while True:
         if standby is None:
             standby = spawner.standby()
         message, fds = next_request(control)
         try:
+            if previous is not None:
+                # PID 1 of its namespace is reaped only after everything in it has gone: then
+                # nothing of it can still write what the next candidate would find.
+                with contextlib.suppress(ChildProcessError):
+                    os.waitpid(previous, 0)
+                scratch.clear(keep=standby.workdir)
+                previous = None
             job = json.loads(message)
             calls_before = bytes(calls[:8])  # read before the candidate can be called
             if not standby.start(message, fds[0]):
@@ -356,12 +364,12 @@ def clean_zygote(control: socket.socket, libc: _Libc, layers: dict[str, bool],
                 standby = spawner.standby()
                 standby.start(message, fds[0])
             current, standby = standby, None
+            previous = current.pid
             supervise(job, current, fds[0], fds[1], layers, calls, calls_before)
         finally:
             for fd in fds:
                 os.close(fd)
             _reap_all()
-            scratch.clear()
 
 
 SCRATCH_DIRS = ("/tmp", "/var/tmp", "/dev/shm")
@@ -373,30 +381,52 @@ class Scratch:
     """
 
     def __init__(self) -> None:
-        #: Each private directory and what it held before any candidate ran (the mount points
-        #: of packages bound back into it).
-        self._baseline: dict[str, set[str]] = {}
+        self._roots: list[str] = []
+        #: Every path the directories held before any candidate ran (the way to packages bound
+        #: back into them, and those mount points), with the modes of the directories.
+        self._baseline: dict[str, int] = {}
 
     def add(self, path: str) -> None:
         """Watch ``path``, a tmpfs of K's own mount namespace (never the host's)."""
-        self._baseline[path] = set(os.listdir(path))
+        self._roots.append(path)
+        self._baseline[path] = os.lstat(path).st_mode
+        stack = [path]
+        while stack:
+            for entry in _scan(stack.pop()):
+                self._baseline[entry.path] = entry.stat(follow_symlinks=False).st_mode
+                if entry.is_dir(follow_symlinks=False) and not os.path.ismount(entry.path):
+                    stack.append(entry.path)
 
-    def clear(self) -> None:
-        """Remove every entry the baseline does not hold."""
-        for path, kept in self._baseline.items():
-            try:
-                entries = os.listdir(path)
-            except OSError:
-                continue
-            for name in entries:
-                if name in kept:
+    def clear(self, keep: str) -> None:
+        """Remove every path the baseline does not hold but ``keep`` (the next candidate's
+        directory), and give the baseline's directories back their modes.
+        """
+        stack = list(self._roots)
+        while stack:
+            directory = stack.pop()
+            mode = self._baseline[directory]
+            with contextlib.suppress(OSError):
+                if os.lstat(directory).st_mode != mode:
+                    os.chmod(directory, mode & 0o7777)
+            for entry in _scan(directory):
+                if entry.path == keep or os.path.ismount(entry.path):
                     continue
-                target = os.path.join(path, name)
-                if os.path.isdir(target) and not os.path.islink(target):
-                    remove_tree(target)
-                else:
-                    with contextlib.suppress(OSError):
-                        os.unlink(target)
+                if entry.path not in self._baseline:
+                    if entry.is_dir(follow_symlinks=False):
+                        remove_tree(entry.path)
+                    else:
+                        with contextlib.suppress(OSError):
+                            os.unlink(entry.path)
+                elif entry.is_dir(follow_symlinks=False):
+                    stack.append(entry.path)
+
+
+def _scan(directory: str) -> list[os.DirEntry[str]]:
+    try:
+        with os.scandir(directory) as entries:
+            return list(entries)
+    except OSError:
+        return []
 
 
 def send_frame(sock: socket.socket, data: bytes, fds: list[int]) -> None:
@@ -452,8 +482,10 @@ class Template:
         self.sock, theirs = socket.socketpair()
         pid = os.fork()
         if pid == 0:
-            control.close()
-            self.sock.close()
+            # Only its own socket: a T started again mid-job must not hold the job's channel.
+            keep = theirs.fileno()
+            os.closerange(3, keep)
+            os.closerange(keep + 1, 1 << 16)
             template_main(theirs, libc, layers, site_dirs)
         theirs.close()
         self.pid = pid
@@ -680,12 +712,14 @@ def tree_cpu_seconds(pid: int) -> float:
     """CPU time of the candidate and of every process under it, those it has waited for
     included: work handed to a child process counts against the same budgets.
     """
-    total = _cpu_seconds(pid) + _waited_for_cpu_seconds(pid)
+    total = 0.0
     todo = [pid]
     while todo:
-        for child in _children_of(todo.pop()):
-            total += _cpu_seconds(child)
-            todo.append(child)
+        node = todo.pop()
+        # What it has reaped is read before its children are listed: a child reaped in between
+        # is missed by one look, never counted twice.
+        total += _cpu_seconds(node) + _waited_for_cpu_seconds(node)
+        todo.extend(_children_of(node))
     return total
 
 
@@ -1095,9 +1129,13 @@ class Remote:
             line = self.reader.readline(FRAME_LIMIT)
         except (TimeoutError, OSError):
             self._end({"end": "timeout", "by": "judge"})
+        if len(line) >= FRAME_LIMIT and not line.endswith(b"\n"):
+            self.tainted = f"a reply of more than {FRAME_LIMIT // 2**20} MiB"
+            self._end({"end": "garbled"})
         if not line or not line.endswith(b"\n"):
             # K holds the channel until it has said how the candidate ended: the end of the
-            # stream without its word means K is gone.
+            # stream without its word means K is gone, or the candidate shut the socket down
+            # (run_job tells which).
             self._end({"end": "lost"})
         try:
             message = plain.loads(line)
@@ -1106,7 +1144,8 @@ class Remote:
         if not isinstance(message, dict):
             self._end({"end": "garbled"})
         if "end" in message:
-            self._end(message)
+            # Only the judge concludes "lost"; the candidate may write any frame.
+            self._end(message if message["end"] != "lost" else {"end": "garbled"})
         if self.marks is not None and isinstance(message.get("t"), float):
             self.marks.append(message["t"])
         return dict(message)
@@ -1134,7 +1173,9 @@ class Remote:
         try:
             self.sock.sendall(plain.dumps(frame))
         except OSError:
-            self._end({"end": "lost"})  # K holds the candidate's end: only K's death closes it
+            # The candidate ended (K's word on it is waiting to be read), or K is gone.
+            self.receive()
+            self._end({"end": "lost"})
         reply = self.receive()
         if reply.get("s") != self.seq:
             self.tainted = "the candidate's reply did not match the call"
@@ -1373,8 +1414,8 @@ def import_test_module(test: dict[str, Any]) -> Any:
     return target
 
 
-def run_job(job: dict[str, Any], control: socket.socket,
-            compiled: dict[str, types.CodeType], calls: mmap.mmap) -> dict[str, Any]:  # fmt: skip
+def run_job(job: dict[str, Any], control: socket.socket, compiled: dict[str, types.CodeType],
+            calls: mmap.mmap, supervisor: int) -> dict[str, Any]:  # fmt: skip
     """Z: hand the program to K and judge it here, with a stub candidate that calls it in C.
 
     The judge runs in the zygote itself (no fork per job): it is trusted code, every job gets a
@@ -1412,9 +1453,28 @@ def run_job(job: dict[str, Any], control: socket.socket,
         judge_sock.close()
         sys.stdout = sys.stderr = CappedSink(0)
     if result.get("lost"):
-        os._exit(5)  # K is gone: so goes this slot, and the pool judges the job on a fresh one
+        if not _alive(supervisor):
+            os._exit(5)  # K is gone: so goes this slot, and the pool judges it on a fresh one
+        result = _verdict("error", "the candidate shut its channel down before the test finished")
     result["wall"] = time.monotonic() - started
     return result
+
+
+def _alive(child: int, wait: float = 0.1) -> bool:
+    """Whether ``child`` (K) still runs: a process whose descriptors are closing is given
+    ``wait`` seconds to finish exiting.
+    """
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            pid, _ = os.waitpid(child, os.WNOHANG)
+        except ChildProcessError:
+            return False
+        if pid:
+            return False
+        if time.monotonic() > deadline:
+            return True
+        time.sleep(0.005)
 
 
 def main() -> None:
@@ -1460,7 +1520,7 @@ def main() -> None:
     for line in inp:
         job = json.loads(line)
         try:
-            result = run_job(job, control, compiled, calls)
+            result = run_job(job, control, compiled, calls, clean_pid)
         except BaseException as exc:
             result = _verdict("error", f"the sandbox failed: {first_line(exc)}", harness=True)
         result["id"] = job.get("id")

@@ -303,3 +303,108 @@ def test_the_pool_recovers_when_a_sandbox_process_dies(victim: str) -> None:
         assert [v.outcome for v in verdicts] == [Outcome.PASSED] * 3, verdicts
     finally:
         pool.close()
+
+
+SHUTS_ITS_CHANNEL = (
+    "import socket\n"
+    "def add(a, b):\n"
+    "    for fd in range(3, 64):\n"
+    "        try:\n"
+    "            s = socket.socket(fileno=fd)\n"
+    "        except OSError:\n"
+    "            continue\n"
+    "        try:\n"
+    "            s.shutdown(socket.SHUT_RDWR)\n"
+    "        except OSError:\n"
+    "            pass\n"
+    "        s.detach()\n"
+    "    return a + b\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("program", "message"),
+    [
+        (SHUTS_ITS_CHANNEL, "shut its channel down"),
+        ("def add(a, b):\n    return 'x' * (17 * 2**20)\n", "more than 16 MiB"),
+        (
+            "import os, threading, time\n"
+            "def add(a, b):\n"
+            "    threading.Thread(target=lambda: (time.sleep(0.2), os._exit(3))).start()\n"
+            "    return a + b\n",
+            "ended before the test finished",
+        ),
+    ],
+    ids=["shutdown", "huge-reply", "exit-between-calls"],
+)
+def test_what_the_candidate_does_to_its_channel_is_its_own_error(
+    pool: PoolExecutor, program: str, message: str
+) -> None:
+    # Not a harness failure: no slot is replaced, and the verdict is the program's.
+    check = CheckTest(
+        "import time\n"
+        "def check(candidate):\n"
+        "    assert candidate(2, 3) == 5\n"
+        "    time.sleep(0.5)\n"
+        "    assert candidate(2, 3) == 5\n"
+    )
+    slots = {slot.proc.pid for slot in pool._slots}
+    (verdict,) = pool.run([Job(program, check, "add", 10.0)])
+    assert verdict.outcome is Outcome.ERROR and message in verdict.message, verdict
+    assert not verdict.harness_error
+    assert {slot.proc.pid for slot in pool._slots} == slots
+
+
+def test_work_in_grandchildren_counts_against_the_budget(pool: PoolExecutor) -> None:
+    # The child reaps each grandchild: their CPU is in the child's cutime, not the candidate's.
+    program = (
+        SPIN + "import os\n"
+        "def add(a, b):\n"
+        "    if os.fork() == 0:\n"
+        "        for _ in range(20):\n"
+        "            pid = os.fork()\n"
+        "            if pid == 0:\n"
+        "                spin(200)\n"
+        "                os._exit(0)\n"
+        "            os.waitpid(pid, 0)\n"
+        "        os._exit(0)\n"
+        "    os.wait()\n"
+        "    return a + b\n"
+    )
+    # A budget of about 0.5 s: more than any one grandchild uses, a tenth of what they use.
+    reference = SPIN + "def add(a, b):\n    spin(25)\n    return a + b\n"
+    (verdict,) = pool.run([Job(program, CHECK, "add", 10.0, reference=reference)])
+    assert verdict.outcome is Outcome.TIMEOUT, verdict
+    assert verdict.duration < 2.5, verdict
+
+
+def test_a_candidate_killed_while_writing_leaves_nothing_for_the_next() -> None:
+    writer = (
+        "import os, time\n"
+        "def add(a, b):\n"
+        "    if os.fork() == 0:\n"
+        "        i = 0\n"
+        "        while True:\n"
+        "            i += 1\n"
+        "            try:\n"
+        "                open('/tmp/leak-%d' % i, 'w').close()\n"
+        "            except OSError:\n"
+        "                pass\n"
+        "    time.sleep(0.05)\n"
+        "    return a + b\n"
+    )
+    reader = (
+        "import os\n"
+        "def add(a, b):\n"
+        "    return a + b + len([n for n in os.listdir('/tmp') if n.startswith('leak')])\n"
+    )
+    one = PoolExecutor(1)  # one slot: each reader runs where the writer ran
+    try:
+        if not one.layers.get("rofs"):
+            pytest.skip("needs private temporary directories (a mount namespace)")
+        for i in range(5):
+            one.run([Job(writer + f"# {i}\n", CHECK, "add", 5.0)])
+            (verdict,) = one.run([Job(reader + f"# {i}\n", CHECK, "add", 5.0)])
+            assert verdict.outcome is Outcome.PASSED, verdict
+    finally:
+        one.close()
