@@ -257,6 +257,42 @@ ATTACKS: dict[str, str] = {
         "        except OSError: pass\n"
         "    return 0\n"
     ),
+    # -- the channel to the judge --
+    "forge_lost_frame": (
+        "import os\n"
+        "for fd in range(3, 64):\n"
+        '    try: os.write(fd, b\'{"end":"lost"}\\n\')\n'
+        "    except OSError: pass\n"
+        "def add(a, b):\n    return a + b\n"
+    ),
+    "shutdown_channel": (
+        "import socket\n"
+        "def add(a, b):\n"
+        "    for fd in range(3, 64):\n"
+        "        try: s = socket.socket(fileno=fd)\n"
+        "        except OSError: continue\n"
+        "        try: s.shutdown(socket.SHUT_RDWR)\n"
+        "        except OSError: pass\n"
+        "        s.detach()\n"
+        "    return a + b\n"
+    ),
+    "reply_over_frame_limit": "def add(a, b):\n    return 'x' * (17 * 2**20)\n",
+    # -- CPU out of the budget's sight --
+    "cpu_in_grandchildren": (
+        "import os, time\n"
+        "def add(a, b):\n"
+        "    if os.fork() == 0:\n"
+        "        for _ in range(40):\n"
+        "            pid = os.fork()\n"
+        "            if pid == 0:\n"
+        "                end = time.process_time() + 0.04\n"
+        "                while time.process_time() < end: pass\n"
+        "                os._exit(0)\n"
+        "            os.waitpid(pid, 0)\n"
+        "        os._exit(0)\n"
+        "    os.wait()\n"
+        "    return a + b\n"
+    ),
 }
 
 
