@@ -169,7 +169,6 @@ class SandboxStats:
     #: Candidates whose program is their task's reference: judged by the reference's own run.
     reference_reused: int = 0
     overhead: float = 0.0
-    busy: float = 0.0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def to_json(self) -> dict[str, Any]:

@@ -848,7 +848,7 @@ def _kill_tree(pid: int, alive: bool, spare: int) -> None:
     for _ in range(1000):
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pid, signal.SIGKILL)
-        others = _children(os.getpid()) - {spare}
+        others = set(_children_of(os.getpid())) - {spare}
         for child in others:
             with contextlib.suppress(OSError):
                 os.kill(child, signal.SIGKILL)
@@ -856,21 +856,6 @@ def _kill_tree(pid: int, alive: bool, spare: int) -> None:
         if not others:
             return
         time.sleep(0.001)
-
-
-def _children(parent: int) -> set[int]:
-    """Children of ``parent`` (zombies included), from /proc."""
-    found = set()
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat", "rb") as handle:
-                    ppid = int(handle.read().rsplit(b")", 1)[1].split()[1])
-            except (OSError, ValueError, IndexError):
-                continue
-            if ppid == parent:
-                found.add(int(entry))
-    return found
 
 
 class ImportClock:

@@ -158,6 +158,8 @@ class CachingExecutor:
         self.reused = 0
         self._harness = harness_digest()
         self._mutex = threading.Lock()
+        #: Each job's key, computed once: prefetch and run both need it.
+        self._keys: dict[Job, str | None] = {}
 
     @property
     def isolation(self) -> str:
@@ -168,8 +170,7 @@ class CachingExecutor:
         self, jobs: Sequence[Job], progress: Callable[[int, int], None] | None = None
     ) -> list[Verdict]:
         """Cached verdicts where the key matches; the inner executor for the rest."""
-        isolation = self.inner.isolation
-        keys = [job_key(job, isolation, self._harness) for job in jobs]
+        keys = [self._key(job) for job in jobs]
         verdicts: list[Verdict | None] = [
             None if key is None else self.cache.get(key) for key in keys
         ]
@@ -203,8 +204,7 @@ class CachingExecutor:
         start = getattr(self.inner, "prefetch", None)
         if start is None:
             return
-        isolation = self.inner.isolation
-        keys = [job_key(job, isolation, self._harness) for job in jobs]
+        keys = [self._key(job) for job in jobs]
         start(
             [
                 job
@@ -212,6 +212,11 @@ class CachingExecutor:
                 if key is None or self.cache.get(key) is None
             ]
         )
+
+    def _key(self, job: Job) -> str | None:
+        if job not in self._keys:
+            self._keys[job] = job_key(job, self.inner.isolation, self._harness)
+        return self._keys[job]
 
     def close(self) -> None:
         """Close the inner executor."""
