@@ -11,8 +11,8 @@ import pytest
 from pytest_passk.backends import GenerationRequest
 from pytest_passk.backends.replay import ReplayBackend
 from pytest_passk.errors import BackendError
-from pytest_passk.generation import SHORT_BACKEND, Sampler, _runs
 from pytest_passk.store import REPAIRED, SampleStore, StreamKey
+from pytest_passk.store.sampler import SHORT_BACKEND, Sampler, _runs
 
 from .store_scripted import ADD, PARAMS, ScriptedBackend, read_log, requests
 
