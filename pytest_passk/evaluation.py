@@ -239,7 +239,7 @@ def summarise(
         n_requested=n_requested,
         c=c,
         outcomes=counts,
-        pass_at_k={str(k): pass_at_k(n, c, k) for k in ks if n >= k},
+        pass_at_k={k: pass_at_k(n, c, k) for k in ks if n >= k},
         distinct=distinct,
         prompt_tokens=sum(s.prompt_tokens for s in samples),
         completion_tokens=sum(s.completion_tokens for s in samples),

@@ -89,7 +89,8 @@ class TaskResult:
     n_requested: int
     c: int
     outcomes: dict[str, int]
-    pass_at_k: dict[str, float]
+    #: pass@k by k, for every k the task has enough samples for (JSON keys are strings).
+    pass_at_k: dict[int, float]
     distinct: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
@@ -109,7 +110,7 @@ class TaskResult:
             "n_requested": self.n_requested,
             "c": self.c,
             "outcomes": dict(self.outcomes),
-            "pass_at_k": dict(self.pass_at_k),
+            "pass_at_k": {str(k): v for k, v in self.pass_at_k.items()},
             "distinct": self.distinct,
             "tokens": {"prompt": self.prompt_tokens, "completion": self.completion_tokens},
             "cost_usd": self.cost_usd,
@@ -133,7 +134,7 @@ class TaskResult:
             n_requested=int(data["n_requested"]),
             c=int(data["c"]),
             outcomes={str(k): int(v) for k, v in data["outcomes"].items()},
-            pass_at_k={str(k): float(v) for k, v in data["pass_at_k"].items()},
+            pass_at_k={int(k): float(v) for k, v in data["pass_at_k"].items()},
             distinct=int(data.get("distinct", 0)),
             prompt_tokens=int(tokens.get("prompt", 0)),
             completion_tokens=int(tokens.get("completion", 0)),
