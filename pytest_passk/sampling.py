@@ -201,10 +201,20 @@ class SampleSupply:
         )
         tasks = {item.task.task_id: item.task for item in items}
         sampler = self.sampler(model)
+        tokens = 0
+
+        def on_sample(done: int, total: int, completion: Completion) -> None:
+            nonlocal tokens
+            tokens += completion.completion_tokens
+            elapsed = max(time.perf_counter() - started, 1e-9)
+            rate = f", {tokens / elapsed:.0f} tokens/s" if tokens else ""
+            self._progress.say(f"passk: {model.label}: {done}/{total} samples drawn{rate}")
+
         try:
             batches = sampler.draw(
                 requests,
                 extract=lambda r, c: build_program(tasks[r.task_id], c.text, c.form),
+                on_sample=on_sample,
             )
         except (BackendError, StoreError) as exc:
             if isinstance(exc, BackendError):

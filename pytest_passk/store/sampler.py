@@ -29,6 +29,9 @@ BAD_INDEX = "the {model} backend handed over sample {index} of {task_id}, which 
 
 #: Turns a request's completion into the program to run (kept with the sample for reports).
 CodeExtractor = Callable[[GenerationRequest, Completion], "str | None"]
+#: ``on_sample(done, total, completion)``: a new sample was stored; ``done`` of the ``total``
+#: this backend call draws. Called from the backend's thread, one call at a time.
+SampleProgress = Callable[[int, int, Completion], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +78,11 @@ class Sampler:
         self.origins: list[SampleOrigin] = []
 
     def draw(
-        self, requests: Sequence[GenerationRequest], *, extract: CodeExtractor | None = None
+        self,
+        requests: Sequence[GenerationRequest],
+        *,
+        extract: CodeExtractor | None = None,
+        on_sample: SampleProgress | None = None,
     ) -> list[list[Completion]]:
         """Exactly ``request.n`` completions per request (fewer only from a recording).
 
@@ -109,7 +116,7 @@ class Sampler:
             try:
                 with Heartbeat([group]):
                     have = {key: store.read(key) for key in wanted}
-                    self._draw_streams(store, wanted, have, extract)
+                    self._draw_streams(store, wanted, have, extract, on_sample)
             finally:
                 group.release()
         self.reused += before
@@ -132,6 +139,7 @@ class Sampler:
         wanted: dict[StreamKey, set[int]],
         have: dict[StreamKey, dict[int, StoredSample]],
         extract: CodeExtractor | None,
+        on_sample: SampleProgress | None,
     ) -> None:
         """Draw every missing index of ``wanted``, one stream lock at a time where others hold
         some (an older process without the group lock), until none is missing.
@@ -160,6 +168,7 @@ class Sampler:
                         {key: sorted(wanted[key] - have[key].keys()) for key in held},
                         have,
                         extract,
+                        on_sample,
                     )
             finally:
                 for key in held:
@@ -187,6 +196,7 @@ class Sampler:
         missing: dict[StreamKey, list[int]],
         have: dict[StreamKey, dict[int, StoredSample]],
         extract: CodeExtractor | None,
+        on_sample: SampleProgress | None,
     ) -> None:
         """One batched backend call for every missing index of the held streams."""
         requests: list[GenerationRequest] = []
@@ -199,8 +209,11 @@ class Sampler:
             return
         writers: dict[StreamKey, StreamWriter] = {}
         mutex = threading.Lock()
+        total = sum(r.n for r in requests)
+        done = 0
 
         def keep(position: int, index: int, completion: Completion) -> None:
+            nonlocal done
             request, key = requests[position], owners[position]
             if not request.start <= index < request.start + request.n:
                 raise BackendError(
@@ -214,6 +227,9 @@ class Sampler:
                 code = extract(request, completion) if extract is not None else None
                 have[key][index] = writers[key].append(index, completion, code)
                 self.drawn += 1
+                done += 1
+                if on_sample is not None:
+                    on_sample(done, total, completion)
 
         try:
             batches = self.backend.generate(requests, self.params, keep)
