@@ -16,6 +16,7 @@ import argparse
 import contextlib
 import fnmatch
 import json
+import os
 import shutil
 import sys
 from collections.abc import Sequence
@@ -50,9 +51,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     store = SampleStore(Path(args.store) if args.store else _find_store(Path.cwd()))
     try:
         result: int = args.run(store, args, sys.stdout)
+        sys.stdout.flush()
     except StoreError as exc:
         print(f"pytest-passk: error: {exc}", file=sys.stderr)
         return 1
+    except BrokenPipeError:
+        # The reader went away (``pytest-passk list -v | head``): as quiet as any Unix tool.
+        # Python would complain again flushing stdout at exit, so point it at /dev/null.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
     return result
 
 
