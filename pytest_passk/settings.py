@@ -19,13 +19,14 @@ import pytest
 from pytest_passk.backends import SamplingParams
 from pytest_passk.backends.registry import DEFAULT_MODEL, ModelSpec, resolve_model
 from pytest_passk.errors import ModelSpecError
+from pytest_passk.sandbox.isolation import LEVEL_CHOICES, IsolationLevel
 
 __all__ = ["Settings", "add_options"]
 
 DEFAULT_TIMEOUT = 5.0
 DEFAULT_FILES = ("passk_*.jsonl", "passk_*.jsonl.gz")
 DEFAULT_STORE = ".passk"
-ISOLATION_LEVELS = ("auto", "process", "namespaces", "strict")
+ISOLATION_LEVELS = LEVEL_CHOICES
 
 BAD_VALUE = "{source}={value!r}: {problem}; {fix}"
 N_BELOW_K = (
@@ -369,9 +370,8 @@ def _fraction(text: str) -> float:
 
 
 def _isolation(text: str) -> str | None:
-    if text not in ISOLATION_LEVELS:
-        raise ValueError("unknown isolation level|choose one of " + ", ".join(ISOLATION_LEVELS))
-    return None if text == "auto" else text
+    level = IsolationLevel.parse(text)  # a ValueError worded "problem|fix"
+    return None if level is None else level.label
 
 
 def _parse_aliases(lines: list[str]) -> Mapping[str, str]:

@@ -27,7 +27,7 @@ from typing import Any
 import filelock
 
 from pytest_passk.results import Outcome
-from pytest_passk.sandbox import Executor, Job, Verdict
+from pytest_passk.sandbox import Executor, ExecutorStats, Job, Verdict
 from pytest_passk.store.keys import digest, plain
 from pytest_passk.store.records import append_record, parse_file, write_atomically
 from pytest_passk.tasks import FunctionTest
@@ -48,8 +48,9 @@ def harness_digest() -> str:
 
     folder = Path(sandbox.__file__).parent
     hasher = hashlib.sha256()
-    for source in sorted(folder.glob("*.py")):
-        hasher.update(source.name.encode() + b"\0" + source.read_bytes())
+    for source in sorted(folder.rglob("*.py")):
+        name = source.relative_to(folder).as_posix()
+        hasher.update(name.encode() + b"\0" + source.read_bytes())
     return hasher.hexdigest()
 
 
@@ -165,6 +166,13 @@ class CachingExecutor:
     def isolation(self) -> str:
         """The inner executor's isolation."""
         return self.inner.isolation
+
+    @property
+    def stats(self) -> ExecutorStats:
+        """The inner executor's counters (the cache's own are :attr:`executed` and
+        :attr:`reused`).
+        """
+        return self.inner.stats
 
     def run(
         self, jobs: Sequence[Job], progress: Callable[[int, int], None] | None = None
