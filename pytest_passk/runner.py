@@ -22,8 +22,8 @@ from pytest_passk.progress import PROGRESS_EVERY, Progress
 from pytest_passk.report import item_properties
 from pytest_passk.results import CandidateResult, TaskResult
 from pytest_passk.sandbox import Executor, Job
+from pytest_passk.sandbox.cache import CachingExecutor, VerdictCache
 from pytest_passk.settings import Settings
-from pytest_passk.store import CachingExecutor, VerdictCache
 from pytest_passk.supply import SampleSupply
 
 __all__ = ["BELOW_MIN", "NO_REFERENCE", "NO_SAMPLES", "RESULT_KEY", "ItemRunner"]

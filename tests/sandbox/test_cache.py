@@ -10,8 +10,7 @@ import pytest
 
 from pytest_passk.results import Outcome
 from pytest_passk.sandbox import ExecutorStats, Job, Verdict
-from pytest_passk.store import VERDICT_REPAIRED, CachingExecutor, VerdictCache
-from pytest_passk.store.verdicts import job_key
+from pytest_passk.sandbox.cache import VERDICT_REPAIRED, CachingExecutor, VerdictCache, job_key
 from pytest_passk.tasks import CheckTest, FunctionTest
 
 
