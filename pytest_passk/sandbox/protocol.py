@@ -21,6 +21,10 @@ judge is finished).
 Carriers: the pool and Z speak JSON lines over the worker's stdin and stdout; Z, K and T speak
 length-prefixed frames (:func:`send_frame`) that carry descriptors; the judge and C speak
 :mod:`~pytest_passk.sandbox.plain` lines, which only ever hold plain data.
+
+C is untrusted, and it holds its end of the channel: the types of what C sends (and any
+:class:`End` that arrives on the channel) say what an honest candidate writes; the judge reads
+every field of them as a claim, checked where it is read (``inside.judge.Remote``).
 """
 
 from __future__ import annotations

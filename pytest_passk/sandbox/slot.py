@@ -77,7 +77,7 @@ BOOT = (
 ).format(
     version=tuple(sys.version_info[:2]), root=WORKER_PACKAGE, modules=MODULES, names=WORKER_NAMES
 )
-#: The code (about 100 KB) fits in the pipe, where the kernel lets it grow: starting a worker
+#: The code (about 140 KB) fits in the pipe, where the kernel lets it grow: starting a worker
 #: then never waits for it to read.
 BOOT_PIPE_BYTES = 1 << 18
 START_TIMEOUT = 20.0
