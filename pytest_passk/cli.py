@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from pytest_passk.prompts import CompletionForm
+from pytest_passk.sandbox.cache import VERDICTS_DIR
 from pytest_passk.store import SampleStore, StoreError
 from pytest_passk.store.samples import GroupInfo, iter_samples
 
@@ -155,7 +156,7 @@ def _list(store: SampleStore, args: argparse.Namespace, out: TextIO) -> int:
                 gaps = len(indices) and indices[-1] + 1 - len(indices)
                 extra = f" ({gaps} missing below {indices[-1] + 1})" if gaps else ""
                 print(f"    {stream.task_id}: {len(indices)} samples{extra}", file=out)
-    verdicts = store.root / "verdicts"
+    verdicts = store.root / VERDICTS_DIR
     count = sum(_lines(path) for path in verdicts.glob("*.jsonl"))
     print(f"verdict cache: {count} records", file=out)
     return 0
@@ -214,7 +215,7 @@ def _prune(store: SampleStore, args: argparse.Namespace, out: TextIO) -> int:
         print(f"{verb} {group.group_id} ({group.model}, {samples} samples)", file=out)
     if not groups:
         print(NO_MATCH.format(store=store.root, filters=_describe(_filters(args))), file=out)
-    verdicts = store.root / "verdicts"
+    verdicts = store.root / VERDICTS_DIR
     if args.verdicts and verdicts.is_dir():
         if not args.dry_run:
             shutil.rmtree(verdicts)

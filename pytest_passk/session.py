@@ -32,18 +32,13 @@ from pytest_passk.evaluation import (
     decide,
     decide_reference,
 )
-from pytest_passk.execution import (
-    Execution,
-    ExecutionSetup,
-    SandboxInfo,
-    probe_sandbox,
-    sandbox_report,
-)
+from pytest_passk.execution import Execution, ExecutionSetup, probe_sandbox, sandbox_report
 from pytest_passk.outputs import add_suite_properties, fail_under, write_report, write_samples
 from pytest_passk.progress import Progress
 from pytest_passk.report import summary_lines
 from pytest_passk.results import RunCounters, TaskResult
 from pytest_passk.sampling import ItemToSample, SampleSupply, SamplingSetup
+from pytest_passk.sandbox import SandboxInfo
 from pytest_passk.settings import Settings
 from pytest_passk.store import SampleStore
 

@@ -19,13 +19,14 @@ import pytest
 from pytest_passk.backends import SamplingParams
 from pytest_passk.backends.registry import DEFAULT_MODEL, MODEL_ERROR, ModelSpec, resolve_model
 from pytest_passk.errors import ModelSpecError
+from pytest_passk.sandbox.isolation import LEVEL_CHOICES, IsolationLevel
 
 __all__ = ["SETTINGS_KEY", "Settings", "add_options"]
 
 DEFAULT_TIMEOUT = 5.0
 DEFAULT_FILES = ("passk_*.jsonl", "passk_*.jsonl.gz")
 DEFAULT_STORE = ".passk"
-ISOLATION_LEVELS = ("auto", "process", "namespaces", "strict")
+ISOLATION_LEVELS = LEVEL_CHOICES
 
 BAD_VALUE = "{source}={value!r}: {problem}; {fix}"
 N_BELOW_K = (
@@ -180,7 +181,7 @@ class Settings:
     files: tuple[str, ...]
     rootdir: Path
     #: Required sandbox level (``process``, ``namespaces``, ``strict``); ``None`` = strongest.
-    isolation: str | None = None
+    isolation: IsolationLevel | None = None
 
     @property
     def sampling_mode(self) -> bool:
@@ -370,10 +371,8 @@ def _fraction(text: str) -> float:
     return value
 
 
-def _isolation(text: str) -> str | None:
-    if text not in ISOLATION_LEVELS:
-        raise ValueError("unknown isolation level|choose one of " + ", ".join(ISOLATION_LEVELS))
-    return None if text == "auto" else text
+def _isolation(text: str) -> IsolationLevel | None:
+    return IsolationLevel.parse(text)  # a ValueError worded "problem|fix"
 
 
 def _parse_aliases(lines: list[str]) -> Mapping[str, str]:

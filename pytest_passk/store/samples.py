@@ -6,7 +6,7 @@ Layout under the store root (``--passk-store``, default ``.passk/``)::
         group.json                         the group's model and parameters
         <stream>.jsonl                     a header line, then one sample a line, any index order
         <stream>.lock, <stream>.beat       who is drawing the stream's missing samples
-    verdicts/<xx>.jsonl                    cached execution verdicts (see verdicts.py)
+    verdicts/<xx>.jsonl                    cached execution verdicts (pytest_passk.sandbox.cache)
 
 Readers need no lock: records are whole lines with checksums, so a reader skips a line still being
 written like any damaged one. Writers and repairs hold the stream's lock.

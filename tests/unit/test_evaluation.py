@@ -15,7 +15,7 @@ from pytest_passk.estimate import pass_at_k
 from pytest_passk.evaluation import NO_CODE, ItemIdentity, evaluate, plan, program_key
 from pytest_passk.prompts import CompletionForm
 from pytest_passk.results import Outcome
-from pytest_passk.sandbox import Executor, Job, Verdict
+from pytest_passk.sandbox import Executor, ExecutorStats, Job, Verdict
 from pytest_passk.tasks import CheckTest, Task
 
 TASK = Task(
@@ -65,6 +65,13 @@ class FakeExecutor:
         except AssertionError as exc:
             return Verdict(Outcome.FAILED, "AssertionError", f"Traceback: {exc!r}", 0.01)
         return Verdict(Outcome.PASSED, "", "", 0.01)
+
+    def prefetch(self, jobs: Sequence[Job]) -> None:
+        pass
+
+    @property
+    def stats(self) -> ExecutorStats:
+        return ExecutorStats(executed=len(self.jobs))
 
     def close(self) -> None:
         pass
