@@ -162,7 +162,9 @@ class ItemRunner:
             completions = self._supply.peek(item.nodeid)
             if completions is not None:
                 timeout = item.task.timeout or self._settings.timeout
-                self._plans[item.nodeid] = planned = plan(item.task, completions, timeout)
+                self._plans[item.nodeid] = planned = plan(
+                    item.task, completions, timeout, self._settings.extract
+                )
                 jobs.extend(planned.jobs)
             if index % PREFETCH_ITEMS == 0 or index == len(items):
                 self.executor.prefetch(jobs)
@@ -192,6 +194,7 @@ class ItemRunner:
             n_requested=requested,
             on_progress=progress,
             planned=self._plans.pop(item.nodeid, None),
+            mode=self._settings.extract,
         )
         item.stash[RESULT_KEY] = result
         if result.n == 0:

