@@ -32,14 +32,17 @@ class ItemIdentity:
     nodeid: str
 
 
-def program_key(program: str) -> bytes:
+def program_key(program: str, code: types.CodeType | None = None) -> bytes:
     """A key equal for programs that behave identically: their compiled code without its line
     and column tables (so layout, comments, ``pass`` against ``return None`` or ``2 * 3``
     against ``6`` make no difference), else, when it does not compile, its normalised text.
 
     Compiling runs none of the program. It is also about twice as fast as dumping the syntax
-    tree, which matters: every sample of the run is keyed before the first one can run.
+    tree, which matters: every sample of the run is keyed before the first one can run. ``code``
+    is the program already compiled the same way (extraction compiles most programs anyway).
     """
+    if code is not None:
+        return b"c" + marshal.dumps(_without_positions(code), 2)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # a candidate's SyntaxWarning is not the user's
@@ -95,19 +98,19 @@ def plan(
         if text not in extracted:
             extracted[text] = extract_for_task(task, completion.text, completion.form, mode)
         extractions.append(extracted[text])
-    programs = [extraction.program for extraction in extractions]
     first_of: dict[bytes, int] = {}
     key_of: dict[str, bytes] = {}  # samples are often verbatim repeats: parse each text once
     reference_key: bytes | None = None
     jobs: list[Job] = []
     job_of_sample: list[int | None] = []
-    for program in programs:
+    for extraction in extractions:
+        program = extraction.program
         if program is None:
             job_of_sample.append(None)
             continue
         key = key_of.get(program)
         if key is None:
-            key = key_of[program] = program_key(program)
+            key = key_of[program] = program_key(program, extraction.code)
         if key not in first_of:
             first_of[key] = len(jobs)
             if reference_key is None and task.reference is not None:

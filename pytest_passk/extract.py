@@ -40,11 +40,10 @@ import re
 import types
 import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pytest_passk.extract_shapes import (
     body_indent,
-    defines_entry,
     fenced_blocks,
     has_fence,
     looks_like_prose,
@@ -108,6 +107,9 @@ class Extraction:
     program: str | None
     kind: ExtractionKind
     reason: str = ""
+    #: ``program`` compiled (``"<candidate>"``, ``dont_inherit``, ``optimize=0``) when extraction
+    #: compiled it anyway: the evaluation keys the program by its code without compiling again.
+    code: types.CodeType | None = field(default=None, compare=False, repr=False)
 
 
 class _Hostile(Exception):
@@ -119,6 +121,8 @@ class _Compiler:
 
     def __init__(self) -> None:
         self.attempts = 0
+        #: The last compilation: a repair often starts from the text just tried as is.
+        self._last: tuple[str, types.CodeType | SyntaxError] | None = None
 
     def parse(self, source: str) -> ast.Module | SyntaxError:
         """The tree of ``source``, or its syntax error."""
@@ -136,35 +140,40 @@ class _Compiler:
         except (RecursionError, MemoryError, OverflowError):
             raise _Hostile(TOO_NESTED) from None
 
-    def compiles(self, tree: ast.Module) -> SyntaxError | None:
-        """Whether a parsed tree also passes the compiler's checks (``return`` outside a
-        function, ``nonlocal`` at module level, ...).
-        """
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                compile(tree, "<candidate>", "exec", dont_inherit=True, optimize=0)
-        except SyntaxError as exc:
-            return exc
-        except (ValueError, TypeError) as exc:
-            return SyntaxError(str(exc))
-        except (RecursionError, MemoryError, OverflowError):
-            raise _Hostile(TOO_NESTED) from None
-        return None
-
     def code(self, source: str) -> types.CodeType | SyntaxError:
-        """``source`` compiled (the as-is check: one compilation, no tree)."""
+        """``source`` compiled, or its syntax error (the compiler's checks included: ``return``
+        outside a function, ``nonlocal`` at module level).
+        """
+        if self._last is not None and self._last[0] == source:
+            return self._last[1]
+        result = self._compile(source)
+        self._last = (source, result)
+        return result
+
+    def _compile(self, source: str) -> types.CodeType | SyntaxError:
         self.attempts += 1
+        if self.attempts > MAX_ATTEMPTS:
+            raise _Hostile(NOT_COMPILABLE.format(error="too many repair attempts"))
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 return compile(source, "<candidate>", "exec", dont_inherit=True, optimize=0)
         except SyntaxError as exc:
             return exc
-        except ValueError as exc:
+        except ValueError as exc:  # null bytes
             return SyntaxError(str(exc))
         except (RecursionError, MemoryError, OverflowError):
             raise _Hostile(TOO_NESTED) from None
+
+
+def _stub_size() -> int:
+    """Bytecode size of a function holding only a docstring (the prompt's own stub)."""
+    module = compile('def f():\n    """doc"""\n', "<stub>", "exec", dont_inherit=True)
+    function = next(c for c in module.co_consts if isinstance(c, types.CodeType))
+    return len(function.co_code)
+
+
+_STUB_SIZE = _stub_size()
 
 
 def extract_program(
@@ -232,18 +241,19 @@ class _Search:
     def run(self, as_is: str) -> Extraction:
         code = self.compiler.code(as_is)
         if isinstance(code, types.CodeType) and self._code_defines_entry(code):
-            return self._as_is(as_is)
+            return self._as_is(as_is, code)
         error = code if isinstance(code, SyntaxError) else None
         for kind, program, context in self._candidates():
             accepted = self._accept(program, kind, context)
             if accepted is not None:
                 return accepted
-        if error is None:  # compiles, lacks the entry point: the test will say so
-            return Extraction(as_is, ExtractionKind.AS_IS)
+        if isinstance(code, types.CodeType):  # lacks the entry point: the test will say so
+            return Extraction(as_is, ExtractionKind.AS_IS, code=code)
         if self.fallback is not None:
             return self.fallback
         if not self._has_code():
             return Extraction(None, ExtractionKind.NO_CODE, NO_CODE_FOUND)
+        assert error is not None
         where = f"{error.msg} at line {error.lineno}" if error.lineno else str(error.msg)
         return Extraction(None, ExtractionKind.NO_CODE, NOT_COMPILABLE.format(error=where))
 
@@ -260,17 +270,34 @@ class _Search:
         # is among the module's constants.
         return self.entry in code.co_names
 
-    def _as_is(self, as_is: str) -> Extraction:
+    def _as_is(self, as_is: str, code: types.CodeType) -> Extraction:
         if self.form is CompletionForm.CONTINUATION:
-            return Extraction(as_is, ExtractionKind.AS_IS)
+            return Extraction(as_is, ExtractionKind.AS_IS, code=code)
         # A whole program that uses a name only the prompt provides (typing's List, a helper)
-        # gets the prompt's imports and helpers: models routinely drop them.
+        # gets the prompt's imports and helpers: models routinely drop them. The code object
+        # tells cheaply which names are read; the tree decides only when one may be missing.
+        wanted = _prompt_names(self.prompt) & _read_names(code)
+        if not any(not _binds(as_is, name) for name in wanted):
+            return Extraction(as_is, ExtractionKind.AS_IS, code=code)
         tree = self.compiler.parse(as_is)
-        if isinstance(tree, ast.Module) and used_but_unbound(tree) & _prompt_names(self.prompt):
+        if isinstance(tree, ast.Module) and used_but_unbound(tree) & wanted:
             program = with_prompt_context(as_is, tree, self.prompt, self.entry)
-            if program != as_is:
-                return Extraction(program, ExtractionKind.FUNCTION)
-        return Extraction(as_is, ExtractionKind.AS_IS)
+            completed = self.compiler.code(program)
+            if program != as_is and isinstance(completed, types.CodeType):
+                return Extraction(program, ExtractionKind.FUNCTION, code=completed)
+        return Extraction(as_is, ExtractionKind.AS_IS, code=code)
+
+    def _entry_has_body(self, code: types.CodeType) -> bool:
+        """Whether the program binds the entry point to more than the prompt's own stub."""
+        if self.entry is None:
+            return True
+        if self.entry not in code.co_names:
+            return False
+        functions = [
+            c for c in code.co_consts if isinstance(c, types.CodeType) and c.co_name == self.entry
+        ]
+        # A class, a lambda or an import binds it too; a function must have a body.
+        return not functions or any(len(f.co_code) > _STUB_SIZE for f in functions)
 
     # -- candidates ------------------------------------------------------------------------
 
@@ -404,35 +431,55 @@ class _Search:
     def _accept(self, program: str, kind: ExtractionKind, context: bool) -> Extraction | None:
         """``program`` (its incomplete tail trimmed) when it compiles and gives the entry point
         a body, cleaned of demo code and completed from the prompt.
+
+        Only a program with demo lines, or missing a name the prompt provides, is parsed into a
+        syntax tree (and compiled again once cleaned); most are compiled once, and that code
+        object keys the program later.
         """
         floor = self.prompt.count("\n") if not context else 0
         lines = program.split("\n")
-        trimmed_from: int | None = None
         while True:
-            tree = self.compiler.parse("\n".join(lines))
-            if isinstance(tree, ast.Module):
+            source = "\n".join(lines).rstrip() + "\n"
+            code = self.compiler.code(source)
+            if not isinstance(code, SyntaxError):
                 break
-            cut = _cut_line(tree, lines)
+            cut = _cut_line(code, lines)
             if cut <= floor:
                 return None
-            trimmed_from = cut if trimmed_from is None else min(trimmed_from, cut)
-            removed = lines[cut:]
-            lines = lines[:cut]
+            removed, lines = lines[cut:], lines[:cut]
             if kind is ExtractionKind.TRUNCATED and looks_like_prose(removed):
                 kind = ExtractionKind.PROSE
-        source = "\n".join(lines).rstrip() + "\n"
-        if self.compiler.compiles(tree) is not None:
-            return None
-        if not defines_entry(tree, self.entry, require_body=True):
+        if not self._entry_has_body(code):
             if self.fallback is None and kind is not ExtractionKind.TRUNCATED and source.strip():
-                self.fallback = Extraction(source, kind)
+                self.fallback = Extraction(source, kind, code=code)
             return None
-        source = without_demo(source, tree)
+        context = context and self._lacks_prompt_names(source, code)
+        if context or _DEMO_LINE.search(source):
+            source, code = self._cleaned(source, code, context)
+        return Extraction(source, kind, code=code)
+
+    def _lacks_prompt_names(self, source: str, code: types.CodeType) -> bool:
+        wanted = _prompt_names(self.prompt) & _read_names(code)
+        return any(not _binds(source, name) for name in wanted)
+
+    def _cleaned(
+        self, source: str, code: types.CodeType, context: bool
+    ) -> tuple[str, types.CodeType]:
+        """``source`` without its top-level demo code and, with ``context``, completed with the
+        prompt's imports and helpers it lacks; as it was when the result does not compile.
+        """
+        tree = self.compiler.parse(source)
+        if not isinstance(tree, ast.Module):
+            return source, code
+        cleaned = without_demo(source, tree)
         if context:
-            cleaned = self.compiler.parse(source)
-            if isinstance(cleaned, ast.Module):
-                source = with_prompt_context(source, cleaned, self.prompt, self.entry)
-        return Extraction(source, kind)
+            cleaned = with_prompt_context(cleaned, tree, self.prompt, self.entry)
+        if cleaned == source:
+            return source, code
+        compiled = self.compiler.code(cleaned)
+        if isinstance(compiled, SyntaxError) or not self._entry_has_body(compiled):
+            return source, code
+        return cleaned, compiled
 
 
 def _entry_def(entry_point: str | None) -> re.Pattern[str] | None:
@@ -502,6 +549,32 @@ def _detab(line: str) -> str:
     """Leading tabs as four spaces each (models mix them with the prompt's spaces)."""
     stripped = line.lstrip("\t")
     return "    " * (len(line) - len(stripped)) + stripped if stripped != line else line
+
+
+_DEMO_LINE = re.compile(
+    r"^(print\(|assert\b|if __name__|unittest\.main|doctest\.testmod|pytest\.main|\w+\()", re.M
+)
+
+
+def _read_names(code: types.CodeType) -> set[str]:
+    """Global and attribute names the code (and every function in it) refers to."""
+    names = set(code.co_names)
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            names |= _read_names(const)
+    return names
+
+
+def _binds(source: str, name: str) -> bool:
+    """Whether a line of ``source`` plainly binds ``name`` at the top level (a cheap test; the
+    syntax tree decides when it says no).
+    """
+    word = re.escape(name)
+    pattern = (
+        rf"^(?:(?:from\s+\S+\s+)?import\b[^\n]*\b{word}\b|(?:async\s+)?def\s+{word}\b"
+        rf"|class\s+{word}\b|{word}\s*[:=])"
+    )
+    return re.search(pattern, source, re.M) is not None
 
 
 def _prompt_names(prompt: str) -> frozenset[str]:

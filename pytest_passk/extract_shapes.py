@@ -17,7 +17,6 @@ from dataclasses import dataclass
 __all__ = [
     "Block",
     "body_indent",
-    "defines_entry",
     "fenced_blocks",
     "has_fence",
     "looks_like_prose",
@@ -176,29 +175,6 @@ def used_names(node: ast.AST) -> set[str]:
 def used_but_unbound(tree: ast.Module) -> set[str]:
     """Names a program reads that it never binds at the top level and are not builtins."""
     return used_names(tree) - bound_names(tree.body) - _BUILTINS
-
-
-def defines_entry(tree: ast.Module, entry_point: str | None, *, require_body: bool) -> bool:
-    """Whether the program binds ``entry_point``; with ``require_body``, a function of that
-    name must do more than hold a docstring, ``pass`` or ``...`` (the prompt's own stub).
-    """
-    if entry_point is None:
-        return bool(tree.body)
-    if entry_point not in bound_names(tree.body):
-        return False
-    if not require_body:
-        return True
-    last = None
-    for node in tree.body:
-        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name == entry_point:
-            last = node
-    return last is None or any(not _is_placeholder(statement) for statement in last.body)
-
-
-def _is_placeholder(node: ast.stmt) -> bool:
-    if isinstance(node, ast.Pass):
-        return True
-    return isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant)
 
 
 def without_demo(code: str, tree: ast.Module) -> str:
