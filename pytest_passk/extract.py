@@ -70,7 +70,7 @@ __all__ = [
 #: Texts longer than this are never compiled in the pytest process (about 8,000 tokens).
 MAX_TEXT_CHARS = 32_000
 #: Compilations per sample, all repairs together.
-MAX_ATTEMPTS = 16
+MAX_ATTEMPTS = 24
 NO_CODE_FOUND = "no code found in the sample"
 NOT_COMPILABLE = "no compilable code in the sample ({error})"
 TOO_NESTED = "the sample is nested too deeply to compile"
@@ -116,6 +116,10 @@ class _Hostile(Exception):
     """The text cannot be compiled safely in this process: stop repairing."""
 
 
+class _Exhausted(Exception):
+    """The sample used up its compilations: stop repairing, keep what was found."""
+
+
 class _Compiler:
     """Counts compilations and turns CPython's resource errors into :class:`_Hostile`."""
 
@@ -128,7 +132,7 @@ class _Compiler:
         """The tree of ``source``, or its syntax error."""
         self.attempts += 1
         if self.attempts > MAX_ATTEMPTS:
-            raise _Hostile(NOT_COMPILABLE.format(error="too many repair attempts"))
+            raise _Exhausted
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # a candidate's SyntaxWarning is not the user's
@@ -153,7 +157,7 @@ class _Compiler:
     def _compile(self, source: str) -> types.CodeType | SyntaxError:
         self.attempts += 1
         if self.attempts > MAX_ATTEMPTS:
-            raise _Hostile(NOT_COMPILABLE.format(error="too many repair attempts"))
+            raise _Exhausted
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -243,10 +247,13 @@ class _Search:
         if isinstance(code, types.CodeType) and self._code_defines_entry(code):
             return self._as_is(as_is, code)
         error = code if isinstance(code, SyntaxError) else None
-        for kind, program, context in self._candidates():
-            accepted = self._accept(program, kind, context)
-            if accepted is not None:
-                return accepted
+        try:
+            for kind, program, context in self._candidates():
+                accepted = self._accept(program, kind, context)
+                if accepted is not None:
+                    return accepted
+        except _Exhausted:
+            pass
         if isinstance(code, types.CodeType):  # lacks the entry point: the test will say so
             return Extraction(as_is, ExtractionKind.AS_IS, code=code)
         if self.fallback is not None:
@@ -311,14 +318,17 @@ class _Search:
         restated = self._restated_function(self.text)
         if restated is not None:
             yield restated[0], restated[1], True
-        if not fenced:
+        if fenced:
+            return
+        if restated is None:
             yield from self._body(self.text, None)
-            # Chat front ends escape markdown in code: x\_str, 2 \* n (Mistral-7B-Instruct).
-            unescaped = self.text.replace("\\_", "_").replace("\\*", "*")
-            if unescaped != self.text:
-                restated = self._restated_function(unescaped)
-                if restated is not None:
-                    yield restated[0], restated[1], True
+        # Chat front ends escape markdown in code: x\_str, 2 \* n (Mistral-7B-Instruct).
+        unescaped = self.text.replace("\\_", "_").replace("\\*", "*")
+        if unescaped != self.text:
+            restated = self._restated_function(unescaped)
+            if restated is not None:
+                yield restated[0], restated[1], True
+            else:
                 yield from self._body(unescaped, None)
 
     def _as_is_text(self) -> str:
@@ -414,10 +424,8 @@ class _Search:
             if restated or not first.startswith(" ")
             else ExtractionKind.INDENTATION
         )
-        if not first.startswith(" ") and not first.rstrip().endswith(":"):
-            # The first line lost its indentation (the recorder called ``strip()``).
-            following = next((line for line in lines[1:] if _is_code(line)), "")
-            lines[0] = " " * _indent(following) + first
+        if not first.startswith(" "):
+            lines[0] = " " * _lost_indent(lines) + first
         depth = _indent(lines[0])
         head, tail = _split_body(lines, depth)
         body = "\n".join(_reindent(line, depth, target) for line in head)
@@ -436,7 +444,10 @@ class _Search:
         syntax tree (and compiled again once cleaned); most are compiled once, and that code
         object keys the program later.
         """
-        floor = self.prompt.count("\n") if not context else 0
+        prefixed = not context and (
+            kind is not ExtractionKind.TRUNCATED or self.form is CompletionForm.CONTINUATION
+        )
+        floor = self.prompt.count("\n") if prefixed else 0  # never trim into the prompt
         lines = program.split("\n")
         while True:
             source = "\n".join(lines).rstrip() + "\n"
@@ -450,8 +461,8 @@ class _Search:
             if kind is ExtractionKind.TRUNCATED and looks_like_prose(removed):
                 kind = ExtractionKind.PROSE
         if not self._entry_has_body(code):
-            if self.fallback is None and kind is not ExtractionKind.TRUNCATED and source.strip():
-                self.fallback = Extraction(source, kind, code=code)
+            if self.fallback is None and self.entry not in code.co_names:
+                self.fallback = Extraction(source, kind, code=code)  # renamed: the test says so
             return None
         context = context and self._lacks_prompt_names(source, code)
         if context or _DEMO_LINE.search(source):
@@ -497,6 +508,30 @@ def _cut_line(error: SyntaxError, lines: list[str]) -> int:
     if line < 0 or line >= last:
         return last
     return line
+
+
+_OPENER = re.compile(
+    r"\s*(if|elif|else|for|while|try|except|finally|with|def|class|async|match|case)\b.*:\s*(#.*)?$"
+)
+
+
+def _lost_indent(lines: list[str]) -> int:
+    """The indentation a body's first line had before the recorder's ``strip()``: the least of
+    the body's following lines (those before any top-level line); a block opener keeps column 0
+    when everything after it is one level deeper (the model dropped every level).
+    """
+    following: list[int] = []
+    for line in lines[1:]:
+        if _is_code(line):
+            if not _indent(line):
+                break
+            following.append(_indent(line))
+    if not following:
+        return 0
+    least = min(following)
+    if _OPENER.match(lines[0]) and least == following[0]:
+        return 0
+    return least
 
 
 def _split_body(lines: list[str], depth: int) -> tuple[list[str], list[str]]:
