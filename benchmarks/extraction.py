@@ -42,7 +42,7 @@ from pytest_passk.evaluation import program_key
 from pytest_passk.extract import ExtractMode, extract_program
 from pytest_passk.prompts import CompletionForm
 
-__all__ = ["Row", "extraction_timing", "main", "measure"]
+__all__ = ["Row", "compile_ms", "extraction_timing", "main", "measure"]
 
 COMPLETED = (0, 1)  # pytest: all passed, or some failed
 Program = Callable[[Mapping[str, str], Mapping[str, Any]], str]
@@ -62,6 +62,7 @@ class Row:
     kinds: dict[str, int] = field(default_factory=dict)
     ms_per_sample: float = 0.0
     ms_added: float = 0.0
+    ms_compile: float = 0.0
     parity: list[str] = field(default_factory=list)
 
 
@@ -101,10 +102,20 @@ def extraction_timing(
     alone, kinds = extract(ExtractMode.AUTO, key=False)
     with_keys, _ = extract(ExtractMode.AUTO, key=True)
     plain, _ = extract(ExtractMode.NONE, key=True)
-    counts = collections.Counter(
-        kinds[(row["task_id"], _text(row)[0], _text(row)[1])] for row in rows
-    )
+    counts = collections.Counter(kinds[_key(row)] for row in rows)
     return dict(sorted(counts.items())), alone / len(rows), (with_keys - plain) / len(rows)
+
+
+def compile_ms(problems: Mapping[str, Mapping[str, str]]) -> float:
+    """CPU milliseconds to compile one HumanEval program (prompt + canonical solution) on this
+    machine: the unit the extraction figures are best read in.
+    """
+    programs = [p["prompt"] + p["canonical_solution"] for p in problems.values()]
+    started = time.process_time()
+    for _ in range(3):
+        for program in programs:
+            compile(program, "<candidate>", "exec", dont_inherit=True)
+    return (time.process_time() - started) * 1e3 / (3 * len(programs))
 
 
 def _key(row: Mapping[str, Any]) -> tuple[str, str, CompletionForm]:
@@ -214,6 +225,7 @@ def measure(path: Path, out: Path, *, timeout: float, workers: int, human_eval: 
     rows = load_recording(path)
     row = Row(path.name, len(rows))
     row.kinds, row.ms_per_sample, row.ms_added = extraction_timing(rows, problems)
+    row.ms_compile = compile_ms(problems)
     out.mkdir(parents=True, exist_ok=True)
     judged_he = None
     if human_eval and all("completion" in r for r in rows):
@@ -244,15 +256,15 @@ def render(rows: Sequence[Row]) -> list[str]:
     """The markdown table benchmarks/README.md shows."""
     lines = [
         "| recording | human-eval | EvalPlus sanitizer | signature put back | passk none | "
-        "passk auto | kinds (auto) | extraction ms/sample | added ms/sample |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "passk auto | kinds (auto) | extraction ms/sample | added ms/sample | 1 compile ms |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         kinds = ", ".join(f"{kind} {count}" for kind, count in r.kinds.items())
         lines.append(
             f"| {r.name} | {_cell(r.human_eval, r.samples)} | {_cell(r.sanitizer, r.samples)} | "
             f"{_cell(r.signature, r.samples)} | {r.none}/{r.samples} | {r.auto}/{r.samples} | "
-            f"{kinds} | {r.ms_per_sample:.3f} | {r.ms_added:.3f} |"
+            f"{kinds} | {r.ms_per_sample:.3f} | {r.ms_added:.3f} | {r.ms_compile:.3f} |"
         )
     return lines
 

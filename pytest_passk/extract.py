@@ -300,6 +300,11 @@ class _Search:
         # A whole program that uses a name only the prompt provides (typing's List, a helper)
         # gets the prompt's imports and helpers: models routinely drop them. The code object
         # tells cheaply which names are read; the tree decides only when one may be missing.
+        if self.form is CompletionForm.CHAT and _DEMO_LINE.search(as_is):
+            # A chat answer is no continuation: its demo code goes, as in every repair.
+            program, cleaned = self._cleaned(as_is, code, context=True)
+            if program != as_is:
+                return Extraction(program, ExtractionKind.FUNCTION, code=cleaned)
         wanted = _prompt_names(self.prompt) & _read_names(code)
         if not any(not _binds(as_is, name) for name in wanted):
             return Extraction(as_is, ExtractionKind.AS_IS, code=code)

@@ -670,3 +670,15 @@ def test_the_corpus_covers_five_models_and_every_repair_but_echo() -> None:
     assert len({a["model"] for a in REAL}) >= 5
     kinds = {a["kind"] for a in REAL}
     assert kinds >= {"as-is", "truncated", "fenced", "function", "body", "no-code", "prose"}
+
+
+def test_a_chat_answer_of_plain_code_loses_its_wrong_example() -> None:
+    # A chat answer is no continuation: even when it compiles, its demo code goes.
+    found = chat(GOOD_CLOSE + "\nassert has_close_elements([1.0, 2.0], 5.0) is False\n", CLOSE)
+    assert found.kind is ExtractionKind.FUNCTION
+    assert found.program is not None and "assert" not in found.program
+    check_close(found.program)
+    # A whole program (EvalPlus's solution) is run as it is.
+    program = "from typing import List\n\n" + GOOD_CLOSE + "\nassert True\n"
+    found = extract_for_task(CLOSE, program, CompletionForm.PROGRAM)
+    assert (found.kind, found.program) == (ExtractionKind.AS_IS, program)
