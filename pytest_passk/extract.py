@@ -345,8 +345,7 @@ class _Search:
             yield restated[0], restated[1], True
         if fenced:
             return
-        if restated is None:
-            yield from self._body(self.text, None)
+        yield from self._body(self.text, None)
         # Chat front ends escape markdown in code: x\_str, 2 \* n (Mistral-7B-Instruct).
         unescaped = self.text.replace("\\_", "_").replace("\\*", "*")
         if unescaped != self.text:
@@ -411,7 +410,11 @@ class _Search:
                 start = index
                 continue
             break
-        while start < def_line and not lines[start].strip():
+        # Leading blank or indented lines belong to no definition shown (a body whose ``def``
+        # line the recorder dropped): the code starts at the first line at the def's level.
+        while start < def_line and (
+            not lines[start].strip() or _indent(_detab(lines[start])) > indent
+        ):
             start += 1
         code = "\n".join(
             line[indent:] if not line[:indent].strip() else line for line in lines[start:]
@@ -440,8 +443,8 @@ class _Search:
             lines.pop(0)
         while lines and not lines[-1].strip():
             lines.pop()
-        if not lines or re.match(r"(async\s+)?def\s|class\s", lines[0]):
-            return  # a whole function under another name: not a body
+        if not lines or _PROGRAM_START.match(lines[0]):
+            return  # a whole program (an echo, a function under another name): not a body
         first = lines[0]
         restated = first.lstrip().startswith(('"""', "'''", 'r"""', "r'''"))
         body_kind = kind or (
@@ -536,6 +539,7 @@ def _cut_line(error: SyntaxError, lines: list[str]) -> int:
     return line
 
 
+_PROGRAM_START = re.compile(r"(async\s+)?def\s|class\s|import\s|from\s+\S+\s+import\s|@")
 _OPENER = re.compile(
     r"\s*(if|elif|else|for|while|try|except|finally|with|def|class|async|match|case)\b.*:\s*(#.*)?$"
 )
