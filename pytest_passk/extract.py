@@ -20,11 +20,18 @@ The rules, in order (docs/extraction.md shows an example of each):
 5. ``body``: a body or docstring restated without its signature: the prompt's signature is put
    back and the indentation fixed. ``indentation``: a continuation indented wrongly (tabs, one
    level off).
+6. ``unescaped``: markdown escapes in unfenced code (an escaped underscore or star) undone, then
+   4 and 5 again.
 
 The first rule that yields a program which compiles, defines the entry point and gives it a body
 wins. Repairs (never ``as-is``) drop top-level demo code (asserts, prints, calls of the answer's
 own functions, ``if __name__ == "__main__":`` blocks) and add the prompt's imports and helpers the
 answer omits. Nothing compilable: ``no-code``, which is an ``error`` verdict without a sandbox run.
+
+A chat answer that compiles as it is still loses its demo code (it is no continuation). The
+pieces live in helper modules: fences and prompt context in :mod:`pytest_passk.extract_shapes`,
+bodies in :mod:`pytest_passk.extract_body`, bounded compilation in
+:mod:`pytest_passk.extract_compile`.
 
 Untrusted text is compiled here, in the pytest process: inputs over :data:`MAX_TEXT_CHARS` are
 not compiled at all (the sandbox judges them as they are), a program CPython cannot compile for
@@ -38,12 +45,21 @@ import ast
 import enum
 import re
 import types
-import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from pytest_passk.extract_body import body_program, indent_of
+from pytest_passk.extract_compile import (
+    MAX_ATTEMPTS,
+    TOO_NESTED,
+    Compiler,
+    Exhausted,
+    Hostile,
+    binds,
+    is_stub,
+    read_names,
+)
 from pytest_passk.extract_shapes import (
-    body_indent,
     fenced_blocks,
     first_fence,
     has_fence,
@@ -60,6 +76,9 @@ from pytest_passk.tasks import Task
 __all__ = [
     "MAX_ATTEMPTS",
     "MAX_TEXT_CHARS",
+    "NOT_COMPILABLE",
+    "NO_CODE_FOUND",
+    "TOO_NESTED",
     "ExtractMode",
     "Extraction",
     "ExtractionKind",
@@ -70,11 +89,8 @@ __all__ = [
 
 #: Texts longer than this are never compiled in the pytest process (about 8,000 tokens).
 MAX_TEXT_CHARS = 32_000
-#: Compilations per sample, all repairs together.
-MAX_ATTEMPTS = 24
 NO_CODE_FOUND = "no code found in the sample"
 NOT_COMPILABLE = "no compilable code in the sample ({error})"
-TOO_NESTED = "the sample is nested too deeply to compile"
 
 
 class ExtractMode(enum.Enum):
@@ -114,89 +130,6 @@ class Extraction:
     code: types.CodeType | None = field(default=None, compare=False, repr=False)
 
 
-class _Hostile(Exception):
-    """The text cannot be compiled safely in this process: stop repairing."""
-
-
-class _Exhausted(Exception):
-    """The sample used up its compilations: stop repairing, keep what was found."""
-
-
-class _Compiler:
-    """Counts compilations and turns CPython's resource errors into :class:`_Hostile`."""
-
-    def __init__(self) -> None:
-        self.attempts = 0
-        #: The last compilation: a repair often starts from the text just tried as is.
-        self._last: tuple[str, types.CodeType | SyntaxError] | None = None
-
-    def parse(self, source: str) -> ast.Module | SyntaxError:
-        """The tree of ``source``, or its syntax error."""
-        self.attempts += 1
-        if self.attempts > MAX_ATTEMPTS:
-            raise _Exhausted
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # a candidate's SyntaxWarning is not the user's
-                return ast.parse(source)
-        except SyntaxError as exc:
-            return exc
-        except ValueError as exc:  # null bytes
-            return SyntaxError(str(exc))
-        except (RecursionError, MemoryError, OverflowError):
-            raise _Hostile(TOO_NESTED) from None
-
-    def code(self, source: str) -> types.CodeType | SyntaxError:
-        """``source`` compiled, or its syntax error (the compiler's checks included: ``return``
-        outside a function, ``nonlocal`` at module level).
-        """
-        if self._last is not None and self._last[0] == source:
-            return self._last[1]
-        result = self._compile(source)
-        self._last = (source, result)
-        return result
-
-    def _compile(self, source: str) -> types.CodeType | SyntaxError:
-        self.attempts += 1
-        if self.attempts > MAX_ATTEMPTS:
-            raise _Exhausted
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                return compile(source, "<candidate>", "exec", dont_inherit=True, optimize=0)
-        except SyntaxError as exc:
-            return exc
-        except ValueError as exc:  # null bytes
-            return SyntaxError(str(exc))
-        except (RecursionError, MemoryError, OverflowError):
-            raise _Hostile(TOO_NESTED) from None
-
-
-def _stub_codes() -> frozenset[bytes]:
-    """Bytecode of functions that do nothing: a docstring, ``pass`` or ``...`` (the prompt's own
-    stub), as this Python compiles them.
-    """
-    codes = set()
-    for body in ('"""doc"""', "pass", "...", '"""doc"""\n    pass'):
-        module = compile(f"def f():\n    {body}\n", "<stub>", "exec", dont_inherit=True)
-        function = next(c for c in module.co_consts if isinstance(c, types.CodeType))
-        codes.add(function.co_code)
-    return frozenset(codes)
-
-
-_STUB_CODES = _stub_codes()
-
-
-def _is_stub(function: types.CodeType) -> bool:
-    """Whether a function does nothing but return ``None`` (its docstring aside)."""
-    first, *rest = function.co_consts or (None,)
-    return (
-        function.co_code in _STUB_CODES
-        and (first is None or isinstance(first, str))
-        and all(const is None for const in rest)
-    )
-
-
 def extract_program(
     prompt: str,
     entry_point: str | None,
@@ -214,10 +147,10 @@ def extract_program(
         return Extraction(None, ExtractionKind.NO_CODE, NO_CODE_FOUND)
     if mode is ExtractMode.NONE or len(as_is) > MAX_TEXT_CHARS:
         return Extraction(as_is, ExtractionKind.AS_IS)
-    compiler = _Compiler()
+    compiler = Compiler()
     try:
         return _Search(prompt, entry_point, text, form, compiler).run(as_is)
-    except _Hostile as exc:
+    except Hostile as exc:
         return Extraction(None, ExtractionKind.NO_CODE, str(exc))
 
 
@@ -248,7 +181,7 @@ class _Search:
         entry_point: str | None,
         text: str,
         form: CompletionForm,
-        compiler: _Compiler,
+        compiler: Compiler,
     ) -> None:
         self.prompt = prompt
         self.entry = entry_point
@@ -269,7 +202,7 @@ class _Search:
                 accepted = self._accept(program, kind, context)
                 if accepted is not None:
                     return accepted
-        except _Exhausted:
+        except Exhausted:
             pass
         if isinstance(code, types.CodeType):  # lacks the entry point: the test will say so
             return Extraction(as_is, ExtractionKind.AS_IS, code=code)
@@ -305,8 +238,8 @@ class _Search:
             program, cleaned = self._cleaned(as_is, code, context=True)
             if program != as_is:
                 return Extraction(program, ExtractionKind.FUNCTION, code=cleaned)
-        wanted = _prompt_names(self.prompt) & _read_names(code)
-        if not any(not _binds(as_is, name) for name in wanted):
+        wanted = _prompt_names(self.prompt) & read_names(code)
+        if not any(not binds(as_is, name) for name in wanted):
             return Extraction(as_is, ExtractionKind.AS_IS, code=code)
         tree = self.compiler.parse(as_is)
         if isinstance(tree, ast.Module) and used_but_unbound(tree) & wanted:
@@ -326,7 +259,7 @@ class _Search:
             c for c in code.co_consts if isinstance(c, types.CodeType) and c.co_name == self.entry
         ]
         # A class, a lambda or an import binds it too; a function must have a body.
-        return not functions or any(not _is_stub(f) for f in functions)
+        return not functions or any(not is_stub(f) for f in functions)
 
     # -- candidates ------------------------------------------------------------------------
 
@@ -412,9 +345,7 @@ class _Search:
             break
         # Leading blank or indented lines belong to no definition shown (a body whose ``def``
         # line the recorder dropped): the code starts at the first line at the def's level.
-        while start < def_line and (
-            not lines[start].strip() or _indent(_detab(lines[start])) > indent
-        ):
+        while start < def_line and (not lines[start].strip() or indent_of(lines[start]) > indent):
             start += 1
         code = "\n".join(
             line[indent:] if not line[:indent].strip() else line for line in lines[start:]
@@ -435,32 +366,10 @@ class _Search:
         self, text: str, kind: ExtractionKind | None
     ) -> Iterator[tuple[ExtractionKind, str, bool]]:
         """The prompt with ``text`` as its function's body, reindented."""
-        target = body_indent(self.prompt)
-        if target is None:
-            return
-        lines = [_detab(line) for line in text.split("\n")]
-        while lines and not lines[0].strip():
-            lines.pop(0)
-        while lines and not lines[-1].strip():
-            lines.pop()
-        if not lines or _PROGRAM_START.match(lines[0]):
-            return  # a whole program (an echo, a function under another name): not a body
-        first = lines[0]
-        restated = first.lstrip().startswith(('"""', "'''", 'r"""', "r'''"))
-        body_kind = kind or (
-            ExtractionKind.BODY
-            if restated or not first.startswith(" ")
-            else ExtractionKind.INDENTATION
-        )
-        if not first.startswith(" "):
-            lines[0] = " " * _lost_indent(lines) + first
-        depth = _indent(lines[0])
-        head, tail = _split_body(lines, depth)
-        body = "\n".join(_reindent(line, depth, target) for line in head)
-        program = self.prompt.rstrip("\n") + "\n" + body + "\n"
-        if tail:
-            program += "\n\n" + "\n".join(tail) + "\n"
-        yield body_kind, program, False
+        shape = body_program(self.prompt, text)
+        if shape is not None:
+            found = ExtractionKind.BODY if shape.restated else ExtractionKind.INDENTATION
+            yield kind or found, shape.program, False
 
     # -- acceptance ------------------------------------------------------------------------
 
@@ -499,8 +408,8 @@ class _Search:
         return Extraction(source, kind, code=code)
 
     def _lacks_prompt_names(self, source: str, code: types.CodeType) -> bool:
-        wanted = _prompt_names(self.prompt) & _read_names(code)
-        return any(not _binds(source, name) for name in wanted)
+        wanted = _prompt_names(self.prompt) & read_names(code)
+        return any(not binds(source, name) for name in wanted)
 
     def _cleaned(
         self, source: str, code: types.CodeType, context: bool
@@ -539,107 +448,9 @@ def _cut_line(error: SyntaxError, lines: list[str]) -> int:
     return line
 
 
-_PROGRAM_START = re.compile(r"(async\s+)?def\s|class\s|import\s|from\s+\S+\s+import\s|@")
-_OPENER = re.compile(
-    r"\s*(if|elif|else|for|while|try|except|finally|with|def|class|async|match|case)\b.*:\s*(#.*)?$"
-)
-
-
-def _lost_indent(lines: list[str]) -> int:
-    """The indentation a body's first line had before the recorder's ``strip()``: the least of
-    the body's following lines (those before any top-level line); a block opener keeps column 0
-    when everything after it is one level deeper (the model dropped every level).
-    """
-    following: list[int] = []
-    for line in lines[1:]:
-        if _is_code(line):
-            if not _indent(line):
-                break
-            following.append(_indent(line))
-    if not following:
-        return 0
-    least = min(following)
-    if _OPENER.match(lines[0]) and least == following[0]:
-        return 0
-    return least
-
-
-def _split_body(lines: list[str], depth: int) -> tuple[list[str], list[str]]:
-    """A restated body and the top-level code the answer put after it (helpers, demo, junk).
-
-    An indented body ends at its first code line indented less; a body at column 0 (the model
-    dropped every level) ends at the first line that starts top-level code or prose.
-    """
-    for index in range(1, len(lines)):
-        line = lines[index]
-        if not _is_code(line):
-            continue
-        ends = (
-            _indent(line) < depth
-            if depth
-            else looks_like_prose([line]) or bool(_TOP_LEVEL.match(line))
-        )
-        if ends:
-            start = index
-            while start > 1 and (not lines[start - 1].strip() or not _is_code(lines[start - 1])):
-                start -= 1  # comments and blank lines just above belong to what follows
-            return lines[:start], [] if looks_like_prose([line]) else lines[start:]
-    return lines, []
-
-
-def _is_code(line: str) -> bool:
-    """A non-blank line that is not a comment (comments may sit at any indentation)."""
-    stripped = line.lstrip()
-    return bool(stripped) and not stripped.startswith("#")
-
-
-def _indent(line: str) -> int:
-    return len(line) - len(line.lstrip(" "))
-
-
-def _reindent(line: str, depth: int, target: str) -> str:
-    if not line.strip():
-        return ""
-    if _indent(line) < depth:  # a comment left of the body
-        return target + line.lstrip()
-    return target + line[depth:]
-
-
-_TOP_LEVEL = re.compile(
-    r"(def |async def |class |import |from \S+ import |@|if __name__|print\(|assert )"
-)
-
-
-def _detab(line: str) -> str:
-    """Leading tabs as four spaces each (models mix them with the prompt's spaces)."""
-    stripped = line.lstrip("\t")
-    return "    " * (len(line) - len(stripped)) + stripped if stripped != line else line
-
-
 _DEMO_LINE = re.compile(
     r"^(print\(|assert\b|if __name__|unittest\.main|doctest\.testmod|pytest\.main|\w+\()", re.M
 )
-
-
-def _read_names(code: types.CodeType) -> set[str]:
-    """Global and attribute names the code (and every function in it) refers to."""
-    names = set(code.co_names)
-    for const in code.co_consts:
-        if isinstance(const, types.CodeType):
-            names |= _read_names(const)
-    return names
-
-
-def _binds(source: str, name: str) -> bool:
-    """Whether a line of ``source`` plainly binds ``name`` at the top level (a cheap test; the
-    syntax tree decides when it says no).
-    """
-    word = re.escape(name)
-    pattern = (
-        rf"^(?:(?:from\s+\S+\s+)?import\b[^\n]*\b{word}\b|(?:async\s+)?def\s+{word}\b"
-        rf"|class\s+{word}\b|{word}\s*[:=])"
-    )
-    return re.search(pattern, source, re.M) is not None
 
 
 def _prompt_names(prompt: str) -> frozenset[str]:
