@@ -43,8 +43,10 @@ from __future__ import annotations
 
 import ast
 import enum
+import functools
 import re
 import types
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -193,10 +195,13 @@ class _Search:
         self.fallback: Extraction | None = None
 
     def run(self, as_is: str) -> Extraction:
-        code = self.compiler.code(as_is)
-        if isinstance(code, types.CodeType) and self._code_defines_entry(code):
-            return self._as_is(as_is, code)
-        error = code if isinstance(code, SyntaxError) else None
+        # An answer opening with a backtick fence after a complete prompt cannot compile: its
+        # as-is compilation is left for the end (fenced chat answers are the common case).
+        code: types.CodeType | SyntaxError | None = None
+        if not self._opens_with_fence():
+            code = self.compiler.code(as_is)
+            if isinstance(code, types.CodeType) and self._code_defines_entry(code):
+                return self._as_is(as_is, code)
         try:
             for kind, program, context in self._candidates():
                 accepted = self._accept(program, kind, context)
@@ -210,9 +215,23 @@ class _Search:
             return self.fallback
         if not self._has_code():
             return Extraction(None, ExtractionKind.NO_CODE, NO_CODE_FOUND)
-        assert error is not None
+        error = code if code is not None else self._late_error(as_is)
+        if isinstance(error, types.CodeType):  # cannot happen: a fence line never compiles
+            return Extraction(as_is, ExtractionKind.AS_IS, code=error)
         where = f"{error.msg} at line {error.lineno}" if error.lineno else str(error.msg)
         return Extraction(None, ExtractionKind.NO_CODE, NOT_COMPILABLE.format(error=where))
+
+    def _opens_with_fence(self) -> bool:
+        first = next((line for line in self.text.split("\n") if line.strip()), "")
+        if not first.lstrip().startswith("```"):
+            return False
+        return self.form is not CompletionForm.CONTINUATION or _complete(self.prompt)
+
+    def _late_error(self, as_is: str) -> types.CodeType | SyntaxError:
+        try:
+            return self.compiler.code(as_is)
+        except Exhausted:
+            return SyntaxError("the sample needed too many compilations")
 
     def _has_code(self) -> bool:
         """Whether the text holds anything meant as code (else it is a refusal or prose)."""
@@ -451,6 +470,20 @@ def _cut_line(error: SyntaxError, lines: list[str]) -> int:
 _DEMO_LINE = re.compile(
     r"^(print\(|assert\b|if __name__|unittest\.main|doctest\.testmod|pytest\.main|\w+\()", re.M
 )
+
+
+@functools.lru_cache(maxsize=256)
+def _complete(prompt: str) -> bool:
+    """Whether the prompt compiles on its own (then it ends outside any string or bracket, and a
+    line after it that starts with a backtick is a syntax error).
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            compile(prompt, "<prompt>", "exec", dont_inherit=True)
+    except (SyntaxError, ValueError, RecursionError, MemoryError, OverflowError):
+        return False
+    return True
 
 
 def _prompt_names(prompt: str) -> frozenset[str]:
