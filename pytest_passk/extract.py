@@ -252,8 +252,10 @@ class _Search:
         # A whole program that uses a name only the prompt provides (typing's List, a helper)
         # gets the prompt's imports and helpers: models routinely drop them. The code object
         # tells cheaply which names are read; the tree decides only when one may be missing.
-        if self.form is CompletionForm.CHAT and _DEMO_LINE.search(as_is):
-            # A chat answer is no continuation: its demo code goes, as in every repair.
+        chat_demo = self.form is CompletionForm.CHAT and _DEMO_LINE.search(as_is)
+        if chat_demo or self._redefined(code):
+            # A chat answer is no continuation: its demo code goes, as in every repair; a
+            # program that repeats the function keeps its first real definition.
             program, cleaned = self._cleaned(as_is, code, context=True)
             if program != as_is:
                 return Extraction(program, ExtractionKind.FUNCTION, code=cleaned)
@@ -422,9 +424,21 @@ class _Search:
                 self.fallback = Extraction(source, kind, code=code)  # renamed: the test says so
             return None
         context = context and self._lacks_prompt_names(source, code)
-        if context or _DEMO_LINE.search(source):
+        if context or _DEMO_LINE.search(source) or self._redefined(code):
             source, code = self._cleaned(source, code, context)
         return Extraction(source, kind, code=code)
+
+    def _redefined(self, code: types.CodeType) -> bool:
+        """Whether the program defines the entry point's function more than once."""
+        return (
+            self.entry is not None
+            and sum(
+                1
+                for c in code.co_consts
+                if isinstance(c, types.CodeType) and c.co_name == self.entry
+            )
+            > 1
+        )
 
     def _lacks_prompt_names(self, source: str, code: types.CodeType) -> bool:
         wanted = _prompt_names(self.prompt) & read_names(code)
@@ -439,7 +453,7 @@ class _Search:
         tree = self.compiler.parse(source)
         if not isinstance(tree, ast.Module):
             return source, code
-        cleaned = without_demo(source, tree)
+        cleaned = without_demo(source, tree, self.entry)
         if context:
             cleaned = with_prompt_context(cleaned, tree, self.prompt, self.entry)
         if cleaned == source:

@@ -188,9 +188,13 @@ def used_but_unbound(tree: ast.Module) -> set[str]:
     return used_names(tree) - bound_names(tree.body) - _BUILTINS
 
 
-def without_demo(code: str, tree: ast.Module) -> str:
-    """``code`` without its top-level demo statements (``tree`` is its syntax tree)."""
+def without_demo(code: str, tree: ast.Module, entry_point: str | None = None) -> str:
+    """``code`` without its top-level demo statements (``tree`` is its syntax tree), and, when
+    it defines ``entry_point`` more than once, without the definitions after the first that has
+    a body: base models repeat the function and end on a stub or a cut-off copy.
+    """
     own = {node.name for node in tree.body if isinstance(node, _DEFINITION)}
+    keep = _first_real_definition(tree, entry_point)
     kept_lines: set[int] = set()
     dropped_lines: set[int] = set()
     for node in tree.body:
@@ -198,13 +202,40 @@ def without_demo(code: str, tree: ast.Module) -> str:
         if isinstance(node, _DEFINITION) and node.decorator_list:
             first = node.decorator_list[0].lineno
         span = range(first, (node.end_lineno or node.lineno) + 1)
-        (dropped_lines if _is_demo(node, own) else kept_lines).update(span)
+        repeated = keep is not None and node is not keep and _defines(node, entry_point)
+        (dropped_lines if repeated or _is_demo(node, own) else kept_lines).update(span)
     dropped_lines -= kept_lines  # never cut a line a kept statement shares (``x = 1; print(x)``)
     if not dropped_lines:
         return code
     lines = code.split("\n")
     kept = [line for number, line in enumerate(lines, start=1) if number not in dropped_lines]
     return "\n".join(kept).rstrip() + "\n"
+
+
+def _defines(node: ast.stmt, name: str | None) -> bool:
+    return isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name == name
+
+
+def _first_real_definition(tree: ast.Module, entry_point: str | None) -> ast.stmt | None:
+    """The first top-level definition of ``entry_point`` with a body, when there are several."""
+    definitions = [node for node in tree.body if _defines(node, entry_point)]
+    if len(definitions) < 2:
+        return None
+    return next(
+        (
+            node
+            for node in definitions
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+            and not all(_is_placeholder(statement) for statement in node.body)
+        ),
+        None,
+    )
+
+
+def _is_placeholder(node: ast.stmt) -> bool:
+    if isinstance(node, ast.Pass):
+        return True
+    return isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant)
 
 
 def _is_demo(node: ast.stmt, own: set[str]) -> bool:

@@ -682,3 +682,17 @@ def test_a_chat_answer_of_plain_code_loses_its_wrong_example() -> None:
     program = "from typing import List\n\n" + GOOD_CLOSE + "\nassert True\n"
     found = extract_for_task(CLOSE, program, CompletionForm.PROGRAM)
     assert (found.kind, found.program) == (ExtractionKind.AS_IS, program)
+
+
+def test_a_program_repeating_the_function_keeps_its_first_real_definition() -> None:
+    # CodeLlama-7b-hf (Adam-Torek/ExploringLLMCodeQuality) repeats the function and ends on a
+    # stub: the last definition would win, and return None.
+    stub = 'def has_close_elements(numbers, threshold):\n    """Again."""\n'
+    program = "from typing import List\n\n" + GOOD_CLOSE + "\n\n" + stub
+    found = extract_for_task(CLOSE, program, CompletionForm.PROGRAM)
+    assert found.kind is ExtractionKind.FUNCTION
+    assert found.program is not None and '"""Again."""' not in found.program
+    check_close(found.program)
+    # A clean continuation that does the same is left alone.
+    text = CLOSE_BODY + "\n\n" + stub
+    assert continuation(text).program == CLOSE_PROMPT + text
