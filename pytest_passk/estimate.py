@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pytest_passk.results import TaskResult, empty_counts
 
@@ -143,6 +143,8 @@ class ModelSummary:
     cost_usd: float | None
     tasks_short: int
     tasks_without_samples: int
+    #: Samples per extraction kind (``as-is``, each repair's name, ``no-code``).
+    extraction: dict[str, int] = field(default_factory=dict)
 
 
 def summarise_models(results: Sequence[TaskResult], ks: Sequence[int]) -> list[ModelSummary]:
@@ -156,6 +158,10 @@ def summarise_models(results: Sequence[TaskResult], ks: Sequence[int]) -> list[M
         for result in group:
             for name, count in result.outcomes.items():
                 outcomes[name] = outcomes.get(name, 0) + count
+        extraction: dict[str, int] = {}
+        for result in group:
+            for kind, count in result.extraction.items():
+                extraction[kind] = extraction.get(kind, 0) + count
         costs = [r.cost_usd for r in group]
         ns = [r.n for r in group]
         summaries.append(
@@ -176,6 +182,7 @@ def summarise_models(results: Sequence[TaskResult], ks: Sequence[int]) -> list[M
                 else math.fsum(c or 0.0 for c in costs),
                 tasks_short=sum(1 for r in group if 0 < r.n < r.n_requested),
                 tasks_without_samples=sum(1 for r in group if r.n == 0),
+                extraction=dict(sorted(extraction.items())),
             )
         )
     return summaries

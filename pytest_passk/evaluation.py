@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from pytest_passk.backends import Completion
 from pytest_passk.estimate import below, pass_at_k, shown
-from pytest_passk.prompts import build_program
+from pytest_passk.extract import Extraction, ExtractMode, extract_for_task
 from pytest_passk.results import CandidateResult, Outcome, TaskResult, empty_counts
 from pytest_passk.sandbox import Executor, Job, Verdict
 from pytest_passk.tasks import Task
@@ -38,7 +38,6 @@ __all__ = [
     "program_key",
 ]
 
-NO_CODE = "no code found in the sample"
 NO_SAMPLES = "no samples for task {task_id} from {model}"
 NO_REFERENCE = (
     "task {task_id} has no reference solution: give @passk.task(reference=...) "
@@ -102,14 +101,17 @@ class ItemIdentity:
     nodeid: str
 
 
-def program_key(program: str) -> bytes:
+def program_key(program: str, code: types.CodeType | None = None) -> bytes:
     """A key equal for programs that behave identically: their compiled code without its line
     and column tables (so layout, comments, ``pass`` against ``return None`` or ``2 * 3``
     against ``6`` make no difference), else, when it does not compile, its normalised text.
 
     Compiling runs none of the program. It is also about twice as fast as dumping the syntax
-    tree, which matters: every sample of the run is keyed before the first one can run.
+    tree, which matters: every sample of the run is keyed before the first one can run. ``code``
+    is the program already compiled the same way (extraction compiles most programs anyway).
     """
+    if code is not None:
+        return b"c" + marshal.dumps(_without_positions(code), 2)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # a candidate's SyntaxWarning is not the user's
@@ -131,34 +133,53 @@ def _without_positions(code: types.CodeType) -> types.CodeType:
 
 @dataclass(frozen=True, slots=True)
 class Plan:
-    """How a task's samples become jobs: each sample's program, the distinct jobs, and which
-    job judges each sample (``None``: the sample holds no code).
+    """How a task's samples become jobs: each sample's extraction (its program, and how it was
+    obtained), the distinct jobs, and which job judges each sample (``None``: the sample holds no
+    code, and its ``error`` verdict needs no sandbox run).
     """
 
-    programs: tuple[str | None, ...]
+    extractions: tuple[Extraction, ...]
     jobs: tuple[Job, ...]
     job_of_sample: tuple[int | None, ...]
 
+    @property
+    def programs(self) -> tuple[str | None, ...]:
+        """Each sample's program."""
+        return tuple(extraction.program for extraction in self.extractions)
 
-def plan(task: Task, completions: Sequence[Completion], timeout: float) -> Plan:
-    """Build the programs of ``completions`` and de-duplicate them into jobs.
+
+def plan(
+    task: Task,
+    completions: Sequence[Completion],
+    timeout: float,
+    mode: ExtractMode = ExtractMode.AUTO,
+) -> Plan:
+    """Extract the programs of ``completions`` and de-duplicate them into jobs.
 
     Made once per item: the runner hands the jobs to the pool ahead of time and passes the same
-    plan to :func:`evaluate`, so programs are neither rebuilt nor re-parsed.
+    plan to :func:`evaluate`, so programs are neither rebuilt nor re-parsed. Verbatim repeats of
+    a text (frequent at low temperature) are extracted once.
     """
-    programs = [build_program(task, c.text, c.form) for c in completions]
+    extracted: dict[tuple[str, object], Extraction] = {}
+    extractions: list[Extraction] = []
+    for completion in completions:
+        text = (completion.text, completion.form)
+        if text not in extracted:
+            extracted[text] = extract_for_task(task, completion.text, completion.form, mode)
+        extractions.append(extracted[text])
     first_of: dict[bytes, int] = {}
     key_of: dict[str, bytes] = {}  # samples are often verbatim repeats: parse each text once
     reference_key: bytes | None = None
     jobs: list[Job] = []
     job_of_sample: list[int | None] = []
-    for program in programs:
+    for extraction in extractions:
+        program = extraction.program
         if program is None:
             job_of_sample.append(None)
             continue
         key = key_of.get(program)
         if key is None:
-            key = key_of[program] = program_key(program)
+            key = key_of[program] = program_key(program, extraction.code)
         if key not in first_of:
             first_of[key] = len(jobs)
             if reference_key is None and task.reference is not None:
@@ -168,7 +189,7 @@ def plan(task: Task, completions: Sequence[Completion], timeout: float) -> Plan:
             job_program = task.reference if task.reference and key == reference_key else program
             jobs.append(Job(job_program, task.test, task.entry_point, timeout, task.reference))
         job_of_sample.append(first_of[key])
-    return Plan(tuple(programs), tuple(jobs), tuple(job_of_sample))
+    return Plan(tuple(extractions), tuple(jobs), tuple(job_of_sample))
 
 
 def evaluate(
@@ -182,20 +203,25 @@ def evaluate(
     n_requested: int,
     on_progress: Callable[[int, int], None] | None = None,
     planned: Plan | None = None,
+    mode: ExtractMode = ExtractMode.AUTO,
 ) -> TaskResult:
     """Run every distinct program of ``completions`` and summarise the task.
 
     ``planned`` is :func:`plan`'s result for the same arguments, when the caller made it already.
     """
     started = time.perf_counter()
-    planned = planned or plan(task, completions, timeout)
-    programs, jobs, job_of_sample = planned.programs, planned.jobs, planned.job_of_sample
+    planned = planned or plan(task, completions, timeout, mode)
+    extractions, jobs, job_of_sample = planned.extractions, planned.jobs, planned.job_of_sample
     verdicts = executor.run(jobs, progress=on_progress)
     samples: list[CandidateResult] = []
-    for index, (completion, program, job) in enumerate(
-        zip(completions, programs, job_of_sample, strict=False)
+    for index, (completion, extraction, job) in enumerate(
+        zip(completions, extractions, job_of_sample, strict=False)
     ):
-        verdict = verdicts[job] if job is not None else Verdict(Outcome.ERROR, NO_CODE, "", 0.0)
+        program = extraction.program
+        if job is not None:
+            verdict = verdicts[job]
+        else:
+            verdict = Verdict(Outcome.ERROR, extraction.reason, "", 0.0)
         samples.append(
             CandidateResult(
                 index=index,
@@ -206,6 +232,7 @@ def evaluate(
                 duration=verdict.duration,
                 prompt_tokens=completion.prompt_tokens,
                 completion_tokens=completion.completion_tokens,
+                extraction=extraction.kind.value,
             )
         )
     details = {i: verdicts[j].detail for i, j in enumerate(job_of_sample) if j is not None}
@@ -226,8 +253,10 @@ def summarise(
 ) -> TaskResult:
     """Count outcomes and compute pass@k for every k the task has enough samples for."""
     counts = empty_counts()
+    extraction: dict[str, int] = {}
     for sample in samples:
         counts[sample.outcome.value] += 1
+        extraction[sample.extraction] = extraction.get(sample.extraction, 0) + 1
     n = len(samples)
     c = counts[Outcome.PASSED.value]
     return TaskResult(
@@ -246,6 +275,7 @@ def summarise(
         duration=duration,
         samples=tuple(samples),
         first_failure_detail=_first_failure_detail(samples, details or {}),
+        extraction=dict(sorted(extraction.items())),
     )
 
 

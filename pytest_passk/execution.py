@@ -17,6 +17,7 @@ from typing import Any
 from pytest_passk.backends import Completion
 from pytest_passk.errors import SandboxUnavailable
 from pytest_passk.evaluation import ItemIdentity, Plan, evaluate, plan, summarise
+from pytest_passk.extract import ExtractMode
 from pytest_passk.progress import PROGRESS_EVERY, Progress
 from pytest_passk.results import CandidateResult, RunCounters, TaskResult
 from pytest_passk.sandbox import Executor, Job, SandboxInfo
@@ -42,6 +43,8 @@ class ExecutionSetup:
     store: Path
     #: Directories candidates must not see (the project's own tree).
     hide: tuple[str, ...] = ()
+    #: ``--passk-extract``: how answers become programs.
+    extract: ExtractMode = ExtractMode.AUTO
 
 
 class Execution:
@@ -114,7 +117,9 @@ class Execution:
         jobs: list[Job] = []
         for index, (nodeid, task, completions) in enumerate(items, start=1):
             if completions is not None:
-                self._plans[nodeid] = planned = plan(task, completions, self._timeout(task))
+                self._plans[nodeid] = planned = plan(
+                    task, completions, self._timeout(task), self._setup.extract
+                )
                 jobs.extend(planned.jobs)
             if index % PREFETCH_ITEMS == 0 or index == len(items):
                 self.executor.prefetch(jobs)
@@ -146,6 +151,7 @@ class Execution:
             n_requested=n_requested,
             on_progress=progress,
             planned=self._plans.pop(identity.nodeid, None),
+            mode=self._setup.extract,
         )
 
     def prefetch_references(self, tasks: Sequence[Task]) -> None:

@@ -15,6 +15,7 @@ from pytest_passk.results import Outcome, TaskResult
 
 __all__ = [
     "REPORT_SCHEMA",
+    "extraction_line",
     "failure_headline",
     "failure_text",
     "item_properties",
@@ -97,6 +98,9 @@ def summary_lines(
             notes.append(f"timeout rate {timeouts / s.samples:.1%}")
         if notes:
             lines.append(f"{s.label}: " + "; ".join(notes))
+        repaired = extraction_line(s)
+        if repaired:
+            lines.append(repaired)
     if verbose and results:
         lines.append("")
         task_header = ["task", "model", "n", "c", *(f"pass@{k}" for k in ks), "outcomes"]
@@ -113,6 +117,22 @@ def summary_lines(
         ]
         lines.extend(_table(task_header, task_rows))
     return lines
+
+
+EXTRACTION_LINE = (
+    "{label}: extraction: {counts} of {samples} samples (--passk-extract=none: as given)"
+)
+
+
+def extraction_line(summary: ModelSummary) -> str:
+    """One line naming what extraction repaired for a model, or ``""`` when it repaired
+    nothing (every sample used as given).
+    """
+    changed = {k: c for k, c in summary.extraction.items() if k != "as-is" and c}
+    if not changed:
+        return ""
+    counts = ", ".join(f"{count} {kind}" for kind, count in sorted(changed.items()))
+    return EXTRACTION_LINE.format(label=summary.label, counts=counts, samples=summary.samples)
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
@@ -153,6 +173,7 @@ def json_report(
             "tasks_excluded": {str(k): e.excluded for k, e in s.estimates.items()},
             "tasks_short": s.tasks_short,
             "tasks_without_samples": s.tasks_without_samples,
+            "extraction": dict(s.extraction),
         }
     tasks = [
         {
@@ -207,6 +228,7 @@ def sample_records(results: Sequence[TaskResult]) -> Iterator[dict[str, Any]]:
                 if sample.outcome is Outcome.PASSED
                 else sample.message or sample.outcome.value,
                 "duration": round(sample.duration, 6),
+                "extraction": sample.extraction,
             }
 
 

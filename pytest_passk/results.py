@@ -43,6 +43,8 @@ class CandidateResult:
     duration: float
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    #: How the program was obtained from the text (:class:`~pytest_passk.extract.ExtractionKind`).
+    extraction: str = "as-is"
 
     def to_json(self) -> dict[str, Any]:
         """Plain data for reports and ``--passk-samples-out``."""
@@ -55,6 +57,7 @@ class CandidateResult:
             "duration": self.duration,
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": self.completion_tokens,
+            "extraction": self.extraction,
         }
 
     @classmethod
@@ -69,6 +72,7 @@ class CandidateResult:
             duration=float(data["duration"]),
             prompt_tokens=int(data.get("prompt_tokens", 0)),
             completion_tokens=int(data.get("completion_tokens", 0)),
+            extraction=str(data.get("extraction", "as-is")),
         )
 
 
@@ -98,6 +102,8 @@ class TaskResult:
     duration: float = 0.0
     samples: tuple[CandidateResult, ...] = field(default=())
     first_failure_detail: str = ""
+    #: Samples per extraction kind (travels without the samples, for the per-model counts).
+    extraction: dict[str, int] = field(default_factory=dict)
 
     def to_json(self, *, with_samples: bool = True) -> dict[str, Any]:
         """Plain JSON data (what travels on the test report)."""
@@ -116,6 +122,7 @@ class TaskResult:
             "cost_usd": self.cost_usd,
             "duration": self.duration,
             "first_failure_detail": self.first_failure_detail,
+            "extraction": dict(self.extraction),
         }
         if with_samples:
             data["samples"] = [sample.to_json() for sample in self.samples]
@@ -142,6 +149,7 @@ class TaskResult:
             duration=float(data.get("duration", 0.0)),
             samples=tuple(CandidateResult.from_json(s) for s in data.get("samples", ())),
             first_failure_detail=str(data.get("first_failure_detail", "")),
+            extraction={str(k): int(v) for k, v in data.get("extraction", {}).items()},
         )
 
 

@@ -28,8 +28,9 @@ from pytest_passk.backends import (
 )
 from pytest_passk.backends.registry import MODEL_ERROR, build_backend, check_backend
 from pytest_passk.errors import BackendError, PassKError, SamplesUnavailable, StoreError
+from pytest_passk.extract import ExtractMode, build_program
 from pytest_passk.progress import PROGRESS_EVERY, Progress
-from pytest_passk.prompts import build_program, render_prompt
+from pytest_passk.prompts import render_prompt
 from pytest_passk.store import SampleStore, concrete_model
 from pytest_passk.store.sampler import SampleOrigin, Sampler
 from pytest_passk.tasks import Task
@@ -61,6 +62,8 @@ class SamplingSetup:
     context: BackendContext
     #: When the run began (``time.time()``; the xdist controller's, on its workers).
     started: float | None = None
+    #: ``--passk-extract``: how answers become programs (the program kept with each sample).
+    extract: ExtractMode = ExtractMode.AUTO
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,7 +216,9 @@ class SampleSupply:
         try:
             batches = sampler.draw(
                 requests,
-                extract=lambda r, c: build_program(tasks[r.task_id], c.text, c.form),
+                extract=lambda r, c: build_program(
+                    tasks[r.task_id], c.text, c.form, self._setup.extract
+                ),
                 on_sample=on_sample,
             )
         except (BackendError, StoreError) as exc:

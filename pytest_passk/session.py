@@ -120,6 +120,7 @@ class PassKSession:
                 settings.max_k,
                 context,
                 started=self.started,
+                extract=settings.extract,
             ),
             lambda: SampleStore(settings.store, warn=self.store_warning),
             self.progress,
@@ -132,6 +133,7 @@ class PassKSession:
                 isolation=settings.isolation,
                 store=settings.store,
                 hide=(str(settings.rootdir),),
+                extract=settings.extract,
             ),
             self.progress,
             warn=self.store_warning,
@@ -193,7 +195,9 @@ class PassKSession:
     def execution_setup(self) -> ExecutionSetup:
         """The sandbox's settings (the probe uses them too)."""
         s = self.settings
-        return ExecutionSetup(s.workers, s.timeout, s.isolation, s.store, (str(s.rootdir),))
+        return ExecutionSetup(
+            s.workers, s.timeout, s.isolation, s.store, (str(s.rootdir),), s.extract
+        )
 
     # -- the ItemJudge protocol (collect.TaskItem calls these) ---------------------------------
 

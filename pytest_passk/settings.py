@@ -19,6 +19,7 @@ import pytest
 from pytest_passk.backends import SamplingParams
 from pytest_passk.backends.registry import DEFAULT_MODEL, MODEL_ERROR, ModelSpec, resolve_model
 from pytest_passk.errors import ModelSpecError
+from pytest_passk.extract import ExtractMode
 from pytest_passk.sandbox.isolation import LEVEL_CHOICES, IsolationLevel
 
 __all__ = ["SETTINGS_KEY", "Settings", "add_options"]
@@ -124,6 +125,14 @@ OPTIONS = (
         "P",
     ),
     Option(
+        ("--passk-extract",),
+        "passk_extract",
+        "How answers become programs: auto (default) repairs answers that are not clean "
+        "continuations (fences, restated functions or bodies, prose, trailing tests, cut-off "
+        "tails); none uses the text exactly as given",
+        "MODE",
+    ),
+    Option(
         ("--passk-base-url",),
         "passk_base_url",
         "Base URL of an OpenAI-compatible server (default: $OPENAI_BASE_URL)",
@@ -182,6 +191,8 @@ class Settings:
     rootdir: Path
     #: Required sandbox level (``process``, ``namespaces``, ``strict``); ``None`` = strongest.
     isolation: IsolationLevel | None = None
+    #: ``--passk-extract``: how answers become programs.
+    extract: ExtractMode = ExtractMode.AUTO
 
     @property
     def sampling_mode(self) -> bool:
@@ -242,6 +253,7 @@ class Settings:
             timeout=reader.get("passk_timeout", _positive_float) or DEFAULT_TIMEOUT,
             workers=reader.get("passk_workers", _positive_int) or _default_workers(),
             isolation=reader.get("passk_isolation", _isolation),
+            extract=reader.get("passk_extract", _extract_mode) or ExtractMode.AUTO,
             store=_path(store, reader.base("passk_store")) if store else rootdir / DEFAULT_STORE,
             report=_optional_path(report, reader.base("passk_report")),
             samples_out=_optional_path(samples_out, reader.base("passk_samples_out")),
@@ -373,6 +385,14 @@ def _fraction(text: str) -> float:
 
 def _isolation(text: str) -> IsolationLevel | None:
     return IsolationLevel.parse(text)  # a ValueError worded "problem|fix"
+
+
+def _extract_mode(text: str) -> ExtractMode:
+    try:
+        return ExtractMode(text)
+    except ValueError:
+        modes = ", ".join(mode.value for mode in ExtractMode)
+        raise ValueError(f"unknown extraction mode|choose one of {modes}") from None
 
 
 def _parse_aliases(lines: list[str]) -> Mapping[str, str]:

@@ -12,7 +12,8 @@ import pytest
 
 from pytest_passk.backends import Completion
 from pytest_passk.estimate import pass_at_k
-from pytest_passk.evaluation import NO_CODE, ItemIdentity, evaluate, plan, program_key
+from pytest_passk.evaluation import ItemIdentity, evaluate, plan, program_key
+from pytest_passk.extract import NO_CODE_FOUND, ExtractMode
 from pytest_passk.prompts import CompletionForm
 from pytest_passk.results import Outcome
 from pytest_passk.sandbox import Executor, ExecutorStats, Job, Verdict
@@ -138,6 +139,7 @@ def test_each_distinct_program_runs_once_and_duplicates_share_its_verdict() -> N
         identity=IDENTITY,
         n_requested=10,
         on_progress=lambda done, total: progress.append((done, total)),
+        mode=ExtractMode.NONE,  # the syntax error runs in the sandbox, as given
     )
     assert len(executor.jobs) == 4 == result.distinct
     assert all(job.timeout == 3.0 and job.entry_point == "inc" for job in executor.jobs)
@@ -191,6 +193,19 @@ def test_a_sample_that_is_the_reference_up_to_layout_is_judged_as_the_reference(
     assert planned.programs[0] == TASK.prompt + "    return x+1  # mine\n"  # what the sample was
 
 
+def test_auto_gives_an_uncompilable_sample_its_error_without_running_it() -> None:
+    executor = FakeExecutor()
+    completions = [continuation("    return x + 1\n"), continuation("    return (\n")]
+    result = evaluate(
+        TASK, completions, executor, timeout=1.0, ks=(1,), identity=IDENTITY, n_requested=2
+    )
+    assert [job.program for job in executor.jobs] == [TASK.prompt + "    return x + 1\n"]
+    second = result.samples[1]
+    assert (second.outcome, second.extraction, second.program) == (Outcome.ERROR, "no-code", "")
+    assert second.message.startswith("no compilable code in the sample (")
+    assert result.extraction == {"as-is": 1, "no-code": 1}
+
+
 def test_a_sample_without_code_is_an_error_and_not_executed() -> None:
     executor = FakeExecutor()
     completions = [
@@ -203,9 +218,11 @@ def test_a_sample_without_code_is_an_error_and_not_executed() -> None:
     )
     assert len(executor.jobs) == 1
     first, second, third = result.samples
-    assert (first.outcome, first.message, first.program) == (Outcome.ERROR, NO_CODE, "")
-    assert (second.outcome, second.message) == (Outcome.ERROR, NO_CODE)
+    assert (first.outcome, first.message, first.program) == (Outcome.ERROR, NO_CODE_FOUND, "")
+    assert (second.outcome, second.message) == (Outcome.ERROR, NO_CODE_FOUND)
     assert third.outcome is Outcome.PASSED
+    assert [s.extraction for s in result.samples] == ["no-code", "no-code", "fenced"]
+    assert result.extraction == {"fenced": 1, "no-code": 2}
     assert result.first_failure_detail == ""  # nothing ran for the first failing sample
     assert result.distinct == 1
 

@@ -235,6 +235,7 @@ def test_sample_records_are_human_eval_and_evalplus_compatible() -> None:
         "passed": False,
         "result": "AssertionError",
         "duration": 0.123457,
+        "extraction": "as-is",
     }
     assert records[0]["passed"] is True and records[0]["result"] == "passed"
     no_message = list(sample_records([result("t", "m", [candidate(0, E)])]))
