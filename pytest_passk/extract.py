@@ -43,10 +43,8 @@ from __future__ import annotations
 
 import ast
 import enum
-import functools
 import re
 import types
-import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -67,7 +65,8 @@ from pytest_passk.extract_shapes import (
     has_fence,
     looks_like_prose,
     needed_from,
-    prompt_context,
+    prompt_complete,
+    prompt_names,
     used_but_unbound,
     with_prompt_context,
     without_demo,
@@ -225,7 +224,7 @@ class _Search:
         first = next((line for line in self.text.split("\n") if line.strip()), "")
         if not first.lstrip().startswith("```"):
             return False
-        return self.form is not CompletionForm.CONTINUATION or _complete(self.prompt)
+        return self.form is not CompletionForm.CONTINUATION or prompt_complete(self.prompt)
 
     def _late_error(self, as_is: str) -> types.CodeType | SyntaxError:
         try:
@@ -259,7 +258,7 @@ class _Search:
             program, cleaned = self._cleaned(as_is, code, context=True)
             if program != as_is:
                 return Extraction(program, ExtractionKind.FUNCTION, code=cleaned)
-        wanted = _prompt_names(self.prompt) & read_names(code)
+        wanted = prompt_names(self.prompt) & read_names(code)
         if not any(not binds(as_is, name) for name in wanted):
             return Extraction(as_is, ExtractionKind.AS_IS, code=code)
         tree = self.compiler.parse(as_is)
@@ -441,7 +440,7 @@ class _Search:
         )
 
     def _lacks_prompt_names(self, source: str, code: types.CodeType) -> bool:
-        wanted = _prompt_names(self.prompt) & read_names(code)
+        wanted = prompt_names(self.prompt) & read_names(code)
         return any(not binds(source, name) for name in wanted)
 
     def _cleaned(
@@ -484,21 +483,3 @@ def _cut_line(error: SyntaxError, lines: list[str]) -> int:
 _DEMO_LINE = re.compile(
     r"^(print\(|assert\b|if __name__|unittest\.main|doctest\.testmod|pytest\.main|\w+\()", re.M
 )
-
-
-@functools.lru_cache(maxsize=256)
-def _complete(prompt: str) -> bool:
-    """Whether the prompt compiles on its own (then it ends outside any string or bracket, and a
-    line after it that starts with a backtick is a syntax error).
-    """
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            compile(prompt, "<prompt>", "exec", dont_inherit=True)
-    except (SyntaxError, ValueError, RecursionError, MemoryError, OverflowError):
-        return False
-    return True
-
-
-def _prompt_names(prompt: str) -> frozenset[str]:
-    return frozenset(name for _, names in prompt_context(prompt) for name in names)

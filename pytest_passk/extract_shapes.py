@@ -11,6 +11,7 @@ import ast
 import builtins
 import functools
 import re
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
@@ -22,7 +23,9 @@ __all__ = [
     "has_fence",
     "looks_like_prose",
     "needed_from",
+    "prompt_complete",
     "prompt_context",
+    "prompt_names",
     "used_but_unbound",
     "with_prompt_context",
     "without_demo",
@@ -337,3 +340,22 @@ def looks_like_prose(lines: Sequence[str]) -> bool:
     """Whether the first non-blank line of ``lines`` reads as an English sentence."""
     first = next((line.strip() for line in lines if line.strip()), "")[:300]
     return bool(_PROSE.fullmatch(first)) and not _KEYWORD_START.match(first)
+
+
+@functools.lru_cache(maxsize=256)
+def prompt_complete(prompt: str) -> bool:
+    """Whether the prompt compiles on its own (then it ends outside any string or bracket, and a
+    line after it that starts with a backtick is a syntax error).
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            compile(prompt, "<prompt>", "exec", dont_inherit=True)
+    except (SyntaxError, ValueError, RecursionError, MemoryError, OverflowError):
+        return False
+    return True
+
+
+def prompt_names(prompt: str) -> frozenset[str]:
+    """Every name the prompt's top-level imports and definitions bind."""
+    return frozenset(name for _, names in prompt_context(prompt) for name in names)
