@@ -21,13 +21,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from pytest_passk.backends import Completion, GenerationRequest, SampleSink, SamplingParams
-from pytest_passk.generation import Sampler
 from pytest_passk.prompts import COMPLETION_STOP, CompletionForm, PromptStyle, RenderedPrompt
 from pytest_passk.results import Outcome
 from pytest_passk.sandbox import ExecutorStats, Job, Verdict
 from pytest_passk.sandbox.cache import CachingExecutor, VerdictCache
 from pytest_passk.sandbox.pool import PoolExecutor
 from pytest_passk.store import SampleStore
+from pytest_passk.store.sampler import Sampler
 from pytest_passk.tasks import CheckTest
 
 BODY = "    result = []\n    for value in values:\n        if value % 2 == 0:\n" * 4

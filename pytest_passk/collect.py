@@ -1,4 +1,10 @@
-"""Collection: tasks become pytest items, one per task and model (one per task in check mode)."""
+"""Collection: tasks become pytest items, one per task and model (one per task in check mode).
+
+An item does not judge itself: it asks the run's :class:`ItemJudge` (kept in
+``config.stash[JUDGE_KEY]`` by the session) for an
+:class:`~pytest_passk.evaluation.ItemDecision`, and passes, fails or skips from it. So this module
+never imports the session that conducts the run.
+"""
 
 from __future__ import annotations
 
@@ -6,20 +12,45 @@ import inspect
 import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pytest
 
 from pytest_passk.datasets import iter_dataset
 from pytest_passk.errors import TaskFormatError
-from pytest_passk.report import failure_text
+from pytest_passk.evaluation import Decision, ItemDecision
+from pytest_passk.report import failure_text, item_properties
 from pytest_passk.results import TaskResult
-from pytest_passk.settings import Settings
-from pytest_passk.stash import SETTINGS_KEY
+from pytest_passk.settings import SETTINGS_KEY, Settings
 from pytest_passk.tasks import FunctionTest, Task, TaskSpec
 
-__all__ = ["DatasetFile", "InvalidTask", "TaskFailed", "TaskItem", "items_for_function"]
+__all__ = [
+    "JUDGE_KEY",
+    "RESULT_KEY",
+    "DatasetFile",
+    "InvalidTask",
+    "ItemJudge",
+    "TaskFailed",
+    "TaskItem",
+    "items_for_function",
+]
 
+
+class ItemJudge(Protocol):
+    """Decides items; the run's session implements it."""
+
+    def judge(self, item: TaskItem) -> ItemDecision:
+        """Sample (or take the reference), execute and decide one item."""
+        ...
+
+    def ks(self) -> tuple[int, ...]:
+        """The k values of the item's JUnit properties."""
+        ...
+
+
+JUDGE_KEY = pytest.StashKey[ItemJudge]()
+#: An item's result, for its report (``pytest_runtest_makereport``).
+RESULT_KEY = pytest.StashKey[TaskResult]()
 IMPORT_PATH_KEY = pytest.StashKey[tuple[str, ...]]()
 
 
@@ -43,10 +74,22 @@ class TaskItem(pytest.Item):
         self.add_marker("passk")
 
     def runtest(self) -> None:
-        """Sample, execute and judge; the run session does the work."""
-        from pytest_passk.session import session_of
-
-        session_of(self.config).run_item(self)
+        """Sample, execute and judge (the run's :class:`ItemJudge` does the work), then pass,
+        fail or skip from its decision.
+        """
+        judge = self.config.stash[JUDGE_KEY]
+        decision = judge.judge(self)
+        if decision.result is not None:
+            self.stash[RESULT_KEY] = decision.result
+            if decision.result.n:
+                self.user_properties.extend(item_properties(decision.result, judge.ks()))
+        if decision.decision is Decision.SKIPPED:
+            pytest.skip(decision.message or "")
+        if decision.decision is Decision.ERROR:
+            pytest.fail(decision.message or "", pytrace=False)
+        if decision.decision is Decision.FAILED:
+            assert decision.result is not None
+            raise TaskFailed(decision.result, decision.message)
 
     def repr_failure(
         self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None

@@ -50,9 +50,7 @@ def item_properties(result: TaskResult, ks: Sequence[int]) -> list[tuple[str, ob
         ("passk_n", result.n),
         ("passk_c", result.c),
     ]
-    props.extend(
-        (f"pass@{k}", _fmt(result.pass_at_k[str(k)])) for k in ks if str(k) in result.pass_at_k
-    )
+    props.extend((f"pass@{k}", _fmt(result.pass_at_k[k])) for k in ks if k in result.pass_at_k)
     return props
 
 
@@ -107,7 +105,7 @@ def summary_lines(
                 r.model,
                 str(r.n),
                 str(r.c),
-                *(_fmt(r.pass_at_k[str(k)]) if str(k) in r.pass_at_k else "n/a" for k in ks),
+                *(_fmt(r.pass_at_k[k]) if k in r.pass_at_k else "n/a" for k in ks),
                 outcome_counts(r.outcomes),
             ]
             for r in sorted(results, key=lambda r: (r.model, r.task_id))
@@ -162,7 +160,7 @@ def json_report(
             "nodeid": r.nodeid,
             "n": r.n,
             "c": r.c,
-            "pass_at_k": dict(r.pass_at_k),
+            "pass_at_k": {str(k): v for k, v in r.pass_at_k.items()},
             "outcomes": dict(r.outcomes),
             "n_requested": r.n_requested,
             "distinct_programs": r.distinct,

@@ -17,11 +17,11 @@ from typing import TypeVar
 import pytest
 
 from pytest_passk.backends import SamplingParams
-from pytest_passk.backends.registry import DEFAULT_MODEL, ModelSpec, resolve_model
+from pytest_passk.backends.registry import DEFAULT_MODEL, MODEL_ERROR, ModelSpec, resolve_model
 from pytest_passk.errors import ModelSpecError
 from pytest_passk.sandbox.isolation import LEVEL_CHOICES, IsolationLevel
 
-__all__ = ["Settings", "add_options"]
+__all__ = ["SETTINGS_KEY", "Settings", "add_options"]
 
 DEFAULT_TIMEOUT = 5.0
 DEFAULT_FILES = ("passk_*.jsonl", "passk_*.jsonl.gz")
@@ -34,7 +34,6 @@ N_BELOW_K = (
     "per task; raise --passk-n or drop k={k}"
 )
 BAD_ALIAS = "ini passk_models line {line!r}: expected 'name = PROVIDER:MODEL'"
-MODEL_ERROR = "--model={label}: {error}"
 
 T = TypeVar("T")
 
@@ -163,7 +162,10 @@ def add_options(parser: pytest.Parser) -> None:
 
 @dataclass(frozen=True, slots=True)
 class Settings:
-    """Everything the run needs to know, resolved once in ``pytest_configure``."""
+    """Everything the run needs to know, resolved once in ``pytest_configure``.
+
+    Kept in ``config.stash[SETTINGS_KEY]``.
+    """
 
     ks: tuple[int, ...] | None
     n: int | None
@@ -410,3 +412,7 @@ def _available_cpus() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
         return os.cpu_count() or 1
+
+
+#: Where ``pytest_configure`` keeps the run's :class:`Settings`.
+SETTINGS_KEY = pytest.StashKey[Settings]()

@@ -13,13 +13,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
 
-from pytest_passk.backends import Backend
+from pytest_passk.backends import Backend, BackendContext, ModelSpec
 from pytest_passk.errors import BackendUnavailable, ModelSpecError
 from pytest_passk.version import package_version
 
 __all__ = [
     "BUILTIN_ALIASES",
     "DEFAULT_MODEL",
+    "MODEL_ERROR",
+    "BackendContext",
     "ModelSpec",
     "build_backend",
     "check_backend",
@@ -27,6 +29,8 @@ __all__ = [
 ]
 
 DEFAULT_MODEL = "smollm2"
+#: Every problem with one ``--model``, as the user sees it.
+MODEL_ERROR = "--model={label}: {error}"
 BUILTIN_ALIASES: Mapping[str, str] = {
     "gpt-4o": "openai:gpt-4o",
     "gpt-4o-mini": "openai:gpt-4o-mini",
@@ -34,31 +38,6 @@ BUILTIN_ALIASES: Mapping[str, str] = {
     "llama3.1-70b": "vllm:meta-llama/Llama-3.1-70B-Instruct",
     "smollm2": "vllm-cpu:HuggingFaceTB/SmolLM2-135M-Instruct",
 }
-
-
-@dataclass(frozen=True, slots=True)
-class ModelSpec:
-    """A resolved ``--model``: ``label`` as the user wrote it, and the provider and model."""
-
-    label: str
-    provider: str
-    name: str
-    #: Where a relative path in ``name`` starts, when not where pytest was started (a model
-    #: named in an ini file is relative to that file).
-    base_dir: str | None = None
-
-    @property
-    def spec(self) -> str:
-        """``provider:name``, the canonical spelling."""
-        return f"{self.provider}:{self.name}"
-
-
-@dataclass(frozen=True, slots=True)
-class BackendContext:
-    """What providers may need from the run: where relative paths start, the API base URL."""
-
-    base_dir: Path
-    base_url: str | None = None
 
 
 def resolve_model(
@@ -161,6 +140,12 @@ def _replay_path(model: ModelSpec, context: BackendContext) -> Path:
     return path if path.is_absolute() else base / path
 
 
+def _fake(model: ModelSpec, context: BackendContext) -> Backend:
+    from pytest_passk.backends.fake import build_fake
+
+    return build_fake(model, context)
+
+
 def _replay(model: ModelSpec, context: BackendContext) -> Backend:
     from pytest_passk.backends.replay import ReplayBackend
 
@@ -185,6 +170,7 @@ def _pending(provider: str, needs: str) -> Provider:
 #: Provider name -> checks and factory. A new backend is a new module plus one line here.
 PROVIDERS: Mapping[str, Provider] = {
     "replay": Provider(_replay),
+    "fake": Provider(_fake),
     "openai": _pending(
         "openai", "pip install 'pytest-passk[openai]' and OPENAI_API_KEY or --passk-base-url"
     ),

@@ -113,6 +113,20 @@ class SampleStore:
             raise StoreError(UNWRITABLE.format(root=self.root, error=exc)) from exc
         return StreamLock(path.with_suffix(".lock"), store=self.root, timeout=self.lock_timeout)
 
+    def group_lock(self, key: StreamKey) -> StreamLock:
+        """The lock of ``key``'s whole group (one model with one set of sampling parameters).
+
+        Held by whoever draws missing samples of the group, for the whole draw: a second process
+        (another xdist worker, a concurrent run) waits, then finds the samples in the store, so
+        a model is loaded once per run however many processes want its samples.
+        """
+        path = self.samples_dir / key.group_id / "group"
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(UNWRITABLE.format(root=self.root, error=exc)) from exc
+        return StreamLock(path.with_suffix(".lock"), store=self.root, timeout=self.lock_timeout)
+
     def read(self, key: StreamKey) -> dict[int, StoredSample]:
         """The stream's intact samples by index (no lock needed; damaged lines are skipped)."""
         return _read_stream(self.stream_path(key)).samples

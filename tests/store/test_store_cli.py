@@ -9,8 +9,8 @@ import pytest
 
 from pytest_passk.backends.replay import ReplayBackend
 from pytest_passk.cli import AMBIGUOUS, PRUNE_NEEDS_FILTER, main
-from pytest_passk.generation import Sampler
 from pytest_passk.store import SampleStore
+from pytest_passk.store.sampler import Sampler
 
 from .store_scripted import PARAMS, ScriptedBackend, requests
 

@@ -156,7 +156,7 @@ def test_each_distinct_program_runs_once_and_duplicates_share_its_verdict() -> N
     assert result.samples[1].program == TASK.prompt + "    return x + 1  # same program\n"
     assert (result.n, result.c, result.n_requested) == (6, 3, 10)
     assert result.outcomes == {"passed": 3, "failed": 1, "error": 1, "timeout": 1}
-    assert result.pass_at_k == {"1": 0.5, "5": pass_at_k(6, 3, 5)}  # no pass@10 with n = 6
+    assert result.pass_at_k == {1: 0.5, 5: pass_at_k(6, 3, 5)}  # no pass@10 with n = 6
     assert (result.prompt_tokens, result.completion_tokens) == (5, 5)
     assert (result.task_id, result.model, result.spec, result.nodeid) == (
         "T/1",
