@@ -43,10 +43,14 @@ class CandidateResult:
     duration: float
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    #: The task itself could not run (its test failed to load, asks for a fixture the sandbox
+    #: lacks): the error says nothing of this program.
+    task_error: bool = False
 
     def to_json(self) -> dict[str, Any]:
         """Plain data for reports and ``--passk-samples-out``."""
-        return {
+        extra = {"task_error": True} if self.task_error else {}
+        return extra | {
             "index": self.index,
             "outcome": self.outcome.value,
             "message": self.message,
@@ -69,6 +73,7 @@ class CandidateResult:
             duration=float(data["duration"]),
             prompt_tokens=int(data.get("prompt_tokens", 0)),
             completion_tokens=int(data.get("completion_tokens", 0)),
+            task_error=bool(data.get("task_error", False)),
         )
 
 

@@ -440,5 +440,7 @@ def _to_verdict(result: JudgeResult, job: Job, budget: Budget) -> Verdict:
         message,
         str(result.get("detail", "")),
         float(result.get("wall", 0.0) or 0.0),
-        harness_error=bool(result.get("harness")),
+        # A task that cannot run says nothing of the program either: neither kept nor inherited.
+        harness_error=bool(result.get("harness") or result.get("task")),
+        task_error=bool(result.get("task")),
     )

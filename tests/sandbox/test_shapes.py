@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from pytest_passk.evaluation import REFERENCE_FAILS, TASK_CANNOT_RUN
 from pytest_passk.results import Outcome
 from pytest_passk.sandbox import Job
 from pytest_passk.sandbox.inside.remote import LIMIT_CALLBACKS, MAX_CALLBACKS
@@ -163,3 +164,42 @@ def test_shape_fails_and_says_why(name: str, pool: PoolExecutor) -> None:
 
 def test_the_callback_limit_is_below_what_a_candidate_can_make() -> None:
     assert 1_000 <= MAX_CALLBACKS < 10**6
+
+
+CANNOT_RUN = """
+import pytest
+import pytest_passk as passk
+
+@passk.task(prompt="def f(x):\\n", entry_point="f", reference="def f(x):\\n    return x\\n")
+def test_fixture(candidate, monkeypatch):
+    assert candidate(1) == 1
+
+@passk.task(prompt="def f(x):\\n", entry_point="f", reference="def f(x):\\n    return x\\n")
+@pytest.mark.parametrize("x", [1, 2], indirect=True)
+def test_indirect(candidate, x):
+    assert candidate(x) == x
+
+@passk.task(prompt="def f(x):\\n", entry_point="f", reference="def f(x):\\n    return x + 1\\n")
+@pytest.mark.parametrize(("x", "y"), [(1, 1), (2, 2)])
+def test_wrong_reference(candidate, x, y):
+    assert candidate(x) == y
+"""
+
+
+def test_check_mode_tells_a_task_that_cannot_run_from_a_wrong_reference(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(test_tasks=CANNOT_RUN)
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(failed=2, errors=1)  # an ERROR decision fails the item in its call
+    result.stdout.fnmatch_lines_random(
+        [
+            "*test_tasks.py:*the task's test asks for the fixture 'monkeypatch'*tmp_path*",
+            f"*{TASK_CANNOT_RUN.split(' (')[0].format(task_id='test_tasks.py::test_indirect')}*"
+            "indirect parametrization*",
+            "*[[]1-1[]] AssertionError: assert 2 == 1*",
+        ]
+    )
+    assert REFERENCE_FAILS not in "\n".join(
+        line for line in result.outlines if "test_indirect" in line or "monkeypatch" in line
+    )

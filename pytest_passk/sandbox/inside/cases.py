@@ -107,7 +107,7 @@ def _given_id(ids: Any, index: int, values: tuple[Any, ...]) -> str | None:
 
 
 def _auto_id(name: str, value: Any, index: int) -> str:
-    if isinstance(value, str) and value.isascii() and value.isprintable():
+    if isinstance(value, str) and value and value.isascii() and value.isprintable():
         return value
     if value is None or isinstance(value, bool | int | float | complex):
         return str(value)

@@ -134,7 +134,7 @@ def _run_case(test_function: Any, candidate: Any, arguments: dict[str, Any], rem
         if remote.ended is not None:
             return _gone_verdict(remote.ended, remote)
         line = failing_test_line(exc, sources)
-        message = first_line(exc)
+        message = _assertion_message(exc)
         if line and message == "AssertionError":
             message = f"AssertionError: {line}"
         if remote.mismatch:
@@ -151,6 +151,17 @@ def _run_case(test_function: Any, candidate: Any, arguments: dict[str, Any], rem
     if failure is not None:  # the test's own callable failed, and the candidate swallowed it
         return verdict("failed", f"a callable of the test failed: {first_line(failure)}")
     return None
+
+
+def _assertion_message(exc: AssertionError) -> str:
+    """``AssertionError: assert 2 == 1 + where 2 = f(1)``: a rewritten assert's explanation (it
+    spans lines) on one line.
+    """
+    try:
+        text = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+    except Exception:
+        return first_line(exc)
+    return f"AssertionError: {text}"[:MESSAGE_LIMIT] if text else "AssertionError"
 
 
 def task_error(message: str, detail: str = "") -> JudgeResult:
