@@ -15,11 +15,12 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import pytest
+from _pytest._code.code import ExceptionChainRepr, ReprEntry, ReprFileLocation, ReprTraceback
 
 from pytest_passk.datasets import iter_dataset
 from pytest_passk.errors import TaskFormatError
 from pytest_passk.evaluation import Decision, ItemDecision
-from pytest_passk.report import failure_text, item_properties
+from pytest_passk.report import failure_headline, failure_text, item_properties
 from pytest_passk.results import TaskResult
 from pytest_passk.settings import SETTINGS_KEY, Settings
 from pytest_passk.tasks import FunctionTest, Task, TaskSpec
@@ -70,8 +71,12 @@ RESULT_KEY = pytest.StashKey[TaskResult]()
 IMPORT_PATH_KEY = pytest.StashKey[tuple[str, ...]]()
 
 
-class TaskFailed(Exception):
-    """Raised by :meth:`TaskItem.runtest` when the item's criterion is not met."""
+class TaskFailed(AssertionError):
+    """Raised by :meth:`TaskItem.runtest` when the item's criterion is not met.
+
+    An :class:`AssertionError`, so reporters that tell failures from errors (allure's "failed"
+    against "broken") see a task that misses its criterion as failed, like a failed assert.
+    """
 
     def __init__(self, result: TaskResult, note: str | None = None) -> None:
         super().__init__(f"{result.c}/{result.n} candidates passed")
@@ -100,7 +105,8 @@ class TaskItem(pytest.Item):
             if decision.result.n:
                 self.user_properties.extend(item_properties(decision.result, judge.ks()))
         if decision.decision is Decision.SKIPPED:
-            pytest.skip(decision.message or "")
+            # Reported at the task's own file and line (-ra), not inside this plugin.
+            raise pytest.skip.Exception(decision.message or "", _use_item_location=True)
         if decision.decision is Decision.ERROR:
             pytest.fail(decision.message or "", pytrace=False)
         if decision.decision is Decision.FAILED:
@@ -110,9 +116,13 @@ class TaskItem(pytest.Item):
     def repr_failure(
         self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None
     ) -> str | Any:
-        """c/n with the outcome counts and the first failing candidate, not a traceback."""
+        """c/n with the outcome counts and the first failing candidate, not a traceback; in
+        the ``--tb`` style asked for (``line``: the one-line headline only; ``short``: without
+        the candidate's program).
+        """
         if isinstance(excinfo.value, TaskFailed):
-            return failure_text(excinfo.value.result, excinfo.value.note)
+            tbstyle = style or self.config.getoption("tbstyle", "auto")
+            return _failure_repr(self, excinfo.value, str(tbstyle))
         if isinstance(excinfo.value, TaskFormatError):
             return str(excinfo.value)
         return super().repr_failure(excinfo)
@@ -253,6 +263,25 @@ def _items(
             model=model.label,
             lineno=lineno,
         )
+
+
+def _failure_repr(item: TaskItem, failed: TaskFailed, style: str) -> ExceptionChainRepr:
+    """The failure as pytest's own exception representation: its text as one entry, and a
+    one-line crash message for ``--tb=line`` and the short test summary (``-vv``, CI). Made of
+    pytest's own classes so it survives pytest-xdist's report serialisation.
+    """
+    if style == "line":
+        lines: list[str] = []
+    else:
+        text = failure_text(failed.result, failed.note, listing=style != "short")
+        lines = text.splitlines()
+    headline = failure_headline(failed.result)
+    if failed.note:
+        headline = f"{headline}; {failed.note}"
+    path, lineno, _ = item.location
+    entry = ReprEntry(lines, None, None, None, "value")
+    crash = ReprFileLocation(path, (lineno or 0) + 1, headline)
+    return ExceptionChainRepr([(ReprTraceback([entry], None, "value"), crash, None)])
 
 
 def _name(task: Task) -> str:

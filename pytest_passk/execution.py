@@ -19,11 +19,12 @@ from pytest_passk.errors import SandboxUnavailable
 from pytest_passk.evaluation import ItemIdentity, Plan, evaluate, plan, summarise
 from pytest_passk.progress import PROGRESS_EVERY, Progress
 from pytest_passk.results import CandidateResult, RunCounters, TaskResult
-from pytest_passk.sandbox import Executor, Job
+from pytest_passk.sandbox import Executor, Job, SandboxInfo
 from pytest_passk.sandbox.cache import CachingExecutor, VerdictCache
+from pytest_passk.sandbox.isolation import IsolationLevel
 from pytest_passk.tasks import Task
 
-__all__ = ["SANDBOX_FAILED", "Execution", "ExecutionSetup", "SandboxInfo"]
+__all__ = ["SANDBOX_FAILED", "Execution", "ExecutionSetup"]
 
 SANDBOX_FAILED = "passk: the sandbox could not start: {error}"
 #: Items planned per batch handed to the pool ahead of time (each batch's references first).
@@ -37,19 +38,10 @@ class ExecutionSetup:
     workers: int
     timeout: float
     #: Required isolation level (``--passk-isolation``), ``None`` for the strongest available.
-    isolation: str | None
+    isolation: IsolationLevel | None
     store: Path
     #: Directories candidates must not see (the project's own tree).
     hide: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class SandboxInfo:
-    """How this run isolates candidates, for the header and the report."""
-
-    isolation: str
-    #: Measured per-candidate overhead of the sandbox in milliseconds, if known.
-    overhead_ms: float | None
 
 
 class Execution:
@@ -77,7 +69,7 @@ class Execution:
         """
         if self._executor is None:
             pool = start_pool(self._setup, self._setup.workers)
-            self._info = _info(pool)
+            self._info = SandboxInfo.of(pool)
             self._executor = CachingExecutor(pool, VerdictCache(self._setup.store, warn=self._warn))
         return self._executor
 
@@ -96,15 +88,14 @@ class Execution:
         """Programs executed and verdicts reused by this process (zero before the pool starts)."""
         if self._executor is None:
             return RunCounters()
-        stats = getattr(self._executor.inner, "stats", None)
-        data: dict[str, Any] = stats.to_json() if stats is not None else {}
+        stats = self._executor.inner.stats
         return RunCounters(
             executed=self._executor.executed,
             cached=self._executor.reused,
-            sandbox_executed=data.get("executed", 0),
-            timeouts=data.get("timeouts", 0),
-            retries=data.get("retries", 0),
-            reference_reused=data.get("reference_reused", 0),
+            sandbox_executed=stats.executed,
+            timeouts=stats.timeouts,
+            retries=stats.retries,
+            reference_reused=stats.reference_reused,
         )
 
     def close(self) -> None:
@@ -198,11 +189,10 @@ def start_pool(setup: ExecutionSetup, workers: int) -> Executor:
         SandboxUnavailable: when the level is missing here or the OS refused to start it.
 
     """
-    from pytest_passk.sandbox.pool import IsolationLevel, IsolationUnavailable, PoolExecutor
+    from pytest_passk.sandbox.pool import IsolationUnavailable, PoolExecutor
 
-    required = IsolationLevel.parse(setup.isolation or "auto")
     try:
-        return PoolExecutor(workers, required=required, hide=list(setup.hide))
+        return PoolExecutor(workers, required=setup.isolation, hide=list(setup.hide))
     except IsolationUnavailable as exc:
         raise SandboxUnavailable(str(exc)) from None
     except OSError as exc:
@@ -213,15 +203,9 @@ def probe_sandbox(setup: ExecutionSetup) -> SandboxInfo:
     """Isolation of a one-worker pool, started and stopped (a process that runs no items)."""
     pool = start_pool(setup, 1)
     try:
-        return _info(pool)
+        return SandboxInfo.of(pool)
     finally:
         pool.close()
-
-
-def _info(executor: Executor) -> SandboxInfo:
-    stats = getattr(executor, "stats", None)
-    overhead = stats.to_json()["overhead_ms"] if stats is not None else None
-    return SandboxInfo(isolation=executor.isolation, overhead_ms=overhead)
 
 
 def sandbox_report(

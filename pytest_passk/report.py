@@ -15,6 +15,7 @@ from pytest_passk.results import Outcome, TaskResult
 
 __all__ = [
     "REPORT_SCHEMA",
+    "failure_headline",
     "failure_text",
     "item_properties",
     "json_report",
@@ -209,8 +210,22 @@ def sample_records(results: Sequence[TaskResult]) -> Iterator[dict[str, Any]]:
             }
 
 
-def failure_text(result: TaskResult, threshold_note: str | None = None) -> str:
-    """Why an item failed: c/n with the outcome counts, then the first failing candidate."""
+def failure_headline(result: TaskResult) -> str:
+    """One line: c/n with the outcome counts, and the first failing candidate's error."""
+    line = f"{result.c}/{result.n} candidates passed ({outcome_counts(result.outcomes)})"
+    failing = next((s for s in result.samples if s.outcome is not Outcome.PASSED), None)
+    if failing is not None and failing.message:
+        first = failing.message.splitlines()[0] if failing.message.strip() else ""
+        line += f"; sample {failing.index}: {first}"
+    return line
+
+
+def failure_text(
+    result: TaskResult, threshold_note: str | None = None, *, listing: bool = True
+) -> str:
+    """Why an item failed: c/n with the outcome counts, then the first failing candidate (with
+    its program unless ``listing`` is false, and the test's traceback).
+    """
     lines = [f"{result.c}/{result.n} candidates passed ({outcome_counts(result.outcomes)})"]
     if threshold_note:
         lines.append(threshold_note)
@@ -220,7 +235,7 @@ def failure_text(result: TaskResult, threshold_note: str | None = None) -> str:
         lines.append(f"first failing candidate: sample {failing.index} ({failing.outcome.value})")
         if failing.message:
             lines.append(f"  {failing.message}")
-        program = failing.program.splitlines()
+        program = failing.program.splitlines() if listing else []
         if program:
             lines.append("")
             shown = program[:PROGRAM_LINES]

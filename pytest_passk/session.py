@@ -32,18 +32,13 @@ from pytest_passk.evaluation import (
     decide,
     decide_reference,
 )
-from pytest_passk.execution import (
-    Execution,
-    ExecutionSetup,
-    SandboxInfo,
-    probe_sandbox,
-    sandbox_report,
-)
+from pytest_passk.execution import Execution, ExecutionSetup, probe_sandbox, sandbox_report
 from pytest_passk.outputs import add_suite_properties, fail_under, write_report, write_samples
 from pytest_passk.progress import Progress
 from pytest_passk.report import summary_lines
 from pytest_passk.results import RunCounters, TaskResult
 from pytest_passk.sampling import ItemToSample, SampleSupply, SamplingSetup
+from pytest_passk.sandbox import SandboxInfo
 from pytest_passk.settings import Settings
 from pytest_passk.store import SampleStore
 
@@ -73,6 +68,10 @@ STARTED_KEY = "passk_started"
 REPLAY_SUMMARY = (
     "passk: {replayed} samples replayed from recordings (not stored); "
     "{executed} programs executed, {cached} verdicts from the cache"
+)
+INTERRUPTED_SAMPLING = (
+    "passk: interrupted while sampling; every sample received so far is kept in {store}, "
+    "and a rerun draws only the rest"
 )
 #: After :data:`STORE_SUMMARY` when some models were replayed and others drawn.
 REPLAYED_TOO = "passk: and {replayed} samples replayed from recordings (not stored)"
@@ -292,15 +291,15 @@ class PassKSession:
         collect_failed = (
             session.testsfailed and not self.config.option.continue_on_collection_errors
         )
-        if self.role.runs_items and not self.config.option.collectonly and not collect_failed:
-            items = [item for item in session.items if isinstance(item, TaskItem)]
-            if self.settings.sampling_mode:
-                self._generation_phase(items)
-            elif self.role is Role.SOLO and self.execution.started:
-                # Check mode: every reference queued up front, so the pool's workers all run.
-                self.execution.prefetch_references([item.task for item in items])
         interrupted = False
         try:
+            if self.role.runs_items and not self.config.option.collectonly and not collect_failed:
+                items = [item for item in session.items if isinstance(item, TaskItem)]
+                if self.settings.sampling_mode:
+                    self._generation_phase(items)
+                elif self.role is Role.SOLO and self.execution.started:
+                    # Check mode: every reference queued up front, so the pool's workers all run.
+                    self.execution.prefetch_references([item.task for item in items])
             return (yield)
         except BaseException:  # Ctrl-C, -x: still report what ran, and say it is partial
             interrupted = True
@@ -320,6 +319,9 @@ class PassKSession:
         """
         try:
             self.supply.generate([_to_sample(item) for item in items])
+        except KeyboardInterrupt:
+            self.progress.say(INTERRUPTED_SAMPLING.format(store=self.settings.store), force=True)
+            raise
         except SamplesUnavailable as exc:
             if self.role is not Role.WORKER:
                 raise pytest.UsageError(str(exc)) from None
@@ -419,9 +421,9 @@ class PassKSession:
         the session (the pytest-cov lesson) and to add JUnit suite properties.
         """
         results = list(self._results.values())
-        if not results:
-            return
         s = self.settings
+        if not results and not (interrupted and s.report is not None and s.sampling_mode):
+            return
         self._summaries = summarise_models(results, self.ks()) if s.sampling_mode else []
         add_suite_properties(self.config, self._summaries)
         if s.report is not None:

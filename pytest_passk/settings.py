@@ -181,7 +181,7 @@ class Settings:
     files: tuple[str, ...]
     rootdir: Path
     #: Required sandbox level (``process``, ``namespaces``, ``strict``); ``None`` = strongest.
-    isolation: str | None = None
+    isolation: IsolationLevel | None = None
 
     @property
     def sampling_mode(self) -> bool:
@@ -371,9 +371,8 @@ def _fraction(text: str) -> float:
     return value
 
 
-def _isolation(text: str) -> str | None:
-    level = IsolationLevel.parse(text)  # a ValueError worded "problem|fix"
-    return None if level is None else level.label
+def _isolation(text: str) -> IsolationLevel | None:
+    return IsolationLevel.parse(text)  # a ValueError worded "problem|fix"
 
 
 def _parse_aliases(lines: list[str]) -> Mapping[str, str]:

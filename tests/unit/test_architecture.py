@@ -27,9 +27,6 @@ SHELL = {
 #: What code under ``sandbox/inside/`` may import from the package.
 INSIDE_MAY_IMPORT = {"pytest_passk.sandbox.protocol", "pytest_passk.sandbox.plain"}
 MAX_LINES = 500
-#: Split in the sandbox half of the same refactoring (issue 8); strict xfail, so the split
-#: landing without this set shrinking fails the suite.
-NOT_YET_SPLIT: set[str] = set()
 
 
 def module_name(path: Path) -> str:
@@ -139,15 +136,7 @@ def test_sandbox_inside_imports_only_the_stdlib_and_the_protocol(name: str) -> N
             assert top in sys.stdlib_module_names or top == "__future__", f"{name} imports {top}"
 
 
-@pytest.mark.parametrize(
-    "name",
-    [
-        pytest.param(name, marks=pytest.mark.xfail(reason="being split"))
-        if name in NOT_YET_SPLIT
-        else name
-        for name in sorted(MODULES)
-    ],
-)
+@pytest.mark.parametrize("name", sorted(MODULES))
 def test_no_module_is_over_the_size_limit(name: str) -> None:
     lines = MODULES[name].read_text(encoding="utf-8").count("\n")
     assert lines <= MAX_LINES, f"{name} has {lines} lines (limit {MAX_LINES}): split it"
