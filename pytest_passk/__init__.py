@@ -25,12 +25,14 @@ from pytest_passk.errors import (
     TaskFormatError,
 )
 from pytest_passk.estimate import pass_at_k
+from pytest_passk.raised import CandidateError, candidate_exception
 from pytest_passk.results import CandidateResult, Outcome, TaskResult
 from pytest_passk.tasks import Task, task
 
 __all__ = [
     "BackendError",
     "BackendUnavailable",
+    "CandidateError",
     "CandidateResult",
     "ModelSpecError",
     "Outcome",
@@ -41,6 +43,7 @@ __all__ = [
     "Task",
     "TaskFormatError",
     "TaskResult",
+    "candidate_exception",
     "pass_at_k",
     "task",
 ]

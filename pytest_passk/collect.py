@@ -27,7 +27,10 @@ from pytest_passk.tasks import FunctionTest, Task, TaskSpec
 
 __all__ = [
     "JUDGE_KEY",
+    "NO_CANDIDATE_PARAMETER",
     "RESULT_KEY",
+    "SANDBOX_FIXTURES",
+    "UNSUPPORTED_FIXTURE",
     "DatasetFile",
     "InvalidTask",
     "ItemJudge",
@@ -48,6 +51,19 @@ class ItemJudge(Protocol):
         """The k values of the item's JUnit properties."""
         ...
 
+
+#: Fixtures the sandbox provides to a task's test, besides the candidate and parametrized names.
+SANDBOX_FIXTURES = ("tmp_path",)
+UNSUPPORTED_FIXTURE = (
+    "the task's test asks for the fixture {name!r}, which the sandbox cannot provide (the test "
+    "runs in the sandbox's judge, away from pytest's fixtures)"
+)
+UNSUPPORTED_FIXTURE_FIX = (
+    "take only the candidate, @pytest.mark.parametrize names and tmp_path, and build other "
+    "values inside the test (see docs/tasks.md)"
+)
+NO_CANDIDATE_PARAMETER = "the task's test takes no candidate parameter"
+NO_CANDIDATE_FIX = "define it as def test_x(candidate): ..."
 
 JUDGE_KEY = pytest.StashKey[ItemJudge]()
 #: An item's result, for its report (``pytest_runtest_makereport``).
@@ -180,6 +196,9 @@ def items_for_function(
             where, "@passk.task on a method is not supported", "define the task at module level"
         )
         return [InvalidTask.from_parent(collector, name=name, error=error, lineno=lineno)]
+    signature_error = _signature_error(obj, f"{module.path}:{(lineno or 0) + 1}")
+    if signature_error is not None:
+        return [InvalidTask.from_parent(collector, name=name, error=signature_error, lineno=lineno)]
     task = Task(
         task_id=task_id,
         prompt=spec.prompt,
@@ -196,6 +215,38 @@ def items_for_function(
         origin=f"{module.path}:{(lineno or 0) + 1}",
     )
     return list(_items(collector, task, settings, lineno))
+
+
+def _signature_error(obj: Any, where: str) -> TaskFormatError | None:
+    """Why the sandbox cannot call the task's test, if it cannot: it passes the candidate first,
+    then each case's parametrized values and ``tmp_path``; it resolves no other fixture (their
+    values live in this process, and the test runs in the sandbox's judge).
+    """
+    try:
+        parameters = list(inspect.signature(obj).parameters.values())
+    except (TypeError, ValueError):
+        return None
+    if not parameters or parameters[0].kind not in (
+        inspect.Parameter.POSITIONAL_ONLY,
+        inspect.Parameter.POSITIONAL_OR_KEYWORD,
+    ):
+        return TaskFormatError(where, NO_CANDIDATE_PARAMETER, NO_CANDIDATE_FIX)
+    filled = set(SANDBOX_FIXTURES)
+    for mark in getattr(obj, "pytestmark", ()):
+        if getattr(mark, "name", "") == "parametrize" and mark.args:
+            names = mark.args[0]
+            filled.update(
+                n.strip() for n in (names.split(",") if isinstance(names, str) else names)
+            )
+    for parameter in parameters[1:]:
+        if parameter.name in filled or parameter.default is not inspect.Parameter.empty:
+            continue
+        if parameter.kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD):
+            continue
+        return TaskFormatError(
+            where, UNSUPPORTED_FIXTURE.format(name=parameter.name), UNSUPPORTED_FIXTURE_FIX
+        )
+    return None
 
 
 def _items(

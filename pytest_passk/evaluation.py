@@ -27,6 +27,7 @@ __all__ = [
     "NO_REFERENCE",
     "NO_SAMPLES",
     "REFERENCE_FAILS",
+    "TASK_CANNOT_RUN",
     "Decision",
     "ItemDecision",
     "ItemIdentity",
@@ -44,6 +45,7 @@ NO_REFERENCE = (
     "or a canonical_solution"
 )
 BELOW_MIN = "pass@{k} = {value} is below the task's min_pass_at_k={threshold:g}"
+TASK_CANNOT_RUN = "task {task_id} cannot run (this is not the solution's fault): {message}"
 REFERENCE_FAILS = (
     "the reference solution does not pass the task's test in the sandbox (its error is below)"
 )
@@ -75,6 +77,9 @@ def decide(result: TaskResult, task: Task, max_k: int) -> ItemDecision:
     if result.n == 0:
         message = NO_SAMPLES.format(task_id=task.task_id, model=result.model)
         return ItemDecision(Decision.SKIPPED, result, message)
+    cannot_run = cannot_run_message(result)
+    if cannot_run is not None:
+        return ItemDecision(Decision.ERROR, result, cannot_run)
     if task.min_pass_at_k is not None:
         value = pass_at_k(result.n, result.c, max_k) if result.n >= max_k else math.nan
         if below(value, task.min_pass_at_k):
@@ -86,10 +91,22 @@ def decide(result: TaskResult, task: Task, max_k: int) -> ItemDecision:
 
 
 def decide_reference(result: TaskResult) -> ItemDecision:
-    """Check mode: passed when the task's reference solution passes its test."""
+    """Check mode: passed when the task's reference solution passes its test; an error (not a
+    failure blamed on the reference) when the task cannot run at all.
+    """
     if result.c:
         return ItemDecision(Decision.PASSED, result)
+    cannot_run = cannot_run_message(result)
+    if cannot_run is not None:
+        return ItemDecision(Decision.ERROR, result, cannot_run)
     return ItemDecision(Decision.FAILED, result, REFERENCE_FAILS)
+
+
+def cannot_run_message(result: TaskResult) -> str | None:
+    """Why the task cannot run, when every sample's error says so (else ``None``)."""
+    if result.c or not result.samples or not all(s.task_error for s in result.samples):
+        return None
+    return TASK_CANNOT_RUN.format(task_id=result.task_id, message=result.samples[0].message)
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,6 +250,7 @@ def evaluate(
                 prompt_tokens=completion.prompt_tokens,
                 completion_tokens=completion.completion_tokens,
                 extraction=extraction.kind.value,
+                task_error=verdict.task_error,
             )
         )
     details = {i: verdicts[j].detail for i, j in enumerate(job_of_sample) if j is not None}

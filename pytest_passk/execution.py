@@ -171,7 +171,13 @@ class Execution:
             return None
         (verdict,) = self.executor.run([job])
         sample = CandidateResult(
-            0, verdict.outcome, verdict.message, "", job.program, verdict.duration
+            0,
+            verdict.outcome,
+            verdict.message,
+            "",
+            job.program,
+            verdict.duration,
+            task_error=verdict.task_error,
         )
         identity = ItemIdentity("reference", "reference", nodeid)
         return summarise(

@@ -45,10 +45,14 @@ class CandidateResult:
     completion_tokens: int = 0
     #: How the program was obtained from the text (:class:`~pytest_passk.extract.ExtractionKind`).
     extraction: str = "as-is"
+    #: The task itself could not run (its test failed to load, asks for a fixture the sandbox
+    #: lacks): the error says nothing of this program.
+    task_error: bool = False
 
     def to_json(self) -> dict[str, Any]:
         """Plain data for reports and ``--passk-samples-out``."""
-        return {
+        extra = {"task_error": True} if self.task_error else {}
+        return extra | {
             "index": self.index,
             "outcome": self.outcome.value,
             "message": self.message,
@@ -73,6 +77,7 @@ class CandidateResult:
             prompt_tokens=int(data.get("prompt_tokens", 0)),
             completion_tokens=int(data.get("completion_tokens", 0)),
             extraction=str(data.get("extraction", "as-is")),
+            task_error=bool(data.get("task_error", False)),
         )
 
 

@@ -46,6 +46,9 @@ class Verdict:
     #: The harness failed, not the program (an ``error`` that says nothing of it): never
     #: cached, never inherited.
     harness_error: bool = False
+    #: The task cannot run (its test failed to load, asks for a fixture the sandbox lacks, has
+    #: unreadable parametrize marks): an ``error`` that says nothing of the program either.
+    task_error: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -397,7 +397,11 @@ class PoolExecutor:
         """Per-candidate cost of the sandbox itself: a trivial program and test, judged in turn."""
         probe = Job("def f():\n    return 1\n", CheckTest(PROBE_TEST), "f", 5.0)
         # The warm-up (first touches are not per-candidate costs) also proves the sandbox works.
+        # A machine loaded many times over can make the very first run slow: that is load, not
+        # a broken sandbox, so a timeout is retried once with a generous budget.
         result = self._execute(probe, Budget.flat(5.0))
+        if result.get("outcome") == Outcome.TIMEOUT.value:
+            result = self._execute(probe, Budget.flat(60.0))
         if result.get("outcome") != Outcome.PASSED.value:
             raise OSError(f"a trivial program did not pass in the sandbox: {result.get('message')}")
         times = []
@@ -440,5 +444,7 @@ def _to_verdict(result: JudgeResult, job: Job, budget: Budget) -> Verdict:
         message,
         str(result.get("detail", "")),
         float(result.get("wall", 0.0) or 0.0),
-        harness_error=bool(result.get("harness")),
+        # A task that cannot run says nothing of the program either: neither kept nor inherited.
+        harness_error=bool(result.get("harness") or result.get("task")),
+        task_error=bool(result.get("task")),
     )

@@ -10,7 +10,8 @@ Processes (see :mod:`pytest_passk.sandbox.inside`)::
                                                               then JudgeResult per line──▶ pool
     Z ──frame: CandidateJob + [channel, done]──▶ K ──frame: CandidateJob + [channel]──▶ C
     K ──frame: CloneRequest + [standby socket, imports]──▶ T ──8-byte signed PID or -errno──▶ K
-    Z (judge) ◀──channel, plain lines──▶ C: Call | Get ▶, ◀ Loaded | LoadError, Return | Raise
+    Z (judge) ◀──channel, plain lines──▶ C: Call | Get | HandleCall ▶, ◀ Loaded | LoadError,
+        Return | Raise; while a request is open, C may ask Callback ▶ and Z answers CallbackReply
     K ──channel, one plain line──▶ Z: End (how the candidate ended, when not by the judge's word)
 
 Shared memory and pipes (no messages): ``calls`` (8 bytes, little-endian counter, Z writes, K
@@ -164,6 +165,9 @@ class JudgeResult(_JudgeResultBase, total=False):
     wall: float
     #: The harness failed, not the program.
     harness: bool
+    #: The task cannot run (its test failed to load, asks for a fixture the sandbox lacks, has
+    #: unreadable parametrize marks): not the program's fault either.
+    task: bool
     #: A timeout's cause: ``cpu`` (the test's budget), ``call`` (one call's), ``wall`` or
     #: ``judge`` (the judge's own deadline).
     by: str
@@ -257,11 +261,54 @@ class Get(TypedDict):
     get: Literal[True]
 
 
-class Return(_Stamped):
-    """The call returned ``ok``, encoded."""
+class HandleCall(TypedDict):
+    """An operation on the candidate's object ``h`` (a handle the judge holds): ``op`` is one of
+    ``call``, ``getattr``, ``setattr``, ``delattr`` (attribute ``n``), ``len``, ``iter``,
+    ``next``, ``getitem``, ``setitem``, ``delitem``, ``contains``, ``enter``, ``exit``, ``bool``,
+    ``str`` and ``view`` (the object's plain view, :func:`~.plain.view`).
+    """
 
     s: int
+    h: int
+    op: str
+    n: str
+    args: Any
+    kwargs: Any
+
+
+class _ReturnBase(_Stamped):
+    s: int
     ok: Any
+
+
+class Return(_ReturnBase, total=False):
+    """The call returned ``ok``, encoded (objects that are not plain data as handles: markers
+    ``{"#": "handle", "v": id, "t": type name}``, with ``"i": true`` for an iterator). ``w``:
+    the arguments it changed in place, ``[position or keyword, encoded value]``.
+    """
+
+    w: list[Any]
+
+
+class Callback(TypedDict):
+    """C calls the test's callable ``cb`` (passed to it as ``{"#": "cb", "v": index}``); ``c``
+    numbers C's callbacks.
+    """
+
+    cb: int
+    c: int
+    args: Any
+    kwargs: Any
+
+
+class CallbackReply(TypedDict, total=False):
+    """The judge's answer to :class:`Callback` ``c``: ``ok`` (encoded), or ``raise`` (a builtin
+    exception's name) and ``message``.
+    """
+
+    c: int
+    ok: Any
+    message: str
 
 
 # ``raise`` is a keyword: these keys are declared the functional way.
@@ -276,6 +323,8 @@ class Raise(_RaiseKeys, total=False):
 
     args: Any
     t: float
+    #: The name of the candidate's own exception class, where it is not a builtin one.
+    type: str
 
 
 Reply = Loaded | LoadError | Return | Raise
@@ -283,8 +332,9 @@ Reply = Loaded | LoadError | Return | Raise
 #: How a candidate ended without the judge's word: ``exited`` (K saw it exit), ``timeout`` (K
 #: stopped it, or the judge's deadline passed), ``raised`` (a ``BaseException`` such as
 #: ``SystemExit`` reached the judge), ``garbled`` (it broke the protocol), ``lost`` (the channel
-#: ended without K's word; only the judge concludes it).
-EndKind = Literal["exited", "timeout", "raised", "garbled", "lost"]
+#: ended without K's word; only the judge concludes it), ``limit`` (a limit on what crosses was
+#: passed; only the judge concludes it too).
+EndKind = Literal["exited", "timeout", "raised", "garbled", "lost", "limit"]
 
 
 class _EndBase(TypedDict):

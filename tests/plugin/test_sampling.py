@@ -160,7 +160,9 @@ def test_secrets_are_not_passed_to_candidates(
     result.assert_outcomes(passed=1)
 
 
-def test_a_non_plain_return_value_is_an_error_that_says_why(pytester: pytest.Pytester) -> None:
+def test_a_generator_crosses_and_an_object_without_a_view_is_an_error_that_says_why(
+    pytester: pytest.Pytester,
+) -> None:
     pytester.makepyfile(
         test_tasks="""
         import pytest_passk as passk
@@ -172,14 +174,22 @@ def test_a_non_plain_return_value_is_an_error_that_says_why(pytester: pytest.Pyt
         )
         def test_evens(candidate):
             assert list(candidate(5)) == [0, 2, 4]
+
+        @passk.task(
+            prompt="def token():\\n",
+            entry_point="token",
+            reference="def token():\\n    return object()\\n",
+        )
+        def test_token(candidate):
+            assert candidate() == 1
         """
     )
     result = pytester.runpytest()
-    result.assert_outcomes(failed=1)
+    result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(
         [
             "0/1 candidates passed (error 1)",
             "*reference solution does not pass the task's test in the sandbox (its error is below)",
-            "*non-plain value of type generator*only plain data crosses*docs/security.md*",
+            "*TypeError: no plain view of the candidate's object*",
         ]
     )

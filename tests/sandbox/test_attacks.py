@@ -415,3 +415,144 @@ def test_candidates_run_unprivileged_and_offline(pool: PoolExecutor) -> None:
     (verdict,) = pool.run([Job(probe, CHECK, "add", WALL, reference=REFERENCE)])
     assert verdict.outcome is Outcome.PASSED, verdict
     assert sys.platform == "linux"
+
+
+# -- shapes: handles, views, iteration, write-back, callbacks (docs/tasks.md, "What crosses") --
+
+ALWAYS_EQUAL = (
+    "class E:\n"
+    "    def __eq__(self, other): return True\n"
+    "    def __ne__(self, other): return False\n"
+    "    def __hash__(self): return 0\n"
+    "    def __bool__(self): return True\n"
+)
+FIND_PLAIN = (
+    "import sys\n"
+    "plain = next(m for m in list(sys.modules.values()) if hasattr(m, 'view') and hasattr(m, 'TAG'))\n"
+)
+#: The candidate's end of its channel to the judge (a socket among its few descriptors).
+CHANNEL = "import os, stat, time\nchannel = next(fd for fd in range(3, 64) if _is_socket(fd))\n"
+IS_SOCKET = (
+    "import os, stat\n"
+    "def _is_socket(fd):\n"
+    "    try: return stat.S_ISSOCK(os.fstat(fd).st_mode)\n"
+    "    except OSError: return False\n"
+)
+CHECK_METHOD = "def check(candidate):\n    box = candidate()\n    assert box.get() == 5\n    assert box.get() != 6\n"
+CHECK_ITER = "import itertools\ndef check(candidate):\n    assert list(itertools.islice(candidate(3), 3)) == [0, 1, 2]\n"
+CHECK_POINT = (
+    "from dataclasses import dataclass\n"
+    "@dataclass\nclass P:\n    x: int\n    y: int\n"
+    "def check(candidate):\n    assert candidate(1) == P(1, 2)\n    assert candidate(2) == P(2, 3)\n"
+)
+CHECK_SORT = "def check(candidate):\n    xs = [3, 1, 2]\n    assert candidate(xs) is None\n    assert xs == [1, 2, 3]\n"
+CHECK_KEY = "def check(candidate):\n    assert candidate([3, -1, 2], abs) == [-1, 2, 3]\n"
+CHECK_CALLBACK_ASSERTS = (
+    "def check(candidate):\n"
+    "    def must_be_positive(x):\n        assert x > 0\n        return x\n"
+    "    assert candidate(must_be_positive, [1, -2]) == [1, -2]\n"
+)
+CHECK_WITH = "def check(candidate):\n    with candidate() as value:\n        assert value == 5\n"
+
+#: name: (test, entry point, reference, hostile program)
+SHAPE_ATTACKS: dict[str, tuple[str, str, str, str]] = {
+    "handle_method_returns_always_equal": (
+        CHECK_METHOD, "make", "class B:\n    def get(self): return 5\ndef make(): return B()\n",
+        ALWAYS_EQUAL + "class B:\n    def get(self): return E()\ndef make(): return B()\n",
+    ),
+    "handle_is_always_equal": (
+        CHECK_METHOD, "make", "class B:\n    def get(self): return 5\ndef make(): return B()\n",
+        ALWAYS_EQUAL + "class B(E):\n    def get(self): return self\ndef make(): return B()\n",
+    ),
+    "generator_yields_always_equal": (
+        CHECK_ITER, "f", "def f(n):\n    yield from range(n)\n",
+        ALWAYS_EQUAL + "def f(n):\n    while True:\n        yield E()\n",
+    ),
+    "iterator_class_spoofs_int": (
+        CHECK_ITER, "f", "def f(n):\n    yield from range(n)\n",
+        ALWAYS_EQUAL + "class I(E):\n    __class__ = property(lambda s: int)\n"
+        "class It:\n    def __iter__(self): return self\n    def __next__(self): return I()\n"
+        "def f(n):\n    return It()\n",
+    ),
+    "class_spoofs_the_tests_dataclass": (
+        CHECK_POINT, "f",
+        "from dataclasses import dataclass\n@dataclass\nclass P:\n    x: int\n    y: int\ndef f(a): return P(a, a + 1)\n",
+        ALWAYS_EQUAL + "import dataclasses\nclass P(E):\n    __class__ = property(lambda s: dataclasses.dataclass)\n"
+        "    __dataclass_fields__ = {}\ndef f(a): return P()\n",
+    ),
+    "view_lies_through_its_dict": (
+        CHECK_POINT, "f",
+        "from dataclasses import dataclass\n@dataclass\nclass P:\n    x: int\n    y: int\ndef f(a): return P(a, a + 1)\n",
+        ALWAYS_EQUAL + "class P(E):\n    __dict__ = property(lambda s: {'x': E(), 'y': E()})\ndef f(a): return P()\n",
+    ),
+    "view_patched_to_smuggle_a_handle": (
+        CHECK_POINT, "f",
+        "from dataclasses import dataclass\n@dataclass\nclass P:\n    x: int\n    y: int\ndef f(a): return P(a, a + 1)\n",
+        ALWAYS_EQUAL + FIND_PLAIN
+        + "plain.view = lambda v, other=None: {'#': 'view', 'k': 'dataclass', 't': 'P', 'v': [['x', {'#': 'handle', 'v': 0}], ['y', {'#': 'opaque', 'v': 'E'}]]}\n"
+        "class P(E): pass\ndef f(a): return P()\n",
+    ),
+    "view_patched_to_an_unknown_tag": (
+        CHECK_POINT, "f",
+        "from dataclasses import dataclass\n@dataclass\nclass P:\n    x: int\n    y: int\ndef f(a): return P(a, a + 1)\n",
+        ALWAYS_EQUAL + FIND_PLAIN
+        + "plain.view = lambda v, other=None: {'#': 'any'}\nclass P(E): pass\ndef f(a): return P()\n",
+    ),
+    "write_back_of_always_equal_items": (
+        CHECK_SORT, "f", "def f(xs):\n    xs.sort()\n",
+        ALWAYS_EQUAL + "def f(xs):\n    xs[:] = [E() for _ in xs]\n",
+    ),
+    "write_back_forged_into_a_dict": (
+        CHECK_SORT, "f", "def f(xs):\n    xs.sort()\n",
+        IS_SOCKET + "def f(xs):\n" + "".join("    " + line + "\n" for line in CHANNEL.splitlines())
+        + "    os.write(channel, b'{\"s\":1,\"ok\":null,\"w\":[[0,{\"#\":\"dict\",\"v\":[]}]]}\\n')\n    time.sleep(5)\n",
+    ),
+    "write_back_forged_past_the_arguments": (
+        CHECK_SORT, "f", "def f(xs):\n    xs.sort()\n",
+        IS_SOCKET + "def f(xs):\n" + "".join("    " + line + "\n" for line in CHANNEL.splitlines())
+        + "    os.write(channel, b'{\"s\":1,\"ok\":null,\"w\":[[7,[1,2,3]]]}\\n')\n    time.sleep(5)\n",
+    ),
+    "write_back_huge": (
+        CHECK_SORT, "f", "def f(xs):\n    xs.sort()\n",
+        ALWAYS_EQUAL + "def f(xs):\n    xs[:] = [E()] * 200_000\n",
+    ),
+    "handle_flood": (
+        CHECK_METHOD, "make", "class B:\n    def get(self): return 5\ndef make(): return B()\n",
+        IS_SOCKET + CHANNEL
+        + "items = ','.join('{\"#\":\"handle\",\"v\":%d}' % i for i in range(100_001))\n"
+        "reply = ('{\"s\":1,\"ok\":[' + items + ']}\\n').encode()\n"
+        "def make():\n    os.write(channel, reply)\n    time.sleep(5)\n",
+    ),
+    "callback_called_a_million_times": (
+        CHECK_KEY, "f", "def f(xs, key):\n    return sorted(xs, key=key)\n",
+        "def f(xs, key):\n    for i in range(10**6):\n        key(i)\n    return sorted(xs, key=key)\n",
+    ),
+    "callback_forged_index": (
+        CHECK_KEY, "f", "def f(xs, key):\n    return sorted(xs, key=key)\n",
+        IS_SOCKET + "def f(xs, key):\n" + "".join("    " + line + "\n" for line in CHANNEL.splitlines())
+        + "    os.write(channel, b'{\"cb\":5,\"c\":1,\"args\":[1],\"kwargs\":{\"#\":\"dict\",\"v\":[]}}\\n')\n    time.sleep(5)\n",
+    ),
+    "callback_assertion_swallowed": (
+        CHECK_CALLBACK_ASSERTS, "f", "def f(g, xs):\n    return xs\n",
+        "def f(g, xs):\n    for x in xs:\n        try: g(x)\n        except BaseException: pass\n    return xs\n",
+    ),
+    "exit_suppresses_the_tests_assertion": (
+        CHECK_WITH, "f",
+        "class R:\n    def __enter__(self): return 5\n    def __exit__(self, *a): return False\ndef f(): return R()\n",
+        "class R:\n    def __enter__(self): return 4\n    def __exit__(self, *a): return True\ndef f(): return R()\n",
+    ),
+    "own_exception_named_assertion_error": (
+        CHECK_METHOD, "make", "class B:\n    def get(self): return 5\ndef make(): return B()\n",
+        "class AssertionError(Exception): pass\nclass B:\n    def get(self): raise AssertionError('x')\ndef make(): return B()\n",
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", sorted(SHAPE_ATTACKS))
+def test_shape_attack_never_passes(name: str, pool: PoolExecutor) -> None:
+    check, entry_point, reference, program = SHAPE_ATTACKS[name]
+    job = Job(program, CheckTest(check), entry_point, WALL, reference=reference)
+    honest = Job(reference, CheckTest(check), entry_point, WALL, reference=reference)
+    verdict, reference_verdict = pool.run([job, honest])
+    assert reference_verdict.outcome is Outcome.PASSED, reference_verdict
+    assert verdict.outcome is not Outcome.PASSED, verdict

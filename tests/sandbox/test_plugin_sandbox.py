@@ -121,10 +121,11 @@ def test_decorated_tasks_are_judged_outside_the_candidate(pytester: pytest.Pytes
     outcomes = {t["task_id"].split("::")[1]: t["outcomes"] for t in report["tasks"]}
     assert outcomes["test_add_property"]["passed"] == 1  # the always-equal object did not pass
     assert outcomes["test_module_namespace"]["passed"] == 1  # the lying str subclass did not
+    # The test's lambda crosses as a callback the candidate calls back into the judge.
     assert outcomes["test_callable_argument"] == {
-        "passed": 0,
+        "passed": 1,
         "failed": 0,
-        "error": 1,
+        "error": 0,
         "timeout": 0,
     }
-    result.assert_outcomes(passed=2, failed=1)
+    result.assert_outcomes(passed=3)

@@ -20,6 +20,9 @@ MODULES = (
     "inside.candidate",
     "inside.template",
     "inside.supervisor",
+    "inside.cases",
+    "inside.handles",
+    "inside.remote",
     "inside.judge",
     "inside.zygote",
 )

@@ -32,7 +32,6 @@ from ..protocol import (
     Layers,
     NameKind,
     Raise,
-    Reply,
     Return,
     recv_frame,
 )
@@ -146,12 +145,12 @@ def _describe(value: object) -> NameKind | None:
 
 
 def serve(job: CandidateJob, channel: int, output: CappedSink) -> None:
-    """Load the program, report its names, then run each requested call and send back the result."""
+    """Load the program, report its names, then answer each request with plain data."""
     reader = os.fdopen(channel, "rb", buffering=65536, closefd=False)
 
     measure = bool(job["measure"])
 
-    def send(message: Reply) -> None:
+    def send(message: Any) -> None:
         if measure:  # the reference's calibration run: trusted code, its own CPU clock
             message["t"] = time.process_time()
         data = plain.dumps(message)
@@ -183,34 +182,193 @@ def serve(job: CandidateJob, channel: int, output: CappedSink) -> None:
             except BaseException:
                 continue
     send({"s": 0, "names": names})
+    server = Server(namespace, reader, send, output)
     while True:
         line = reader.readline(FRAME_LIMIT)
         if not line:
             return
-        request = plain.loads(line)
+        try:
+            server.answer(plain.loads(line))
+        except BaseException:
+            return
+
+
+#: Objects of the candidate the judge may hold handles to, per test.
+MAX_OBJECTS = 100_000
+#: Types whose changes a call makes to its arguments are sent back (see ``Server.changes``).
+MUTABLE = (list, dict, set, bytearray)
+
+
+class Callback:
+    """A callable of the test's: calling it asks the judge to run it and waits for the answer,
+    answering the judge's own requests meanwhile (calls nest).
+    """
+
+    def __init__(self, server: Server, index: int) -> None:
+        self.server = server
+        self.index = index
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        server = self.server
+        server.callbacks += 1
+        number = server.callbacks
+        server.send({
+            "cb": self.index, "c": number,
+            "args": plain.encode(list(args), strict=True, other=server.register),
+            "kwargs": plain.encode(kwargs, strict=True, other=server.register),
+        })  # fmt: skip
+        while True:
+            line = server.reader.readline(FRAME_LIMIT)
+            if not line:
+                raise SystemExit(0)
+            message = plain.loads(line)
+            if "s" in message:
+                server.answer(message)
+                continue
+            if message.get("c") != number:
+                raise SystemExit(0)
+            if "raise" in message:
+                klass = getattr(builtins, str(message["raise"]), None)
+                if not (isinstance(klass, type) and issubclass(klass, Exception)):
+                    klass = Exception
+                raise klass(str(message.get("message", "")))
+            return plain.decode(message.get("ok"), refs=server.refs)
+
+
+class Server:
+    """C's side of the requests: the program's names, and the objects the judge holds."""
+
+    def __init__(self, namespace: dict[str, Any], reader: Any, send: Any,
+                 output: CappedSink) -> None:  # fmt: skip
+        self.namespace = namespace
+        self.reader = reader
+        self.send = send
+        self.output = output
+        self.objects: list[Any] = []
+        self.ids: dict[int, int] = {}
+        self.proxies: dict[int, Callback] = {}
+        self.callbacks = 0
+
+    def register(self, value: object, depth: int, count: list[int]) -> Any:
+        """A value that is not plain data: kept here, sent as a handle."""
+        if isinstance(value, Callback):
+            return {plain.TAG: "cb", "v": value.index}
+        hid = self.ids.get(id(value))
+        if hid is None:
+            if len(self.objects) >= MAX_OBJECTS:
+                raise plain.EncodeError("too many objects")
+            hid = self.ids[id(value)] = len(self.objects)
+            self.objects.append(value)  # kept alive: its id stays its own
+        marker = {plain.TAG: "handle", "v": hid, "t": plain._type_name(value)}
+        if hasattr(type(value), "__next__"):
+            marker["i"] = True
+        return marker
+
+    def refs(self, tag: str, data: dict[str, Any]) -> Any:
+        if tag == "ref":
+            return self.objects[int(data["v"])]
+        index = int(data["v"])
+        if index not in self.proxies:
+            self.proxies[index] = Callback(self, index)
+        return self.proxies[index]
+
+    def answer(self, request: dict[str, Any]) -> None:
         seq = request["s"]
         try:
-            target: Any = namespace[request["name"]]
-            if request.get("get"):
-                result = target
+            result, changes = self._run(request)
+            if request.get("op") == "view":
+                reply: Return | Raise = {"s": seq, "ok": result}
             else:
-                args = plain.decode(request["args"])
-                kwargs = plain.decode(request["kwargs"])
-                result = target(*args, **kwargs)
-            reply: Return | Raise = {"s": seq, "ok": plain.encode(result)}
+                reply = {"s": seq, "ok": plain.encode(result, other=self.register)}
+            if changes:
+                reply["w"] = changes  # type: ignore[typeddict-unknown-key]
         except BaseException as exc:
             name = _exception_name(exc)
             raised: Raise = {"s": seq, "raise": name, "message": _raised_message(exc, name),
-                             "detail": _trace(exc, output)}  # fmt: skip
-            if type(exc) is getattr(builtins, name, None):
-                # Its arguments too, where they are plain: a test may read exc.args.
-                with contextlib.suppress(Exception):
-                    raised["args"] = plain.encode(list(exc.args), strict=True)
+                             "detail": _trace(exc, self.output)}  # fmt: skip
+            # Its arguments too, where they are plain: a test may read exc.args.
+            with contextlib.suppress(Exception):
+                raised["args"] = plain.encode(list(exc.args), strict=True)
+            if type(exc) is not getattr(builtins, name, None):
+                raised["type"] = plain._type_name(exc).rpartition(".")[2]
             reply = raised
+        self.send(reply)
+
+    def _run(self, request: dict[str, Any]) -> tuple[Any, list[Any]]:
+        if "h" not in request:
+            target: Any = self.namespace[request["name"]]
+            if request.get("get"):
+                return target, []
+            op = "call"
+        else:
+            target = self.objects[int(request["h"])]
+            op = str(request["op"])
+        args = plain.decode(request["args"], refs=self.refs)
+        kwargs = plain.decode(request["kwargs"], refs=self.refs)
+        result = _operate(target, op, str(request.get("n", "")), args, kwargs)
+        return result, self.changes(request, args, kwargs)
+
+    def changes(self, request: dict[str, Any], args: list[Any], kwargs: dict[str, Any]) -> Any:
+        """The mutable arguments the call changed, encoded: the judge writes them back."""
+        changed = []
+        for i, value in enumerate(args):
+            if type(value) in MUTABLE:
+                now = plain.encode(value, other=self.register)
+                if now != request["args"][i]:
+                    changed.append([i, now])
+        if kwargs:
+            sent = {k: v for k, v in request["kwargs"]["v"]}
+            for key, value in kwargs.items():
+                if type(value) in MUTABLE:
+                    now = plain.encode(value, other=self.register)
+                    if now != sent.get(key):
+                        changed.append([key, now])
+        return changed
+
+
+def _operate(target: Any, op: str, name: str, args: list[Any], kwargs: dict[str, Any]) -> Any:
+    """One operation the judge asked for on one of the candidate's objects."""
+    if op == "call":
+        return target(*args, **kwargs)
+    if op == "getattr":
+        return getattr(target, name)
+    if op == "setattr":
+        return setattr(target, name, args[0])
+    if op == "delattr":
+        return delattr(target, name)
+    if op == "len":
+        return len(target)
+    if op == "iter":
+        return iter(target)
+    if op == "next":
+        return next(target)
+    if op == "getitem":
+        return target[args[0]]
+    if op == "setitem":
+        target[args[0]] = args[1]
+        return None
+    if op == "delitem":
+        del target[args[0]]
+        return None
+    if op == "contains":
+        return args[0] in target
+    if op == "enter":
+        return target.__enter__()
+    if op == "exit":
+        raised = (Exception, Exception("the test raised"), None) if args[0] else (None,) * 3
+        target.__exit__(*raised)
+        return None
+    if op == "bool":
+        return bool(target)
+    if op == "str":
+        return str(target)
+    if op == "view":
         try:
-            send(reply)
-        except BaseException:
-            return
+            return plain.view(target)
+        except (plain.EncodeError, RecursionError) as exc:
+            name = type(target).__name__
+            raise TypeError(f"no plain view of the candidate's {name}: {exc}") from None
+    raise ValueError(f"unknown operation {op!r}")
 
 
 def _raised_message(exc: BaseException, name: str) -> str:

@@ -14,173 +14,37 @@ import contextlib
 import itertools
 import mmap
 import os
+import pathlib
+import shutil
 import socket
 import sys
+import tempfile
 import time
 import traceback
 import types
-from typing import Any, NoReturn, cast
+from typing import Any
 
 from .. import plain
 from ..protocol import (
     DETAIL_LIMIT,
-    FRAME_LIMIT,
     LOADED,
     MESSAGE_LIMIT,
-    SHARED_BYTES,
-    Call,
     End,
-    Get,
     JobRequest,
     JudgeResult,
     OutcomeName,
 )
+from .cases import SANDBOX_FIXTURES, Case, CaseError, cases, fixtures_of
+from .remote import CandidateGone, Remote, RemoteFunction
 from .text import first_line, format_traceback
 
 TEST_FILE = "<test>"
-NOT_PLAIN_HINT = "(only plain data crosses from the candidate to the test; see docs/security.md)"
-NOT_PLAIN_ARGS = (
-    "the arguments of {name}() are not plain data (None, bool, int, float, str, bytes, complex, "
-    "and lists, tuples, dicts and sets of them): the sandbox cannot pass them to the candidate"
+UNKNOWN_FIXTURE = (
+    "the task's test asks for the fixture {name!r}, which the sandbox cannot provide: a task's "
+    "test may take the candidate, its parametrized names and tmp_path"
 )
-
-
-class CandidateGone(BaseException):
-    """The candidate's process ended or was stopped; a ``BaseException`` so tests cannot catch it
-    with ``except Exception`` and carry on to a pass.
-    """
-
-
-class CandidateError(Exception):
-    """The candidate raised an exception whose type is not a builtin one."""
-
-
-class Remote:
-    """The judge's end of the channel: every call of the candidate goes through here."""
-
-    def __init__(self, sock: socket.socket, deadline: float, calls: mmap.mmap,
-                 measure: bool = False) -> None:  # fmt: skip
-        self.sock = sock
-        self.reader = sock.makefile("rb", buffering=65536)
-        self.deadline = deadline
-        self.calls = calls
-        self.seq = 0
-        self.tainted = ""
-        self.ended: End | None = None
-        self.last_detail = ""
-        #: The call in progress, named in a timeout's message.
-        self.calling = ""
-        #: With ``measure``, the candidate's CPU clock after loading and after each call.
-        self.marks: list[float] | None = [] if measure else None
-
-    def receive(self) -> dict[str, Any]:
-        """C's next reply (:data:`~..protocol.Reply`), untrusted: every field is checked where it
-        is read. K's :class:`~..protocol.End`, or a broken channel, raise :class:`CandidateGone`.
-        """
-        if self.ended is not None:
-            raise CandidateGone(self.ended)
-        self.sock.settimeout(max(0.01, self.deadline - time.monotonic()))
-        try:
-            line = self.reader.readline(FRAME_LIMIT)
-        except (TimeoutError, OSError):
-            self._end({"end": "timeout", "by": "judge"})
-        if len(line) >= FRAME_LIMIT and not line.endswith(b"\n"):
-            self.tainted = f"a reply of more than {FRAME_LIMIT // 2**20} MiB"
-            self._end({"end": "garbled"})
-        if not line or not line.endswith(b"\n"):
-            # K holds the channel until it has said how the candidate ended: the end of the
-            # stream without its word means K is gone, or the candidate shut the socket down
-            # (run_job tells which).
-            self._end({"end": "lost"})
-        try:
-            message = plain.loads(line)
-        except (ValueError, RecursionError):
-            self._end({"end": "garbled"})
-        if not isinstance(message, dict):
-            self._end({"end": "garbled"})
-        if "end" in message:
-            # Only the judge concludes "lost"; the candidate may write any frame.
-            forwarded = cast(End, message)  # untrusted too: read with .get() and str()
-            self._end(forwarded if message["end"] != "lost" else {"end": "garbled"})
-        if self.marks is not None and isinstance(message.get("t"), float):
-            self.marks.append(message["t"])
-        return dict(message)
-
-    def _end(self, message: End) -> NoReturn:
-        self.ended = message
-        raise CandidateGone(message)
-
-    def request(self, name: str, args: tuple[Any, ...] | None,
-                kwargs: dict[str, Any] | None) -> Any:  # fmt: skip
-        self.seq += 1
-        self.calling = name
-        # The supervisor starts this call's clock when it sees the counter move.
-        counter = int.from_bytes(self.calls[:SHARED_BYTES], "little") + 1
-        self.calls[:SHARED_BYTES] = counter.to_bytes(SHARED_BYTES, "little")
-        frame: Call | Get
-        if args is None:
-            frame = {"s": self.seq, "name": name, "get": True}
-        else:
-            try:
-                frame = {
-                    "s": self.seq,
-                    "name": name,
-                    "args": plain.encode(list(args), strict=True),
-                    "kwargs": plain.encode(dict(kwargs or {}), strict=True),
-                }
-            except ValueError:
-                raise TypeError(NOT_PLAIN_ARGS.format(name=name)) from None
-        try:
-            self.sock.sendall(plain.dumps(frame))
-        except OSError:
-            # The candidate ended (K's word on it is waiting to be read), or K is gone.
-            self.receive()
-            self._end({"end": "lost"})
-        reply = self.receive()
-        if reply.get("s") != self.seq:
-            self.tainted = "the candidate's reply did not match the call"
-            self._end({"end": "garbled"})
-        if "raise" in reply:
-            self.last_detail = str(reply.get("detail", ""))
-            name_ = str(reply["raise"])
-            klass = getattr(builtins, name_, None)
-            message = str(reply.get("message", ""))
-            if isinstance(klass, type) and issubclass(klass, Exception):
-                raise _rebuilt(klass, reply.get("args"), message)
-            if isinstance(klass, type) and issubclass(klass, BaseException):
-                self._end({"end": "raised", "message": message})
-            raise CandidateError(message)
-        try:
-            return plain.decode(reply.get("ok"))
-        except (ValueError, TypeError, KeyError, RecursionError) as exc:
-            self.tainted = f"the candidate sent malformed data: {exc}"
-            self._end({"end": "garbled"})
-
-
-def _rebuilt(klass: type[Exception], args: Any, message: str) -> Exception:
-    """The candidate's exception, of its builtin type, from its plain arguments if it sent them
-    (``KeyError('k')`` stays ``KeyError('k')``), else from its message.
-    """
-    if isinstance(args, list):
-        with contextlib.suppress(Exception):
-            decoded = plain.decode(args)
-            if isinstance(decoded, list):
-                return klass(*decoded)
-    return klass(message)
-
-
-class RemoteFunction:
-    """Stands for a function of the candidate; calling it calls the real one in C."""
-
-    def __init__(self, remote: Remote, name: str) -> None:
-        self._remote = remote
-        self.__name__ = name
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self._remote.request(self.__name__, args, kwargs)
-
-    def __repr__(self) -> str:
-        return f"<candidate function {self.__name__}>"
+LIMIT_PASSED = "a limit on what crosses between the candidate and the test was passed"
+NOT_PLAIN_HINT = "(only plain data crosses from the candidate to the test; see docs/security.md)"
 
 
 class RemoteModule(types.ModuleType):
@@ -249,9 +113,64 @@ def _gone_verdict(ended: End, remote: Remote | None) -> JudgeResult:
     if kind == "garbled":
         reason = remote.tainted if remote and remote.tainted else "malformed data"
         return verdict("error", f"the candidate broke the protocol: {reason}")
+    if kind == "limit" and remote is not None:
+        return verdict("error", f"{LIMIT_PASSED}: {remote.tainted}")
     status = ended.get("status")
     how = f" (exit status {status})" if status is not None else ""
     return verdict("error", f"the candidate's process ended before the test finished{how}")
+
+
+def _run_case(test_function: Any, candidate: Any, arguments: dict[str, Any], remote: Remote,
+              sources: dict[str, str]) -> JudgeResult | None:  # fmt: skip
+    """Run one case of the test: its verdict if it did not pass, else ``None``."""
+    try:
+        test_function(candidate, **arguments)
+    except CandidateGone as gone:
+        return _gone_verdict(gone.args[0], remote)
+    except plain.NotPlainData as exc:
+        # Not a wrong answer as such: a value the sandbox cannot hand to the test.
+        return verdict("error", f"{exc} {NOT_PLAIN_HINT}")
+    except AssertionError as exc:
+        if remote.ended is not None:
+            return _gone_verdict(remote.ended, remote)
+        line = failing_test_line(exc, sources)
+        message = _assertion_message(exc)
+        if line and message == "AssertionError":
+            message = f"AssertionError: {line}"
+        if remote.mismatch:
+            message = f"{message} ({remote.mismatch})"
+        return verdict("failed", message, format_traceback(exc))
+    except BaseException as exc:
+        if remote.ended is not None:
+            return _gone_verdict(remote.ended, remote)
+        detail = remote.last_detail or format_traceback(exc)
+        return verdict("error", first_line(exc), detail)
+    if remote.ended is not None or remote.tainted:
+        return _gone_verdict(remote.ended or {"end": "garbled"}, remote)
+    failure = remote.callback_failure
+    if failure is not None:  # the test's own callable failed, and the candidate swallowed it
+        return verdict("failed", f"a callable of the test failed: {first_line(failure)}")
+    return None
+
+
+def _assertion_message(exc: AssertionError) -> str:
+    """``AssertionError: assert 2 == 1 + where 2 = f(1)``: a rewritten assert's explanation (it
+    spans lines) on one line.
+    """
+    try:
+        text = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+    except Exception:
+        return first_line(exc)
+    return f"AssertionError: {text}"[:MESSAGE_LIMIT] if text else "AssertionError"
+
+
+def task_error(message: str, detail: str = "") -> JudgeResult:
+    """The task itself cannot run (its test, its signature, its marks): not the candidate's fault
+    nor the reference's.
+    """
+    result = verdict("error", message, detail)
+    result["task"] = True
+    return result
 
 
 def judge(job: JobRequest, sock: socket.socket, test_function: Any,
@@ -301,7 +220,7 @@ def judge(job: JobRequest, sock: socket.socket, test_function: Any,
                 code = compiled[source] = compile(source, TEST_FILE, "exec", dont_inherit=True)
             exec(code, namespace)
         except Exception as exc:
-            return verdict("error", f"the task's test failed to load: {first_line(exc)}")
+            return task_error(f"the task's test failed to load: {first_line(exc)}")
         test_function = namespace.get("check")
     elif test_function is not None:
         module_file = getattr(sys.modules.get(test["module_name"]), "__file__", None)
@@ -312,30 +231,31 @@ def judge(job: JobRequest, sock: socket.socket, test_function: Any,
             except OSError:
                 pass
     if not callable(test_function):
-        return verdict("error", "the task's test function was not found")
-    try:
-        test_function(candidate)
-    except CandidateGone as gone:
-        return _gone_verdict(gone.args[0], remote)
-    except plain.NotPlainData as exc:
-        # Not a wrong answer as such: a value the sandbox cannot hand to the test.
-        return verdict("error", f"{exc} {NOT_PLAIN_HINT}")
-    except AssertionError as exc:
-        if remote.ended is not None:
-            return _gone_verdict(remote.ended, remote)
-        line = failing_test_line(exc, sources)
-        message = first_line(exc)
-        if line and message == "AssertionError":
-            message = f"AssertionError: {line}"
-        detail = format_traceback(exc)
-        return verdict("failed", message, detail)
-    except BaseException as exc:
-        if remote.ended is not None:
-            return _gone_verdict(remote.ended, remote)
-        detail = remote.last_detail or format_traceback(exc)
-        return verdict("error", first_line(exc), detail)
-    if remote.ended is not None or remote.tainted:
-        return _gone_verdict(remote.ended or {"end": "garbled"}, remote)
+        return task_error("the task's test function was not found")
+    found = [Case("", {})]
+    wanted: list[str] = []
+    if test["kind"] == "function":
+        try:
+            found, wanted = cases(test_function), fixtures_of(test_function)
+        except CaseError as exc:
+            return task_error(f"the task's test cannot run: {exc}")
+        unknown = [name for name in wanted if name not in SANDBOX_FIXTURES]
+        if unknown:
+            return task_error(UNKNOWN_FIXTURE.format(name=unknown[0]))
+    for case in found:
+        arguments = dict(case.arguments)
+        scratch = tempfile.mkdtemp(prefix="case-") if "tmp_path" in wanted else None
+        if scratch is not None:
+            arguments["tmp_path"] = pathlib.Path(scratch)
+        try:
+            failed = _run_case(test_function, candidate, arguments, remote, sources)
+        finally:
+            if scratch is not None:
+                shutil.rmtree(scratch, ignore_errors=True)
+        if failed is not None:
+            if case.case_id and failed["outcome"] != "timeout":
+                failed["message"] = f"[{case.case_id}] {failed['message']}"[:MESSAGE_LIMIT]
+            return failed
     result = verdict("passed", "")
     marks = remote.marks
     if marks:

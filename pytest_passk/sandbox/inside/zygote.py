@@ -20,6 +20,7 @@ The pool starts Z as ``python -I -S -B -c BOOT`` and sends it the code objects o
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import io
 import json
@@ -43,10 +44,13 @@ from ..protocol import (
     no_layers,
     send_frame,
 )
-from .judge import judge, verdict
+from .judge import judge, task_error, verdict
 from .linux import JUDGE_TMP, Libc, make_private_dir, null_stdio, setup_namespaces
 from .supervisor import clean_zygote
 from .text import CappedSink, first_line, format_traceback
+
+#: pytest's assertion rewriter, which decorated tests' modules get in the judge as under pytest.
+PYTEST_REWRITER = "_pytest.assertion.rewrite"
 
 
 def import_test_module(test: FunctionSpec) -> Any:
@@ -63,21 +67,45 @@ def import_test_module(test: FunctionSpec) -> Any:
         for entry in list(sys.path):
             if entry.endswith(("site-packages", "dist-packages")):
                 site.addsitedir(entry)
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name.split(".")[0] and exc.name != name:
-                raise
+        spec = None
+        with contextlib.suppress(ImportError, ValueError):
+            spec = importlib.util.find_spec(name)
+        if spec is None or not str(spec.origin).endswith(".py"):
             spec = importlib.util.spec_from_file_location(name, test["module_file"])
-            if spec is None or spec.loader is None:
-                raise ImportError(f"cannot load {test['module_file']}") from None
-            module = importlib.util.module_from_spec(spec)
-            sys.modules[name] = module
-            spec.loader.exec_module(module)
+        if spec is None or spec.loader is None or not spec.origin:
+            raise ImportError(f"cannot load {test['module_file']}")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        try:
+            with open(spec.origin, "rb") as handle:
+                source = handle.read()
+            exec(_compile_test(source, spec.origin), module.__dict__)
+        except BaseException:
+            del sys.modules[name]
+            raise
     target: Any = module
     for part in test["qualname"].split("."):
         target = getattr(target, part, None)
     return target
+
+
+def _compile_test(source: bytes, path: str) -> types.CodeType:
+    """The test module's code, its asserts rewritten by pytest's rewriter (where pytest is
+    installed, as it is for a decorated task), so a failed assert says what differed.
+    """
+    import ast
+    import importlib
+
+    tree = ast.parse(source, path)
+    try:
+        # pytest is the decorated test's own dependency (pytest collected its module on the
+        # host), not the sandbox's: looked up at run time, and a plain compile without it.
+        rewriter = importlib.import_module(PYTEST_REWRITER)
+    except ImportError:
+        pass
+    else:
+        rewriter.rewrite_asserts(tree, source, path)
+    return compile(tree, path, "exec", dont_inherit=True)
 
 
 def run_job(job: JobRequest, control: socket.socket, compiled: dict[str, types.CodeType],
@@ -93,10 +121,9 @@ def run_job(job: JobRequest, control: socket.socket, compiled: dict[str, types.C
         try:
             test_function = import_test_module(test)
         except BaseException as exc:
-            return verdict(
-                "error", f"the test module failed to import: {first_line(exc)}",
-                format_traceback(exc),
-            )  # fmt: skip
+            return task_error(
+                f"the test module failed to import: {first_line(exc)}", format_traceback(exc)
+            )
     judge_sock, candidate_sock = socket.socketpair()
     done_read, done_write = os.pipe()
     # The program and its limits; the test never reaches K nor the candidate.
