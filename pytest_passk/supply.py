@@ -70,7 +70,9 @@ class SampleSupply:
 
     def _context(self) -> BackendContext:
         return BackendContext(
-            base_dir=Path(self._config.invocation_params.dir), base_url=self._settings.base_url
+            base_dir=Path(self._config.invocation_params.dir),
+            base_url=self._settings.base_url,
+            store_dir=self._settings.store,
         )
 
     def check_models(self) -> None:

