@@ -33,7 +33,6 @@ from pytest_passk.backends.vllm_checks import ModelSource
 from pytest_passk.generation import Sampler
 from pytest_passk.prompts import PromptStyle, RenderedPrompt
 from pytest_passk.store import SampleStore
-from tests.support.tiny_llama import build_tiny_llama
 
 GOAL = 0.9
 LLAMA_8B_SHAPE = {
@@ -49,6 +48,10 @@ LLAMA_8B_SHAPE = {
 
 def build_model(shape: str, root: Path) -> tuple[Path, dict[str, Any]]:
     """The model folder and the engine arguments it needs."""
+    # The test suite's model builder, from the repository root (this script may run as a file).
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from tests.support.tiny_llama import build_tiny_llama
+
     folder = build_tiny_llama(root / "tiny-llama", chat_template=False)
     if shape == "tiny":
         return folder, {}

@@ -11,12 +11,14 @@ tool, and only its data file is wanted.
 from __future__ import annotations
 
 import importlib.metadata
+import json
 import os
 import shutil
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from filelock import FileLock
 
@@ -118,13 +120,35 @@ def convert(folder: Path, say: Callable[[str], None] = print) -> Path:
 
 def _convert(gguf: Path, out: Path) -> None:
     import torch
+    from safetensors.torch import save_file
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    # transformers reads the GGUF's metadata into a config and tokenizer (with the chat template)
-    # and dequantizes its tensors; bf16 halves the folder and is what vLLM runs on the CPU.
+    # transformers reads the GGUF's metadata into a config and a tokenizer (with the chat
+    # template) and unpacks its quantized blocks into dense tensors; bf16 halves the folder and
+    # is what vLLM runs on the CPU.
     tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    extra: dict[str, Any] = {}
+    try:
+        from transformers import GgufConfig
+    except ImportError:  # older transformers always unpack GGUF weights
+        pass
+    else:
+        extra["quantization_config"] = GgufConfig(dequantize=True)
     model = AutoModelForCausalLM.from_pretrained(
-        str(gguf.parent), gguf_file=gguf.name, torch_dtype=torch.bfloat16
+        str(gguf.parent), gguf_file=gguf.name, dtype=torch.bfloat16, **extra
     )
-    model.save_pretrained(out, safe_serialization=True)
+    # save_pretrained refuses a model loaded from GGUF (it counts as quantized even once
+    # unpacked), so the dense weights and a plain config are written here.
+    config = model.config.to_dict()
+    config.pop("quantization_config", None)
+    config["dtype"] = config["torch_dtype"] = "bfloat16"
+    state = {
+        name: tensor.detach().to(torch.bfloat16).contiguous().clone()
+        for name, tensor in model.state_dict().items()
+    }
+    if config.get("tie_word_embeddings"):
+        state.pop("lm_head.weight", None)  # the embedding matrix serves as the head
+    save_file(state, str(out / "model.safetensors"), metadata={"format": "pt"})
+    (out / "config.json").write_text(json.dumps(config, indent=2, default=str) + "\n")
+    model.generation_config.save_pretrained(out)
     tokenizer.save_pretrained(out)

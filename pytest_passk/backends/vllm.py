@@ -94,17 +94,15 @@ class VllmBackend:
         device: str,
         tensor_parallel: int = 1,
         prompt_style: PromptStyle | None = None,
-        store: Path | None = None,
         progress: Callable[[str], None] | None = None,
         engine_args: dict[str, Any] | None = None,
     ) -> None:
-        """``device`` is ``"cuda"`` or ``"cpu"``; ``store`` holds converted models (SmolLM2)."""
+        """``device`` is ``"cuda"`` or ``"cpu"``; ``engine_args`` go to ``vllm.LLM`` as they are."""
         self._model_id = model_id
         self._source = source
         self._device = device
         self._tensor_parallel = tensor_parallel
         self._style = prompt_style or _style_of(source)
-        self._store = store
         self._engine_args = dict(engine_args or {})
         #: Called with progress lines (model loading, samples done, tokens/s); rate-limit it.
         self.progress = progress
@@ -224,37 +222,14 @@ class VllmBackend:
         params: SamplingParams,
         sink: SampleSink | None,
     ) -> list[list[Completion]]:
-        from vllm import SamplingParams as VllmParams
-        from vllm.sampling_params import RequestOutputKind
-
         engine = llm.llm_engine
         results: list[list[Completion | None]] = [[None] * r.n for r in requests]
         where: dict[str, tuple[int, int]] = {}
-        prompt_ids: dict[RenderedPrompt, list[int]] = {}
         total = sum(r.n for r in requests)
         started = time.monotonic()
-        for position, request in enumerate(requests):
-            ids = prompt_ids.get(request.prompt)
-            if ids is None:
-                ids = prompt_ids[request.prompt] = self._prompt_ids(request.prompt)
-            for offset in range(request.n):
-                index = request.start + offset
-                self._requests += 1
-                request_id = f"passk-{self._requests}"
-                where[request_id] = (position, offset)
-                sampling = VllmParams(
-                    n=1,
-                    temperature=params.temperature,
-                    top_p=params.top_p,
-                    max_tokens=params.max_tokens,
-                    seed=sample_seed(params.seed, index),
-                    stop=list(request.prompt.stop) or None,
-                    # As LLM.generate does: one output per finished sample, none per step.
-                    output_kind=RequestOutputKind.FINAL_ONLY,
-                )
-                engine.add_request(request_id, {"prompt_token_ids": ids}, sampling)
         done = prompt_tokens = completion_tokens = 0
         try:
+            self._submit(engine, requests, params, where)
             while engine.has_unfinished_requests():
                 for output in engine.step():
                     if not output.finished or output.request_id not in where:
@@ -281,10 +256,13 @@ class VllmBackend:
                     if sink is not None:
                         sink(position, request.start + offset, completion)
                     self._report(done, total, completion_tokens, started)
-        except BaseException:
-            # A sink error or an interrupt: drop what is still queued, so the engine is idle.
+        except BaseException as exc:
+            # A refused request, a sink error or an interrupt: drop what is still queued, so the
+            # engine is idle for the next call.
             if where:
                 engine.abort_request(list(where))
+            if isinstance(exc, ValueError):  # vLLM's refusal of a request (a prompt too long)
+                raise BackendError(f"vLLM refused a request: {_one_line(exc)}") from exc
             raise
         finally:
             seconds = time.monotonic() - started
@@ -300,6 +278,39 @@ class VllmBackend:
         if missing:
             raise BackendError(f"vLLM finished without samples for {', '.join(missing)}")
         return [[c for c in got if c is not None] for got in results]
+
+    def _submit(
+        self,
+        engine: Any,
+        requests: Sequence[GenerationRequest],
+        params: SamplingParams,
+        where: dict[str, tuple[int, int]],
+    ) -> None:
+        """Queue one engine request per sample index; ``where`` maps their ids to positions."""
+        from vllm import SamplingParams as VllmParams
+        from vllm.sampling_params import RequestOutputKind
+
+        prompt_ids: dict[RenderedPrompt, list[int]] = {}
+        for position, request in enumerate(requests):
+            ids = prompt_ids.get(request.prompt)
+            if ids is None:
+                ids = prompt_ids[request.prompt] = self._prompt_ids(request.prompt)
+            for offset in range(request.n):
+                index = request.start + offset
+                self._requests += 1
+                request_id = f"passk-{self._requests}"
+                where[request_id] = (position, offset)
+                sampling = VllmParams(
+                    n=1,
+                    temperature=params.temperature,
+                    top_p=params.top_p,
+                    max_tokens=params.max_tokens,
+                    seed=sample_seed(params.seed, index),
+                    stop=list(request.prompt.stop) or None,
+                    # As LLM.generate does: one output per finished sample, none per step.
+                    output_kind=RequestOutputKind.FINAL_ONLY,
+                )
+                engine.add_request(request_id, {"prompt_token_ids": ids}, sampling)
 
     def _report(self, done: int, total: int, tokens: int, started: float) -> None:
         now = time.monotonic()

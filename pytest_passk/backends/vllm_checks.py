@@ -354,5 +354,4 @@ def _build(model: ModelSpec, context: BackendContext, device: str) -> Backend:
         source,
         device=device,
         tensor_parallel=tensor_parallel,
-        store=_store(context),
     )

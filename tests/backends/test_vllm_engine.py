@@ -14,6 +14,7 @@ import pytest
 
 from pytest_passk.backends import Completion, GenerationRequest, SamplingParams
 from pytest_passk.backends.vllm import VllmBackend
+from pytest_passk.errors import BackendError
 from pytest_passk.prompts import CompletionForm, PromptStyle, RenderedPrompt
 
 pytestmark = pytest.mark.vllm
@@ -145,6 +146,16 @@ def test_a_sink_error_aborts_the_batch_and_the_engine_stays_usable(engine: VllmB
         engine.generate([GenerationRequest("x", PLAIN, 8)], PARAMS, sink)
     again = engine.generate([GenerationRequest("x", PLAIN, 2)], PARAMS)
     assert [len(batch) for batch in again] == [2]
+
+
+def test_a_prompt_longer_than_the_context_is_a_backend_error(engine: VllmBackend) -> None:
+    long = RenderedPrompt(PromptStyle.COMPLETION, "x = 1\n" * 3000, (), ())
+    with pytest.raises(BackendError, match="vLLM refused a request: "):
+        engine.generate(
+            [GenerationRequest("ok", PLAIN, 2), GenerationRequest("long", long, 1)], PARAMS
+        )
+    # What was queued before the refusal was dropped: the engine is idle and usable.
+    assert [len(b) for b in engine.generate([GenerationRequest("ok", PLAIN, 2)], PARAMS)] == [2]
 
 
 def _children() -> set[int]:

@@ -82,7 +82,7 @@ def test_kill_mid_batch_keeps_every_received_sample(run_dir: Path, tiny_model: P
         stderr=subprocess.STDOUT,
         start_new_session=True,  # its own process group: the kill takes the engine too
     )
-    deadline = time.monotonic() + 300
+    deadline = time.monotonic() + 900  # engine start: 30-60 s, minutes on a loaded machine
     received = 0
     while time.monotonic() < deadline and run.poll() is None:
         received = stored(run_dir)
