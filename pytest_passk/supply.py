@@ -104,6 +104,10 @@ class SampleSupply:
                 )
             except PassKError as exc:
                 raise pytest.UsageError(MODEL_ERROR.format(label=model.label, error=exc)) from None
+            backend = self._backends[model.label]
+            # Backends that load a model say so (loading, tokens/s); they rate-limit themselves.
+            if getattr(backend, "progress", False) is None:
+                backend.progress = lambda line: self._progress.say(line, force=True)  # type: ignore[attr-defined]
         return self._backends[model.label]
 
     def close(self) -> None:

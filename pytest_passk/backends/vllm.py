@@ -13,6 +13,7 @@ vLLM and torch are imported only when the engine starts.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import hashlib
 import json
@@ -33,12 +34,13 @@ from pytest_passk.backends import (
     smollm2,
 )
 from pytest_passk.backends.vllm_checks import GPU_MEMORY_UTILIZATION, ModelSource
-from pytest_passk.errors import BackendError
+from pytest_passk.errors import BackendError, PassKError
 from pytest_passk.prompts import CompletionForm, PromptStyle, RenderedPrompt
 
 __all__ = ["ENGINE_FAILED", "EngineStats", "VllmBackend", "sample_seed"]
 
 ENGINE_FAILED = "vLLM could not start {model}: {error}"
+ENGINE_DIED = "the vLLM engine failed while generating: {error} (its log above says why)"
 LOADING = "passk: loading {model} into vLLM ({device})"
 LOADED = "passk: {model} loaded in {seconds:.0f} s"
 GENERATING = "passk: {model}: {done}/{total} samples, {rate:.0f} tokens/s"
@@ -47,6 +49,8 @@ GENERATING = "passk: {model}: {done}/{total} samples, {rate:.0f} tokens/s"
 DEFAULT_MAX_MODEL_LEN = 8192
 #: The CPU engine's KV cache in GiB when the user has not chosen (vLLM's own default is 4).
 CPU_KVCACHE_GIB = "1"
+#: vLLM's step and start timeouts on the CPU, in seconds (its defaults: 300 and 600).
+CPU_SLOW_TIMEOUT = "1800"
 #: Seconds the engine gets to stop by itself before its processes are killed.
 SHUTDOWN_SECONDS = 10.0
 #: Seconds between two progress lines while generating.
@@ -174,9 +178,15 @@ class VllmBackend:
         if self._source.from_gguf:
             assert path is not None  # a GGUF source always names its folder
             smollm2.convert(path, self._say)
+        # Set before vLLM is imported and its engine process starts: both read them then.
+        # vLLM's INFO lines (dozens per start) would bury pytest's output; the user may ask.
+        os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
         if self._device == "cpu":
-            # Set before the engine process starts: it reads them at import time.
             os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", CPU_KVCACHE_GIB)
+            # The CPU engine compiles its kernels during its first steps; on a small, busy
+            # machine that outlasts vLLM's 5-minute step timeout, which kills the engine.
+            for name in ("VLLM_EXECUTE_MODEL_TIMEOUT_SECONDS", "VLLM_ENGINE_READY_TIMEOUT_S"):
+                os.environ.setdefault(name, CPU_SLOW_TIMEOUT)
         self._say(LOADING.format(model=self._model_id, device=self._device))
         started = time.monotonic()
         self._children_before = {child.pid or 0 for child in multiprocessing.active_children()}
@@ -195,6 +205,12 @@ class VllmBackend:
         max_len = _model_max_len(path)
         if max_len is not None:
             args["max_model_len"] = min(max_len, max(DEFAULT_MAX_MODEL_LEN, needed))
+        if self._device == "cpu":
+            # vLLM 0.32's CPU worker crashes ("CPU Generator does not use offset") when a seeded
+            # request's prompt is prefilled in chunks, which big batches cause: prefill whole.
+            args.setdefault("max_model_len", max(DEFAULT_MAX_MODEL_LEN, needed))
+            args["enable_chunked_prefill"] = False
+            args["max_num_batched_tokens"] = args["max_model_len"]
         args.update(self._engine_args)
         self._llm = _start(args)
         self._tokenizer = self._llm.get_tokenizer()
@@ -257,13 +273,16 @@ class VllmBackend:
                         sink(position, request.start + offset, completion)
                     self._report(done, total, completion_tokens, started)
         except BaseException as exc:
-            # A refused request, a sink error or an interrupt: drop what is still queued, so the
-            # engine is idle for the next call.
+            # A refused request, a sink error, an interrupt or a dead engine: drop what is still
+            # queued, so the engine is idle for the next call.
             if where:
-                engine.abort_request(list(where))
+                with contextlib.suppress(Exception):  # a dead engine cannot abort
+                    engine.abort_request(list(where))
+            if isinstance(exc, PassKError) or not isinstance(exc, Exception):
+                raise
             if isinstance(exc, ValueError):  # vLLM's refusal of a request (a prompt too long)
                 raise BackendError(f"vLLM refused a request: {_one_line(exc)}") from exc
-            raise
+            raise BackendError(ENGINE_DIED.format(error=_one_line(exc))) from exc
         finally:
             seconds = time.monotonic() - started
             self._stats = _add(
