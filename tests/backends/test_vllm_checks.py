@@ -8,9 +8,9 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import resource
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -67,28 +67,30 @@ def test_no_gpu_fails_fast_with_the_fix(tmp_path: Path, no_gpu: None) -> None:
     )
 
 
-def test_llama_without_gpu_is_a_usage_error_in_under_two_seconds(
+def test_llama_without_gpu_is_a_usage_error_that_imports_neither_vllm_nor_torch(
     pytester: pytest.Pytester,
 ) -> None:
     pytester.makepyfile(test_x="def test_x():\n    pass\n")
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
-    started = time.monotonic()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", "--passk=1", "--model=llama3.1", "-p", "no:cacheprovider"],
+        [sys.executable, "-X", "importtime", "-m", "pytest", "--passk=1", "--model=llama3.1"],
         cwd=pytester.path,
         env=env,
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=300,
     )
-    elapsed = time.monotonic() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     assert result.returncode == pytest.ExitCode.USAGE_ERROR
     assert "needs an NVIDIA GPU and none is visible here" in result.stderr
     assert "--model=smollm2" in result.stderr
     assert "Traceback" not in result.stderr
-    # Generous for a loaded 2-core machine; what matters is that vLLM and torch stay unimported.
-    assert elapsed < 10, elapsed
-    assert "vllm" not in result.stdout.lower().replace("--model=", "")
+    # What makes it fast (well under 2 s on an idle machine): neither vLLM nor torch is imported.
+    imported = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines()}
+    assert not {"vllm", "torch", "transformers"} & imported
+    assert cpu < 10, cpu  # CPU seconds, generous: a busy machine stretches wall time, not this
 
 
 def test_missing_model_folder(tmp_path: Path) -> None:
