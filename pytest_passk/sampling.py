@@ -137,6 +137,10 @@ class SampleSupply:
                 )
             except PassKError as exc:
                 raise _model_error(model, exc) from None
+            backend = self._backends[model.label]
+            # A backend that loads a model says so (loading, tokens/s), rate-limiting itself.
+            if getattr(backend, "progress", False) is None:
+                backend.progress = lambda line: self._progress.say(line, force=True)  # type: ignore[attr-defined]
         return self._backends[model.label]
 
     def close(self) -> None:

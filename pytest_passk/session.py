@@ -108,7 +108,9 @@ class PassKSession:
         self._role: Role | None = None
         self.progress = Progress(self._write_line if not self._is_worker() else None)
         context = BackendContext(
-            base_dir=Path(config.invocation_params.dir), base_url=settings.base_url
+            base_dir=Path(config.invocation_params.dir),
+            base_url=settings.base_url,
+            store_dir=settings.store,
         )
         workerinput = getattr(config, "workerinput", {})
         self.started = float(workerinput.get(STARTED_KEY, time.time()))

@@ -63,6 +63,8 @@ class BackendContext:
 
     base_dir: Path
     base_url: str | None = None
+    #: The sample store (``--passk-store``); models converted for a backend are kept under it.
+    store_dir: Path | None = None
 
 
 @dataclass(frozen=True, slots=True)

