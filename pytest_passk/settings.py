@@ -19,12 +19,15 @@ import pytest
 from pytest_passk.backends import SamplingParams
 from pytest_passk.backends.registry import DEFAULT_MODEL, ModelSpec, resolve_model
 from pytest_passk.errors import ModelSpecError
+from pytest_passk.pricing import PriceError, PriceTable, parse_prices
 
 __all__ = ["Settings", "add_options"]
 
 DEFAULT_TIMEOUT = 5.0
 DEFAULT_FILES = ("passk_*.jsonl", "passk_*.jsonl.gz")
 DEFAULT_STORE = ".passk"
+DEFAULT_CONCURRENCY = 16
+DEFAULT_REQUEST_TIMEOUT = 600.0
 ISOLATION_LEVELS = ("auto", "process", "namespaces", "strict")
 
 BAD_VALUE = "{source}={value!r}: {problem}; {fix}"
@@ -129,6 +132,26 @@ OPTIONS = (
         "Base URL of an OpenAI-compatible server (default: $OPENAI_BASE_URL)",
         "URL",
     ),
+    Option(
+        ("--passk-concurrency",),
+        "passk_concurrency",
+        f"Concurrent requests to an API backend (default: {DEFAULT_CONCURRENCY})",
+        "N",
+    ),
+    Option(
+        ("--passk-request-timeout",),
+        "passk_request_timeout",
+        f"Timeout per API request in seconds (default: {DEFAULT_REQUEST_TIMEOUT:g})",
+        "S",
+    ),
+    Option(
+        ("--passk-openai-batch",),
+        "passk_openai_batch",
+        "Sample through OpenAI's Batch API (half price; a pending batch is collected by the "
+        "next run)",
+        "",
+        action="store_true",
+    ),
 )
 
 
@@ -137,13 +160,9 @@ def add_options(parser: pytest.Parser) -> None:
     group = parser.getgroup("passk", "pass@k sampling of LLM-generated code (pytest-passk)")
     for option in OPTIONS:
         dest = option.ini
+        extra = {"metavar": option.metavar} if option.action != "store_true" else {}
         group.addoption(
-            *option.flags,
-            action=option.action,
-            dest=dest,
-            default=None,
-            metavar=option.metavar,
-            help=option.help,
+            *option.flags, action=option.action, dest=dest, default=None, help=option.help, **extra
         )
         parser.addini(dest, option.help.replace("%%", "%"), type="string", default=None)
     parser.addini(
@@ -155,6 +174,12 @@ def add_options(parser: pytest.Parser) -> None:
     parser.addini(
         "passk_models",
         "Model aliases, one 'name = PROVIDER:MODEL' per line",
+        type="linelist",
+        default=[],
+    )
+    parser.addini(
+        "passk_prices",
+        "Prices in USD per 1M tokens, one 'MODEL = INPUT OUTPUT' per line",
         type="linelist",
         default=[],
     )
@@ -179,6 +204,14 @@ class Settings:
     rootdir: Path
     #: Required sandbox level (``process``, ``namespaces``, ``strict``); ``None`` = strongest.
     isolation: str | None = None
+    #: Concurrent requests to an API backend.
+    concurrency: int = DEFAULT_CONCURRENCY
+    #: Seconds per API request.
+    request_timeout: float = DEFAULT_REQUEST_TIMEOUT
+    #: Sample through OpenAI's Batch API.
+    openai_batch: bool = False
+    #: Prices by model (ini ``passk_prices`` over the built-in table), USD per 1M tokens.
+    prices: PriceTable = dataclasses.field(default_factory=lambda: PriceTable.with_overrides({}))
 
     @property
     def sampling_mode(self) -> bool:
@@ -246,6 +279,11 @@ class Settings:
             base_url=reader.get("passk_base_url", str) or os.environ.get("OPENAI_BASE_URL") or None,
             files=tuple(config.getini("passk_files")),
             rootdir=rootdir,
+            concurrency=reader.get("passk_concurrency", _positive_int) or DEFAULT_CONCURRENCY,
+            request_timeout=reader.get("passk_request_timeout", _positive_float)
+            or DEFAULT_REQUEST_TIMEOUT,
+            openai_batch=bool(reader.get("passk_openai_batch", _flag_value)),
+            prices=_prices(config.getini("passk_prices")),
         )
 
 
@@ -372,6 +410,21 @@ def _isolation(text: str) -> str | None:
     if text not in ISOLATION_LEVELS:
         raise ValueError("unknown isolation level|choose one of " + ", ".join(ISOLATION_LEVELS))
     return None if text == "auto" else text
+
+
+def _flag_value(text: str) -> bool:
+    if text.lower() in ("1", "true", "yes", "on"):
+        return True
+    if text.lower() in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError("not a boolean|write true or false")
+
+
+def _prices(lines: list[str]) -> PriceTable:
+    try:
+        return PriceTable.with_overrides(parse_prices(lines))
+    except PriceError as exc:
+        raise pytest.UsageError(str(exc)) from None
 
 
 def _parse_aliases(lines: list[str]) -> Mapping[str, str]:

@@ -69,8 +69,14 @@ class SampleSupply:
     # -- backends ------------------------------------------------------------------------------
 
     def _context(self) -> BackendContext:
+        settings = self._settings
         return BackendContext(
-            base_dir=Path(self._config.invocation_params.dir), base_url=self._settings.base_url
+            base_dir=Path(self._config.invocation_params.dir),
+            base_url=settings.base_url,
+            concurrency=settings.concurrency,
+            request_timeout=settings.request_timeout,
+            openai_batch=settings.openai_batch,
+            store=settings.store,
         )
 
     def check_models(self) -> None:

