@@ -164,6 +164,7 @@ class OpenAIBackend:
         self._request_timeout = request_timeout
         self._retry = retry or RetryPolicy()
         self._max_choices = max(1, max_choices)
+        self._probed = False
         self.stats = RequestStats()
 
     @property
@@ -192,6 +193,14 @@ class OpenAIBackend:
         """
         probe(self._target)
 
+    def probe_once(self) -> None:
+        """:meth:`probe` before the first request of this backend (a run that finds every
+        sample in the store never contacts the server).
+        """
+        if not self._probed:
+            self.probe()
+            self._probed = True
+
     def generate(
         self,
         requests: Sequence[GenerationRequest],
@@ -207,6 +216,7 @@ class OpenAIBackend:
         """
         if not requests:
             return []
+        self.probe_once()
         return run_coroutine(_Generation(self, requests, params, sink).run())
 
     def close(self) -> None:
@@ -559,20 +569,20 @@ def run_coroutine(coroutine: Coroutine[Any, Any, T]) -> T:
 
 
 def build_openai_backend(target: ServerTarget, context: BackendContext) -> Backend:
-    """Check, probe and build the backend for ``target`` with the run's settings.
+    """Check and build the backend for ``target`` with the run's settings.
+
+    The backend probes the server (one cheap request, a few seconds at most) before its first
+    sample, so a run that finds every sample in the store needs no server.
 
     Raises:
-        BackendUnavailable: no ``openai`` package, no key, a refused key, an unknown model or no
-            server (the probe costs one cheap request and at most a few seconds).
+        BackendUnavailable: no ``openai`` package, or no key and no server named.
 
     """
     check_target(target)
-    backend = OpenAIBackend(
-        target, concurrency=context.concurrency, request_timeout=context.request_timeout
-    )
-    backend.probe()
     if context.openai_batch:
         from pytest_passk.backends.openai_batch import BatchBackend
 
         return BatchBackend(target, context.store, wait=context.batch_wait)
-    return backend
+    return OpenAIBackend(
+        target, concurrency=context.concurrency, request_timeout=context.request_timeout
+    )

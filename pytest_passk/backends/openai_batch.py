@@ -30,6 +30,7 @@ from pytest_passk.backends.openai_client import (
     NO_KEY_PLACEHOLDER,
     OpenAIEndpoint,
     ServerTarget,
+    probe,
     scrub,
 )
 from pytest_passk.errors import BackendError, BackendUnavailable
@@ -107,6 +108,7 @@ class BatchBackend:
         self._max_poll_interval = max_poll_interval
         self._sleep = sleep
         self.stats = RequestStats()
+        self._probed = False
         #: Batches this backend submitted (ids), for tests and the summary.
         self.submitted: list[str] = []
 
@@ -141,6 +143,11 @@ class BatchBackend:
         """
         import openai
 
+        if not requests:
+            return []
+        if not self._probed:
+            probe(self._target)
+            self._probed = True
         run = _BatchRun(self, requests, params, sink)
         client = openai.OpenAI(
             api_key=self._target.api_key or NO_KEY_PLACEHOLDER, base_url=self._target.base_url
