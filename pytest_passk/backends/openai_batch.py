@@ -12,6 +12,7 @@ are submitted again by the next run.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections.abc import Callable, Sequence
@@ -328,10 +329,15 @@ class _BatchRun:
             for line in client.files.content(file_id).text.splitlines():
                 if line.strip():
                     self._collect_line(json.loads(line), by_id, model, item)
-        # Forget the batch once every sample it holds was asked for now (and so is stored);
-        # a batch that also holds samples of tasks not selected in this run stays for later.
+        # Lines asked for now are stored now; lines of tasks not selected in this run stay in
+        # the ledger for the run that selects them. The batch is forgotten when none is left.
         wanted = {(s, i) for p, s in enumerate(self.streams) for i in self.wanted(p)}
-        if all((e.stream, i) in wanted for e in item.batch.entries for i in e.indices):
+        left = tuple(
+            e for e in item.batch.entries if not all((e.stream, i) in wanted for i in e.indices)
+        )
+        if left:
+            self.backend._ledger.add(dataclasses.replace(item.batch, entries=left))
+        else:
             self.backend._ledger.remove(item.batch.batch_id)
 
     def _collect_line(

@@ -294,3 +294,17 @@ def test_the_key_reaches_no_file_log_or_candidate(tmp_path: Path) -> None:
     assert leaks == []
     report = json.loads((tmp_path / "report.json").read_text())
     assert key not in json.dumps(report)
+
+
+def test_batch_mode_through_the_plugin(tmp_path: Path, server: ScriptedOpenAI) -> None:
+    write_tasks(tmp_path, count=2)
+    result = run(tmp_path, server.url, "--passk-openai-batch", "--passk-n=4", "--passk=1")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "2 passed" in result.stdout
+    assert len(server.state.batches) == 1
+    assert server.state.completion_requests == 2  # the two request lines, run by the batch
+    group = SampleStore(tmp_path / "store").groups()[0]
+    samples = [s for stream in group.streams for s in stream.samples.values()]
+    assert len(samples) == 8
+    assert all(s.completion.metadata["batch"] is True for s in samples)
+    assert not (tmp_path / "store" / "batches" / "openai.jsonl").read_bytes()
