@@ -11,6 +11,10 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pytest_passk.backends import Completion
 
 __all__ = [
     "BAD_PRICE_LINE",
@@ -19,6 +23,7 @@ __all__ = [
     "Price",
     "PriceError",
     "PriceTable",
+    "cost_per_solved_task",
     "cost_usd",
     "parse_prices",
 ]
@@ -84,6 +89,18 @@ class PriceTable:
             return None
         return price.cost(prompt_tokens, completion_tokens, batch=batch)
 
+    def samples_cost(self, model: str, samples: Iterable[Completion]) -> float | None:
+        """USD for ``samples`` of ``model`` (those drawn through the Batch API at half price),
+        or ``None`` when the price is unknown.
+        """
+        price = self.lookup(model)
+        if price is None:
+            return None
+        return sum(
+            price.cost(s.prompt_tokens, s.completion_tokens, batch=s.metadata.get("batch") is True)
+            for s in samples
+        )
+
 
 def cost_usd(
     model: str,
@@ -98,6 +115,13 @@ def cost_usd(
     """
     table = PriceTable.with_overrides(prices or {})
     return table.cost_usd(model, prompt_tokens, completion_tokens, batch)
+
+
+def cost_per_solved_task(cost: float | None, solved: int) -> float | None:
+    """A model's cost divided by its solved tasks (c >= 1); ``None`` when unknown or none solved."""
+    if cost is None or solved <= 0:
+        return None
+    return cost / solved
 
 
 def parse_prices(lines: Iterable[str], where: str = "ini passk_prices") -> dict[str, Price]:

@@ -2,15 +2,18 @@ from __future__ import annotations
 
 import pytest
 
+from pytest_passk.backends import Completion
 from pytest_passk.pricing import (
     BAD_PRICE_LINE,
     BUILTIN_PRICES,
     Price,
     PriceError,
     PriceTable,
+    cost_per_solved_task,
     cost_usd,
     parse_prices,
 )
+from pytest_passk.prompts import CompletionForm
 
 
 def test_builtin_prices_of_the_aliases() -> None:
@@ -63,3 +66,25 @@ def test_a_bad_line_names_where_what_and_how(line: str, problem: str) -> None:
     assert str(failure.value) == BAD_PRICE_LINE.format(
         where="ini passk_prices line 2", problem=problem, line=line
     )
+
+
+def test_cost_of_samples_counts_batch_samples_at_half() -> None:
+    live = Completion("x", CompletionForm.CHAT, prompt_tokens=1000, completion_tokens=2000)
+    batch = Completion(
+        "x",
+        CompletionForm.CHAT,
+        prompt_tokens=1000,
+        completion_tokens=2000,
+        metadata={"batch": True},
+    )
+    table = PriceTable.with_overrides({})
+    one = (1000 * 2.50 + 2000 * 10.00) / 1e6
+    assert table.samples_cost("openai:gpt-4o", [live, batch]) == pytest.approx(one * 1.5)
+    assert table.samples_cost("openai:unpriced", [live]) is None
+    assert table.samples_cost("gpt-4o", []) == 0.0
+
+
+def test_cost_per_solved_task() -> None:
+    assert cost_per_solved_task(1.5, 3) == pytest.approx(0.5)
+    assert cost_per_solved_task(1.5, 0) is None
+    assert cost_per_solved_task(None, 3) is None
