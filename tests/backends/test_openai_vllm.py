@@ -77,6 +77,8 @@ def _start(model_dir: Path, log: Path) -> tuple[subprocess.Popen[bytes], str]:
         "2048",
         "--seed",
         "0",
+        # No torch.compile warm-up: minutes on a busy two-core machine, nothing gained here.
+        "--enforce-eager",
     ]
     with log.open("ab") as output:
         process = subprocess.Popen(
@@ -98,7 +100,13 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 
 @pytest.fixture(scope="session")
 def vllm_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The base URL of a ``vllm serve`` of the tiny model (started once; retried once)."""
+    """The base URL of a ``vllm serve`` of the tiny model (started once; retried once).
+
+    ``PASSK_TEST_VLLM_URL`` names a server already running the tiny model instead.
+    """
+    if os.environ.get("PASSK_TEST_VLLM_URL"):
+        yield os.environ["PASSK_TEST_VLLM_URL"]
+        return
     from tests.support.tiny_llama import build_tiny_llama
 
     root = tmp_path_factory.mktemp("vllm-serve")
@@ -121,6 +129,13 @@ def vllm_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         _stop(process)
 
 
+@pytest.fixture(scope="session")
+def served(vllm_server: str) -> str:
+    """The model name the server serves (the first it lists)."""
+    with urllib.request.urlopen(f"{vllm_server}/models", timeout=10) as response:
+        return str(json.load(response)["data"][0]["id"])
+
+
 def chat(tasks: int, n: int) -> list[GenerationRequest]:
     return [
         GenerationRequest(
@@ -137,7 +152,7 @@ def chat(tasks: int, n: int) -> list[GenerationRequest]:
 PARAMS = SamplingParams(temperature=0.8, top_p=0.95, max_tokens=12, seed=1)
 
 
-def test_twenty_tasks_of_sixteen_through_the_fault_proxy(vllm_server: str) -> None:
+def test_twenty_tasks_of_sixteen_through_the_fault_proxy(vllm_server: str, served: str) -> None:
     plan = {
         2: Fault.RATE_LIMIT,
         4: Fault.SERVER_ERROR,
@@ -148,7 +163,7 @@ def test_twenty_tasks_of_sixteen_through_the_fault_proxy(vllm_server: str) -> No
     }
     got: list[tuple[int, int]] = []
     with FaultProxy(vllm_server, plan, retry_after=0.2, slow_delay=0.5) as proxy:
-        target = ServerTarget(SERVED, OpenAIEndpoint.CHAT, proxy.url, None)
+        target = ServerTarget(served, OpenAIEndpoint.CHAT, proxy.url, None)
         backend = OpenAIBackend(target, concurrency=8, retry=RetryPolicy(initial_delay=0.05))
         started = time.monotonic()
         batches = backend.generate(chat(20, 16), PARAMS, lambda p, i, c: got.append((p, i)))
@@ -167,8 +182,8 @@ def test_twenty_tasks_of_sixteen_through_the_fault_proxy(vllm_server: str) -> No
     print(f"vllm serve: 320 samples in {elapsed:.1f} s, {backend.stats.requests} requests sent")
 
 
-def test_seeds_make_samples_repeatable(vllm_server: str) -> None:
-    target = ServerTarget(SERVED, OpenAIEndpoint.CHAT, vllm_server, None)
+def test_seeds_make_samples_repeatable(vllm_server: str, served: str) -> None:
+    target = ServerTarget(served, OpenAIEndpoint.CHAT, vllm_server, None)
     backend = OpenAIBackend(target)
     first = backend.generate(chat(1, 4), PARAMS)[0]
     again = backend.generate(chat(1, 4), PARAMS)[0]
@@ -178,8 +193,8 @@ def test_seeds_make_samples_repeatable(vllm_server: str) -> None:
     assert [c.text for c in first] != [c.text for c in other]
 
 
-def test_completions_endpoint_with_stops_and_length_limit(vllm_server: str) -> None:
-    target = ServerTarget(SERVED, OpenAIEndpoint.COMPLETIONS, vllm_server, None)
+def test_completions_endpoint_with_stops_and_length_limit(vllm_server: str, served: str) -> None:
+    target = ServerTarget(served, OpenAIEndpoint.COMPLETIONS, vllm_server, None)
     backend = OpenAIBackend(target)
     prompt = RenderedPrompt(PromptStyle.COMPLETION, "def f(x):\n", (), COMPLETION_STOP)
     params = SamplingParams(temperature=1.0, top_p=1.0, max_tokens=8, seed=0)
@@ -191,7 +206,7 @@ def test_completions_endpoint_with_stops_and_length_limit(vllm_server: str) -> N
             assert sample.completion_tokens >= 1
 
 
-def test_probe_of_an_unknown_model_lists_the_served_one(vllm_server: str) -> None:
+def test_probe_of_an_unknown_model_lists_the_served_one(vllm_server: str, served: str) -> None:
     target = ServerTarget("gpt-nothing", OpenAIEndpoint.CHAT, vllm_server, None)
-    with pytest.raises(BackendUnavailable, match=f"it serves '{SERVED}'"):
+    with pytest.raises(BackendUnavailable, match=f"it serves '{served}'"):
         OpenAIBackend(target).probe()
