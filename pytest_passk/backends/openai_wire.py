@@ -45,6 +45,22 @@ class RequestStats:
     completion_tokens: int = 0
     undercounted_responses: int = 0
 
+    def summary(self) -> str:
+        """One line for the terminal: requests, retries, samples, tokens, undercounts."""
+        retries = sum(self.retried.values())
+        why = ", ".join(f"{count} {kind}" for kind, count in sorted(self.retried.items()))
+        line = (
+            f"{self.requests} requests ({retries} retried{': ' + why if why else ''}), "
+            f"{self.samples} samples, {self.prompt_tokens} prompt + "
+            f"{self.completion_tokens} completion tokens"
+        )
+        if self.undercounted_responses:
+            line += (
+                f"; {self.undercounted_responses} responses reported fewer completion tokens "
+                "than their choices used"
+            )
+        return line
+
 
 def sample_seed(seed: int, first_index: int) -> int:
     """The seed of the request whose first sample is ``first_index`` (stable, < 2**31)."""

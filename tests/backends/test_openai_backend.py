@@ -116,6 +116,11 @@ def test_twenty_tasks_of_sixteen_through_every_fault(
     assert sum(c.completion_tokens for c in samples) == proxy.stats.completion_tokens
     undercounted = [c for c in samples if c.metadata.get(USAGE_UNDERCOUNTED)]
     assert len(undercounted) == 16 and sampler.stats.undercounted_responses == 1
+    assert sampler.stats.summary() == (
+        "25 requests (4 retried: 2 connection, 1 rate_limit, 1 server_error), 320 samples, "
+        f"{proxy.stats.prompt_tokens} prompt + {proxy.stats.completion_tokens} completion "
+        "tokens; 1 responses reported fewer completion tokens than their choices used"
+    )
 
 
 def test_each_sample_reaches_the_sink_once_as_it_arrives(server: ScriptedOpenAI) -> None:
