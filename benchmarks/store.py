@@ -21,12 +21,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from pytest_passk.backends import Completion, GenerationRequest, SampleSink, SamplingParams
-from pytest_passk.generation import Sampler
 from pytest_passk.prompts import COMPLETION_STOP, CompletionForm, PromptStyle, RenderedPrompt
 from pytest_passk.results import Outcome
-from pytest_passk.sandbox import Job, Verdict
-from pytest_passk.sandbox.process import ProcessExecutor
-from pytest_passk.store import CachingExecutor, SampleStore, VerdictCache
+from pytest_passk.sandbox import ExecutorStats, Job, Verdict
+from pytest_passk.sandbox.cache import CachingExecutor, VerdictCache
+from pytest_passk.sandbox.pool import PoolExecutor
+from pytest_passk.store import SampleStore
+from pytest_passk.store.sampler import Sampler
 from pytest_passk.tasks import CheckTest
 
 BODY = "    result = []\n    for value in values:\n        if value % 2 == 0:\n" * 4
@@ -74,6 +75,13 @@ class NullExecutor:
 
     def run(self, jobs: Sequence[Job], progress: object = None) -> list[Verdict]:
         return [Verdict(Outcome.PASSED, "", "", 0.01) for _ in jobs]
+
+    def prefetch(self, jobs: Sequence[Job]) -> None:
+        pass
+
+    @property
+    def stats(self) -> ExecutorStats:
+        return ExecutorStats()
 
     def close(self) -> None:
         pass
@@ -130,7 +138,7 @@ def measure_execution(count: int) -> float:
         Job(f"def add(a, b):\n    return a + b + {i} - {i}\n", CHECK, "add", 5.0)
         for i in range(count)
     ]
-    executor = ProcessExecutor(1)
+    executor = PoolExecutor(1)
     try:
         executor.run(jobs[:2])  # warm the page cache
         started = time.perf_counter()

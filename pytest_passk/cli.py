@@ -16,6 +16,7 @@ import argparse
 import contextlib
 import fnmatch
 import json
+import os
 import shutil
 import sys
 from collections.abc import Sequence
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from pytest_passk.prompts import CompletionForm
+from pytest_passk.sandbox.cache import VERDICTS_DIR
 from pytest_passk.store import SampleStore, StoreError
 from pytest_passk.store.samples import GroupInfo, iter_samples
 
@@ -50,9 +52,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     store = SampleStore(Path(args.store) if args.store else _find_store(Path.cwd()))
     try:
         result: int = args.run(store, args, sys.stdout)
+        sys.stdout.flush()
     except StoreError as exc:
         print(f"pytest-passk: error: {exc}", file=sys.stderr)
         return 1
+    except BrokenPipeError:
+        # The reader went away (``pytest-passk list -v | head``): as quiet as any Unix tool.
+        # Python would complain again flushing stdout at exit, so point it at /dev/null.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
     return result
 
 
@@ -147,7 +156,7 @@ def _list(store: SampleStore, args: argparse.Namespace, out: TextIO) -> int:
                 gaps = len(indices) and indices[-1] + 1 - len(indices)
                 extra = f" ({gaps} missing below {indices[-1] + 1})" if gaps else ""
                 print(f"    {stream.task_id}: {len(indices)} samples{extra}", file=out)
-    verdicts = store.root / "verdicts"
+    verdicts = store.root / VERDICTS_DIR
     count = sum(_lines(path) for path in verdicts.glob("*.jsonl"))
     print(f"verdict cache: {count} records", file=out)
     return 0
@@ -206,7 +215,7 @@ def _prune(store: SampleStore, args: argparse.Namespace, out: TextIO) -> int:
         print(f"{verb} {group.group_id} ({group.model}, {samples} samples)", file=out)
     if not groups:
         print(NO_MATCH.format(store=store.root, filters=_describe(_filters(args))), file=out)
-    verdicts = store.root / "verdicts"
+    verdicts = store.root / VERDICTS_DIR
     if args.verdicts and verdicts.is_dir():
         if not args.dry_run:
             shutil.rmtree(verdicts)

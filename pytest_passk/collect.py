@@ -1,4 +1,10 @@
-"""Collection: tasks become pytest items, one per task and model (one per task in check mode)."""
+"""Collection: tasks become pytest items, one per task and model (one per task in check mode).
+
+An item does not judge itself: it asks the run's :class:`ItemJudge` (kept in
+``config.stash[JUDGE_KEY]`` by the session) for an
+:class:`~pytest_passk.evaluation.ItemDecision`, and passes, fails or skips from it. So this module
+never imports the session that conducts the run.
+"""
 
 from __future__ import annotations
 
@@ -6,25 +12,55 @@ import inspect
 import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pytest
+from _pytest._code.code import ExceptionChainRepr, ReprEntry, ReprFileLocation, ReprTraceback
 
 from pytest_passk.datasets import iter_dataset
 from pytest_passk.errors import TaskFormatError
-from pytest_passk.report import failure_text
+from pytest_passk.evaluation import Decision, ItemDecision
+from pytest_passk.report import failure_headline, failure_text, item_properties
 from pytest_passk.results import TaskResult
-from pytest_passk.settings import Settings
-from pytest_passk.stash import SETTINGS_KEY
+from pytest_passk.settings import SETTINGS_KEY, Settings
 from pytest_passk.tasks import FunctionTest, Task, TaskSpec
 
-__all__ = ["DatasetFile", "InvalidTask", "TaskFailed", "TaskItem", "items_for_function"]
+__all__ = [
+    "JUDGE_KEY",
+    "RESULT_KEY",
+    "DatasetFile",
+    "InvalidTask",
+    "ItemJudge",
+    "TaskFailed",
+    "TaskItem",
+    "items_for_function",
+]
 
+
+class ItemJudge(Protocol):
+    """Decides items; the run's session implements it."""
+
+    def judge(self, item: TaskItem) -> ItemDecision:
+        """Sample (or take the reference), execute and decide one item."""
+        ...
+
+    def ks(self) -> tuple[int, ...]:
+        """The k values of the item's JUnit properties."""
+        ...
+
+
+JUDGE_KEY = pytest.StashKey[ItemJudge]()
+#: An item's result, for its report (``pytest_runtest_makereport``).
+RESULT_KEY = pytest.StashKey[TaskResult]()
 IMPORT_PATH_KEY = pytest.StashKey[tuple[str, ...]]()
 
 
-class TaskFailed(Exception):
-    """Raised by :meth:`TaskItem.runtest` when the item's criterion is not met."""
+class TaskFailed(AssertionError):
+    """Raised by :meth:`TaskItem.runtest` when the item's criterion is not met.
+
+    An :class:`AssertionError`, so reporters that tell failures from errors (allure's "failed"
+    against "broken") see a task that misses its criterion as failed, like a failed assert.
+    """
 
     def __init__(self, result: TaskResult, note: str | None = None) -> None:
         super().__init__(f"{result.c}/{result.n} candidates passed")
@@ -43,17 +79,34 @@ class TaskItem(pytest.Item):
         self.add_marker("passk")
 
     def runtest(self) -> None:
-        """Sample, execute and judge; the run session does the work."""
-        from pytest_passk.session import session_of
-
-        session_of(self.config).run_item(self)
+        """Sample, execute and judge (the run's :class:`ItemJudge` does the work), then pass,
+        fail or skip from its decision.
+        """
+        judge = self.config.stash[JUDGE_KEY]
+        decision = judge.judge(self)
+        if decision.result is not None:
+            self.stash[RESULT_KEY] = decision.result
+            if decision.result.n:
+                self.user_properties.extend(item_properties(decision.result, judge.ks()))
+        if decision.decision is Decision.SKIPPED:
+            # Reported at the task's own file and line (-ra), not inside this plugin.
+            raise pytest.skip.Exception(decision.message or "", _use_item_location=True)
+        if decision.decision is Decision.ERROR:
+            pytest.fail(decision.message or "", pytrace=False)
+        if decision.decision is Decision.FAILED:
+            assert decision.result is not None
+            raise TaskFailed(decision.result, decision.message)
 
     def repr_failure(
         self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None
     ) -> str | Any:
-        """c/n with the outcome counts and the first failing candidate, not a traceback."""
+        """c/n with the outcome counts and the first failing candidate, not a traceback; in
+        the ``--tb`` style asked for (``line``: the one-line headline only; ``short``: without
+        the candidate's program).
+        """
         if isinstance(excinfo.value, TaskFailed):
-            return failure_text(excinfo.value.result, excinfo.value.note)
+            tbstyle = style or self.config.getoption("tbstyle", "auto")
+            return _failure_repr(self, excinfo.value, str(tbstyle))
         if isinstance(excinfo.value, TaskFormatError):
             return str(excinfo.value)
         return super().repr_failure(excinfo)
@@ -159,6 +212,25 @@ def _items(
             model=model.label,
             lineno=lineno,
         )
+
+
+def _failure_repr(item: TaskItem, failed: TaskFailed, style: str) -> ExceptionChainRepr:
+    """The failure as pytest's own exception representation: its text as one entry, and a
+    one-line crash message for ``--tb=line`` and the short test summary (``-vv``, CI). Made of
+    pytest's own classes so it survives pytest-xdist's report serialisation.
+    """
+    if style == "line":
+        lines: list[str] = []
+    else:
+        text = failure_text(failed.result, failed.note, listing=style != "short")
+        lines = text.splitlines()
+    headline = failure_headline(failed.result)
+    if failed.note:
+        headline = f"{headline}; {failed.note}"
+    path, lineno, _ = item.location
+    entry = ReprEntry(lines, None, None, None, "value")
+    crash = ReprFileLocation(path, (lineno or 0) + 1, headline)
+    return ExceptionChainRepr([(ReprTraceback([entry], None, "value"), crash, None)])
 
 
 def _name(task: Task) -> str:

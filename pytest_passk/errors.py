@@ -10,7 +10,9 @@
     ├── RecordingError       a replay file is unreadable or malformed (carries file:line)
     ├── StoreError           the sample store cannot be read, written or locked
     │   └── StoreLockTimeout     another process held a stream lock too long without progress
-    └── SandboxError         the sandbox itself failed (not the candidate)
+    ├── SandboxError         the sandbox itself failed (not the candidate)
+    │   └── SandboxUnavailable   the sandbox cannot start here (a required isolation level)
+    └── SamplesUnavailable   an item's samples could not be drawn (its message says why)
 """
 
 from __future__ import annotations
@@ -52,3 +54,11 @@ class StoreError(PassKError):
 
 class SandboxError(PassKError):
     """The sandbox failed to run a candidate for reasons that are not the candidate's fault."""
+
+
+class SandboxUnavailable(SandboxError):
+    """The sandbox cannot start here: a required isolation level is missing, or the OS refused."""
+
+
+class SamplesUnavailable(PassKError):
+    """Samples could not be drawn: a backend or the store failed (the message says which)."""

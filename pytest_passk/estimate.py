@@ -18,8 +18,10 @@ __all__ = [
     "Estimate",
     "ModelSummary",
     "aggregate",
+    "below",
     "bootstrap_interval",
     "pass_at_k",
+    "shown",
     "summarise_models",
 ]
 
@@ -50,6 +52,19 @@ def pass_at_k(n: int, c: int, k: int) -> float:
     if n - c < k:
         return 1.0
     return 1.0 - math.comb(n - c, k) / math.comb(n, k)
+
+
+def below(value: float, threshold: float) -> bool:
+    """Whether a pass@k fails a threshold: below it, or undefined (NaN: no task with n >= k).
+
+    The one rule behind a task's ``min_pass_at_k`` and ``--passk-fail-under``.
+    """
+    return not value >= threshold
+
+
+def shown(value: float) -> str:
+    """A pass@k in a message: four decimals, or ``undefined`` for NaN."""
+    return "undefined" if math.isnan(value) else f"{value:.4f}"
 
 
 @dataclass(frozen=True, slots=True)

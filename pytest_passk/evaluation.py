@@ -6,7 +6,9 @@ layout and comments, or the same text when it does not compile) inherit its verd
 
 from __future__ import annotations
 
+import enum
 import marshal
+import math
 import time
 import types
 import warnings
@@ -14,15 +16,81 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from pytest_passk.backends import Completion
-from pytest_passk.estimate import pass_at_k
+from pytest_passk.estimate import below, pass_at_k, shown
 from pytest_passk.prompts import build_program
 from pytest_passk.results import CandidateResult, Outcome, TaskResult, empty_counts
 from pytest_passk.sandbox import Executor, Job, Verdict
 from pytest_passk.tasks import Task
 
-__all__ = ["ItemIdentity", "Plan", "evaluate", "plan", "program_key"]
+__all__ = [
+    "BELOW_MIN",
+    "NO_REFERENCE",
+    "NO_SAMPLES",
+    "REFERENCE_FAILS",
+    "Decision",
+    "ItemDecision",
+    "ItemIdentity",
+    "Plan",
+    "decide",
+    "decide_reference",
+    "evaluate",
+    "plan",
+    "program_key",
+]
 
 NO_CODE = "no code found in the sample"
+NO_SAMPLES = "no samples for task {task_id} from {model}"
+NO_REFERENCE = (
+    "task {task_id} has no reference solution: give @passk.task(reference=...) "
+    "or a canonical_solution"
+)
+BELOW_MIN = "pass@{k} = {value} is below the task's min_pass_at_k={threshold:g}"
+REFERENCE_FAILS = (
+    "the reference solution does not pass the task's test in the sandbox (its error is below)"
+)
+
+
+class Decision(enum.Enum):
+    """What becomes of an item."""
+
+    PASSED = "passed"
+    FAILED = "failed"  # the task's criterion is not met: a failure like a failed assertion
+    SKIPPED = "skipped"  # nothing to judge (no samples; no reference in check mode)
+    ERROR = "error"  # the item could not be judged (samples could not be drawn)
+
+
+@dataclass(frozen=True, slots=True)
+class ItemDecision:
+    """An item's verdict, decided in the core; the pytest item raises or skips from it."""
+
+    decision: Decision
+    result: TaskResult | None = None
+    #: A line for the failure text (the threshold missed), or the skip or error reason.
+    message: str | None = None
+
+
+def decide(result: TaskResult, task: Task, max_k: int) -> ItemDecision:
+    """Sampling mode: passed when a candidate passed (c >= 1), or, for a task with
+    ``min_pass_at_k``, when pass@max(K) reaches it (undefined when n < max(K): failed).
+    """
+    if result.n == 0:
+        message = NO_SAMPLES.format(task_id=task.task_id, model=result.model)
+        return ItemDecision(Decision.SKIPPED, result, message)
+    if task.min_pass_at_k is not None:
+        value = pass_at_k(result.n, result.c, max_k) if result.n >= max_k else math.nan
+        if below(value, task.min_pass_at_k):
+            text = shown(value) + (" (n < k)" if math.isnan(value) else "")
+            note = BELOW_MIN.format(k=max_k, value=text, threshold=task.min_pass_at_k)
+            return ItemDecision(Decision.FAILED, result, note)
+        return ItemDecision(Decision.PASSED, result)
+    return ItemDecision(Decision.PASSED if result.c else Decision.FAILED, result)
+
+
+def decide_reference(result: TaskResult) -> ItemDecision:
+    """Check mode: passed when the task's reference solution passes its test."""
+    if result.c:
+        return ItemDecision(Decision.PASSED, result)
+    return ItemDecision(Decision.FAILED, result, REFERENCE_FAILS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,7 +239,7 @@ def summarise(
         n_requested=n_requested,
         c=c,
         outcomes=counts,
-        pass_at_k={str(k): pass_at_k(n, c, k) for k in ks if n >= k},
+        pass_at_k={k: pass_at_k(n, c, k) for k in ks if n >= k},
         distinct=distinct,
         prompt_tokens=sum(s.prompt_tokens for s in samples),
         completion_tokens=sum(s.completion_tokens for s in samples),

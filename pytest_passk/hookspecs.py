@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 if TYPE_CHECKING:
-    from pytest_passk.backends import Backend
-    from pytest_passk.backends.registry import BackendContext, ModelSpec
+    from pytest_passk.backends import Backend, BackendContext, ModelSpec
 
 
 @pytest.hookspec(firstresult=True)
@@ -37,4 +36,19 @@ def pytest_passk_providers(config: pytest.Config) -> list[str]:  # type: ignore[
 
         def pytest_passk_providers(config):
             return ["mylab"]
+    """
+
+
+@pytest.hookspec
+def pytest_passk_update_report(config: pytest.Config, report: dict[str, Any]) -> None:
+    """Add to (or amend) the JSON report before it is written to ``--passk-report``.
+
+    Called once, on the process that writes the report (the xdist controller under xdist),
+    after every result is in. ``report`` is the ``pytest-passk/report/v1`` document as plain
+    JSON data; add fields under a key of your own and change none of the documented ones.
+
+    Example::
+
+        def pytest_passk_update_report(config, report):
+            report["my_lab"] = {"commit": os.environ.get("GIT_COMMIT")}
     """

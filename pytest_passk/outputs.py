@@ -8,7 +8,6 @@ Suite properties are added before pytest's own ``pytest_sessionfinish`` writes t
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -16,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from pytest_passk.estimate import ModelSummary
+from pytest_passk.estimate import ModelSummary, below, shown
 from pytest_passk.report import json_report, sample_records, suite_properties
 from pytest_passk.results import TaskResult
 from pytest_passk.settings import Settings
@@ -40,7 +39,7 @@ def add_suite_properties(config: pytest.Config, summaries: Sequence[ModelSummary
 
 
 def write_report(
-    path: Path,
+    config: pytest.Config,
     settings: Settings,
     summaries: Sequence[ModelSummary],
     results: Sequence[TaskResult],
@@ -48,9 +47,11 @@ def write_report(
     *,
     complete: bool = True,
 ) -> None:
-    """The ``pytest-passk/report/v1`` JSON document; ``complete`` is false for a run that was
-    interrupted (Ctrl-C, ``-x``, ``--maxfail``), whose figures cover only the items that ran.
+    """The ``pytest-passk/report/v1`` JSON document at ``--passk-report``; ``complete`` is
+    false for a run that was interrupted (Ctrl-C, ``-x``, ``--maxfail``), whose figures cover only
+    the items that ran. Plugins may add to it through ``pytest_passk_update_report``.
     """
+    assert settings.report is not None
     meta = {
         "complete": complete,
         "mode": "sampling" if settings.sampling_mode else "check",
@@ -68,7 +69,8 @@ def write_report(
         "version": package_version(),
     }
     document = json_report(summaries, results, settings.ks or (1,), meta)
-    _write_text(path, json.dumps(document, indent=2) + "\n")
+    config.hook.pytest_passk_update_report(config=config, report=document)
+    _write_text(settings.report, json.dumps(document, indent=2) + "\n")
 
 
 def write_samples(path: Path, results: Sequence[TaskResult]) -> None:
@@ -85,10 +87,9 @@ def fail_under(settings: Settings, summaries: Sequence[ModelSummary]) -> list[st
     failures = []
     for summary in summaries:
         value = summary.estimates[k].value
-        if not value >= threshold:  # NaN (no task with n >= k) fails too
-            shown = "undefined" if math.isnan(value) else f"{value:.4f}"
+        if below(value, threshold):
             failures.append(
-                FAIL_UNDER.format(k=k, model=summary.label, value=shown, threshold=threshold)
+                FAIL_UNDER.format(k=k, model=summary.label, value=shown(value), threshold=threshold)
             )
     return failures
 

@@ -8,8 +8,7 @@ from typing import Any
 
 import pytest
 
-from pytest_passk.settings import Settings, add_options
-from pytest_passk.stash import SESSION_KEY, SETTINGS_KEY
+from pytest_passk.settings import SETTINGS_KEY, Settings, add_options
 from pytest_passk.tasks import task_spec_of
 
 
@@ -35,9 +34,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[SETTINGS_KEY] = settings
     from pytest_passk.session import PassKSession
 
-    session = PassKSession(config, settings)
-    config.stash[SESSION_KEY] = session
-    config.pluginmanager.register(session, "passk-session")
+    config.pluginmanager.register(PassKSession(config, settings), "passk-session")
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:

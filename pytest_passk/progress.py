@@ -1,45 +1,38 @@
-"""Progress lines for long phases, written through pytest's terminal reporter.
+"""Progress lines for long phases, rate-limited so a long run prints a line every few seconds.
 
-Rate-limited so a long run prints a line every few seconds, not one per candidate. xdist workers
-have no terminal: there, xdist's own per-item progress is what the user sees.
+Pure core: the shell hands :class:`Progress` a function that writes one line on pytest's terminal
+(or ``None`` where there is no terminal, as on xdist workers, whose users see xdist's own
+per-item progress).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
-import pytest
-
-__all__ = ["PROGRESS_EVERY", "Progress"]
+__all__ = ["PROGRESS_EVERY", "LineWriter", "Progress"]
 
 PROGRESS_EVERY = 5.0
+
+#: ``write(text, warning)`` writes one line; returns ``False`` when there is no terminal.
+LineWriter = Callable[[str, bool], bool]
 
 
 class Progress:
     """Writes at most one progress line per :data:`PROGRESS_EVERY` seconds (unless forced)."""
 
-    def __init__(self, config: pytest.Config, *, enabled: bool) -> None:
-        self._config = config
-        self._enabled = enabled
+    def __init__(self, write: LineWriter | None) -> None:
+        self._write = write
         self._last = 0.0
 
     def say(self, text: str, *, force: bool = False) -> None:
         """Write ``text`` on a line of its own, unless a line went out very recently."""
-        if not self._enabled:
-            return
-        reporter = self._config.pluginmanager.get_plugin("terminalreporter")
         now = time.monotonic()
-        if reporter is None or (not force and now - self._last < PROGRESS_EVERY):
+        if self._write is None or (not force and now - self._last < PROGRESS_EVERY):
             return
-        self._last = now
-        reporter.ensure_newline()
-        reporter.write_line(text)
+        if self._write(text, False):
+            self._last = now
 
     def warn(self, text: str) -> bool:
         """Write a warning line; ``False`` when there is no terminal to write it on."""
-        reporter = self._config.pluginmanager.get_plugin("terminalreporter")
-        if reporter is None or not self._enabled:
-            return False
-        reporter.ensure_newline()
-        reporter.write_line(f"passk: warning: {text}", yellow=True)
-        return True
+        return self._write is not None and self._write(f"passk: warning: {text}", True)

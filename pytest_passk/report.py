@@ -15,6 +15,7 @@ from pytest_passk.results import Outcome, TaskResult
 
 __all__ = [
     "REPORT_SCHEMA",
+    "failure_headline",
     "failure_text",
     "item_properties",
     "json_report",
@@ -50,9 +51,7 @@ def item_properties(result: TaskResult, ks: Sequence[int]) -> list[tuple[str, ob
         ("passk_n", result.n),
         ("passk_c", result.c),
     ]
-    props.extend(
-        (f"pass@{k}", _fmt(result.pass_at_k[str(k)])) for k in ks if str(k) in result.pass_at_k
-    )
+    props.extend((f"pass@{k}", _fmt(result.pass_at_k[k])) for k in ks if k in result.pass_at_k)
     return props
 
 
@@ -107,7 +106,7 @@ def summary_lines(
                 r.model,
                 str(r.n),
                 str(r.c),
-                *(_fmt(r.pass_at_k[str(k)]) if str(k) in r.pass_at_k else "n/a" for k in ks),
+                *(_fmt(r.pass_at_k[k]) if k in r.pass_at_k else "n/a" for k in ks),
                 outcome_counts(r.outcomes),
             ]
             for r in sorted(results, key=lambda r: (r.model, r.task_id))
@@ -162,7 +161,7 @@ def json_report(
             "nodeid": r.nodeid,
             "n": r.n,
             "c": r.c,
-            "pass_at_k": dict(r.pass_at_k),
+            "pass_at_k": {str(k): v for k, v in r.pass_at_k.items()},
             "outcomes": dict(r.outcomes),
             "n_requested": r.n_requested,
             "distinct_programs": r.distinct,
@@ -211,8 +210,22 @@ def sample_records(results: Sequence[TaskResult]) -> Iterator[dict[str, Any]]:
             }
 
 
-def failure_text(result: TaskResult, threshold_note: str | None = None) -> str:
-    """Why an item failed: c/n with the outcome counts, then the first failing candidate."""
+def failure_headline(result: TaskResult) -> str:
+    """One line: c/n with the outcome counts, and the first failing candidate's error."""
+    line = f"{result.c}/{result.n} candidates passed ({outcome_counts(result.outcomes)})"
+    failing = next((s for s in result.samples if s.outcome is not Outcome.PASSED), None)
+    if failing is not None and failing.message:
+        first = failing.message.splitlines()[0] if failing.message.strip() else ""
+        line += f"; sample {failing.index}: {first}"
+    return line
+
+
+def failure_text(
+    result: TaskResult, threshold_note: str | None = None, *, listing: bool = True
+) -> str:
+    """Why an item failed: c/n with the outcome counts, then the first failing candidate (with
+    its program unless ``listing`` is false, and the test's traceback).
+    """
     lines = [f"{result.c}/{result.n} candidates passed ({outcome_counts(result.outcomes)})"]
     if threshold_note:
         lines.append(threshold_note)
@@ -222,7 +235,7 @@ def failure_text(result: TaskResult, threshold_note: str | None = None) -> str:
         lines.append(f"first failing candidate: sample {failing.index} ({failing.outcome.value})")
         if failing.message:
             lines.append(f"  {failing.message}")
-        program = failing.program.splitlines()
+        program = failing.program.splitlines() if listing else []
         if program:
             lines.append("")
             shown = program[:PROGRAM_LINES]

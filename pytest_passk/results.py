@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["CandidateResult", "Outcome", "TaskResult"]
+__all__ = ["CandidateResult", "Outcome", "RunCounters", "TaskResult"]
 
 
 class Outcome(enum.Enum):
@@ -89,7 +89,8 @@ class TaskResult:
     n_requested: int
     c: int
     outcomes: dict[str, int]
-    pass_at_k: dict[str, float]
+    #: pass@k by k, for every k the task has enough samples for (JSON keys are strings).
+    pass_at_k: dict[int, float]
     distinct: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
@@ -109,7 +110,7 @@ class TaskResult:
             "n_requested": self.n_requested,
             "c": self.c,
             "outcomes": dict(self.outcomes),
-            "pass_at_k": dict(self.pass_at_k),
+            "pass_at_k": {str(k): v for k, v in self.pass_at_k.items()},
             "distinct": self.distinct,
             "tokens": {"prompt": self.prompt_tokens, "completion": self.completion_tokens},
             "cost_usd": self.cost_usd,
@@ -133,7 +134,7 @@ class TaskResult:
             n_requested=int(data["n_requested"]),
             c=int(data["c"]),
             outcomes={str(k): int(v) for k, v in data["outcomes"].items()},
-            pass_at_k={str(k): float(v) for k, v in data["pass_at_k"].items()},
+            pass_at_k={int(k): float(v) for k, v in data["pass_at_k"].items()},
             distinct=int(data.get("distinct", 0)),
             prompt_tokens=int(tokens.get("prompt", 0)),
             completion_tokens=int(tokens.get("completion", 0)),
@@ -142,3 +143,41 @@ class TaskResult:
             samples=tuple(CandidateResult.from_json(s) for s in data.get("samples", ())),
             first_failure_detail=str(data.get("first_failure_detail", "")),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class RunCounters:
+    """What one process did, added up over processes (xdist workers hand theirs over)."""
+
+    #: Samples asked of a backend, read from the store, and replayed from a recording.
+    drawn: int = 0
+    reused: int = 0
+    replayed: int = 0
+    #: Distinct programs handed to the verdict cache that it did not have, and those it had.
+    executed: int = 0
+    cached: int = 0
+    #: Programs the sandbox ran, of them timed out, runs retried after a harness failure, and
+    #: candidates judged by their task's reference run.
+    sandbox_executed: int = 0
+    timeouts: int = 0
+    retries: int = 0
+    reference_reused: int = 0
+
+    def __add__(self, other: RunCounters) -> RunCounters:
+        return RunCounters(
+            *(getattr(self, name) + getattr(other, name) for name in RunCounters.__slots__)
+        )
+
+    @property
+    def judged(self) -> bool:
+        """Whether any program went through the verdict cache (this run judged samples)."""
+        return bool(self.executed or self.cached)
+
+    def to_json(self) -> dict[str, int]:
+        """Plain data (xdist's ``workeroutput``)."""
+        return {name: getattr(self, name) for name in RunCounters.__slots__}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> RunCounters:
+        """The inverse of :meth:`to_json`; unknown keys are ignored."""
+        return cls(**{name: int(data.get(name, 0)) for name in RunCounters.__slots__})

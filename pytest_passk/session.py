@@ -1,32 +1,46 @@
-"""The run's plugin object: who does what where, and the hooks that tie the phases together.
+"""The run's conductor: who does what where, and the hooks that tie the phases together.
 
 :class:`PassKSession` is registered in ``pytest_configure`` (the pytest-xdist ``DSession``
-pattern). Processes that run items (the only process, or each xdist worker) start the sandbox
-pool, draw samples for their selected items up front (:mod:`pytest_passk.supply`), queue every
-program on the pool, then judge each item (:mod:`pytest_passk.runner`). The process that owns the
-terminal (the only process, or the xdist controller) receives every item's
-:class:`~pytest_passk.results.TaskResult` on its test report, aggregates, and writes the outputs
-(:mod:`pytest_passk.outputs`).
+pattern) and decides its :class:`Role` once, at session start. Processes that run items (the only
+process, or each xdist worker) start the sandbox pool, draw the samples of every collected item up
+front (:mod:`pytest_passk.sampling`), queue their programs (:mod:`pytest_passk.execution`) and
+judge each item when pytest runs it. The process that owns the terminal (the only process, or the
+xdist controller) receives every item's :class:`~pytest_passk.results.TaskResult` on its test
+report, aggregates, and writes the outputs (:mod:`pytest_passk.outputs`).
 """
 
 from __future__ import annotations
 
-from collections import Counter
+import enum
+import time
+import warnings
 from collections.abc import Generator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from pytest_passk.collect import TaskItem
+from pytest_passk.backends import Backend, BackendContext, ModelSpec
+from pytest_passk.collect import JUDGE_KEY, RESULT_KEY, TaskItem
+from pytest_passk.errors import PassKError, SamplesUnavailable
 from pytest_passk.estimate import ModelSummary, summarise_models
+from pytest_passk.evaluation import (
+    NO_REFERENCE,
+    Decision,
+    ItemDecision,
+    ItemIdentity,
+    decide,
+    decide_reference,
+)
+from pytest_passk.execution import Execution, ExecutionSetup, probe_sandbox, sandbox_report
 from pytest_passk.outputs import add_suite_properties, fail_under, write_report, write_samples
 from pytest_passk.progress import Progress
 from pytest_passk.report import summary_lines
-from pytest_passk.results import TaskResult
-from pytest_passk.runner import RESULT_KEY, ItemRunner
+from pytest_passk.results import RunCounters, TaskResult
+from pytest_passk.sampling import ItemToSample, SampleSupply, SamplingSetup
+from pytest_passk.sandbox import SandboxInfo
 from pytest_passk.settings import Settings
-from pytest_passk.stash import SESSION_KEY
-from pytest_passk.supply import SampleSupply
+from pytest_passk.store import SampleStore
 
 __all__ = [
     "REPLAYED_TOO",
@@ -34,7 +48,8 @@ __all__ = [
     "REPORT_ATTRIBUTE",
     "STORE_SUMMARY",
     "PassKSession",
-    "session_of",
+    "Role",
+    "StoreWarning",
 ]
 
 #: Key of the plain-JSON task result on a test report (survives pytest-xdist serialisation).
@@ -48,17 +63,40 @@ FAIL_UNDER_IGNORED = (
 )
 #: Key of a worker's counters in xdist's ``workeroutput``.
 COUNTERS_KEY = "passk_counters"
+#: Key of the run's start time in xdist's ``workerinput``.
+STARTED_KEY = "passk_started"
 REPLAY_SUMMARY = (
     "passk: {replayed} samples replayed from recordings (not stored); "
     "{executed} programs executed, {cached} verdicts from the cache"
+)
+INTERRUPTED_SAMPLING = (
+    "passk: interrupted while sampling; every sample received so far is kept in {store}, "
+    "and a rerun draws only the rest"
 )
 #: After :data:`STORE_SUMMARY` when some models were replayed and others drawn.
 REPLAYED_TOO = "passk: and {replayed} samples replayed from recordings (not stored)"
 
 
-def session_of(config: pytest.Config) -> PassKSession:
-    """The run's session object."""
-    return config.stash[SESSION_KEY]
+class StoreWarning(UserWarning):
+    """The sample store or the verdict cache found damaged records and repaired them."""
+
+
+class Role(enum.Enum):
+    """What this process does in the run."""
+
+    SOLO = "solo"  # runs every item and owns the terminal
+    CONTROLLER = "controller"  # the xdist controller: owns the terminal, runs no item
+    WORKER = "worker"  # an xdist worker: runs the items it is sent, has no terminal
+
+    @property
+    def runs_items(self) -> bool:
+        """Whether this process judges items."""
+        return self is not Role.CONTROLLER
+
+    @property
+    def reports(self) -> bool:
+        """Whether this process aggregates results and writes the outputs."""
+        return self is not Role.WORKER
 
 
 class PassKSession:
@@ -67,30 +105,132 @@ class PassKSession:
     def __init__(self, config: pytest.Config, settings: Settings) -> None:
         self.config = config
         self.settings = settings
-        self.progress = Progress(config, enabled=not self.is_worker)
-        self.supply = SampleSupply(config, settings, self.progress, fail_items=self.is_worker)
-        self.runner = ItemRunner(settings, self.supply, self.progress, runs_items=self.runs_items)
+        self._role: Role | None = None
+        self.progress = Progress(self._write_line if not self._is_worker() else None)
+        context = BackendContext(
+            base_dir=Path(config.invocation_params.dir),
+            base_url=settings.base_url,
+            concurrency=settings.concurrency,
+            request_timeout=settings.request_timeout,
+            openai_batch=settings.openai_batch,
+            store=settings.store,
+        )
+        workerinput = getattr(config, "workerinput", {})
+        self.started = float(workerinput.get(STARTED_KEY, time.time()))
+        self.supply = SampleSupply(
+            SamplingSetup(
+                settings.models,
+                settings.sampling,
+                settings.n,
+                settings.max_k,
+                context,
+                started=self.started,
+            ),
+            lambda: SampleStore(settings.store, warn=self.store_warning),
+            self.progress,
+            custom_backend=self._custom_backend,
+        )
+        self.execution = Execution(
+            ExecutionSetup(
+                workers=settings.workers,
+                timeout=settings.timeout,
+                isolation=settings.isolation,
+                store=settings.store,
+                hide=(str(settings.rootdir),),
+            ),
+            self.progress,
+            warn=self.store_warning,
+        )
+        self._probe: SandboxInfo | None = None
         self._results: dict[str, TaskResult] = {}
-        self._worker_counters: Counter[str] = Counter()
+        self._worker_counters = RunCounters()
         self._summaries: list[ModelSummary] = []
         self._failures: list[str] = []
+        config.stash[JUDGE_KEY] = self
 
     # -- roles ---------------------------------------------------------------------------------
 
-    @property
-    def is_worker(self) -> bool:
-        """Whether this process is a pytest-xdist worker."""
+    def _is_worker(self) -> bool:
         return hasattr(self.config, "workerinput")
 
     @property
-    def runs_items(self) -> bool:
-        """Whether this process runs items (not the xdist controller)."""
-        return not self.config.pluginmanager.has_plugin("dsession")
+    def role(self) -> Role:
+        """The role of this process, decided once (at session start, when xdist has registered)."""
+        if self._role is None:
+            if self._is_worker():
+                self._role = Role.WORKER
+            elif self.config.pluginmanager.has_plugin("dsession"):
+                self._role = Role.CONTROLLER
+            else:
+                self._role = Role.SOLO
+        return self._role
 
-    def run_item(self, item: TaskItem) -> None:
-        """Judge one item (called from :meth:`TaskItem.runtest`)."""
-        model = next((m for m in self.settings.models if m.label == item.model), None)
-        self.runner.run(item, model)
+    def _write_line(self, text: str, warning: bool) -> bool:
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is None:
+            return False
+        reporter.ensure_newline()
+        reporter.write_line(text, yellow=warning)
+        return True
+
+    def store_warning(self, message: str) -> None:
+        """Repairs of damaged records: on the terminal, else as a Python warning."""
+        if not self.progress.warn(message):
+            warnings.warn(StoreWarning(message), stacklevel=2)
+
+    def _custom_backend(self, model: ModelSpec, context: BackendContext) -> Backend | None:
+        backend: Backend | None = self.config.hook.pytest_passk_make_backend(
+            config=self.config, model=model, context=context
+        )
+        return backend
+
+    def _sandbox(self) -> SandboxInfo:
+        """Isolation of this run: the pool's where items run, else a one-worker probe's."""
+        try:
+            if self.role.runs_items:
+                return self.execution.info()
+            if self._probe is None:
+                self._probe = probe_sandbox(self.execution_setup())
+            return self._probe
+        except PassKError as exc:
+            raise pytest.UsageError(str(exc)) from None
+
+    def execution_setup(self) -> ExecutionSetup:
+        """The sandbox's settings (the probe uses them too)."""
+        s = self.settings
+        return ExecutionSetup(s.workers, s.timeout, s.isolation, s.store, (str(s.rootdir),))
+
+    # -- the ItemJudge protocol (collect.TaskItem calls these) ---------------------------------
+
+    def ks(self) -> tuple[int, ...]:
+        """The k values reported (``(1,)`` in check mode)."""
+        return self.settings.ks or (1,)
+
+    def judge(self, item: TaskItem) -> ItemDecision:
+        """Judge one item: its reference in check mode, its samples in sampling mode."""
+        if item.model is None:
+            try:
+                result = self.execution.evaluate_reference(item.task, item.nodeid)
+            except PassKError as exc:
+                raise pytest.UsageError(str(exc)) from None
+            if result is None:
+                return ItemDecision(
+                    Decision.SKIPPED, None, NO_REFERENCE.format(task_id=item.task.task_id)
+                )
+            return decide_reference(result)
+        model = next(m for m in self.settings.models if m.label == item.model)
+        try:
+            completions, requested = self.supply.take(_to_sample(item))
+        except SamplesUnavailable as exc:
+            return ItemDecision(Decision.ERROR, None, str(exc))
+        result = self.execution.evaluate(
+            item.task,
+            completions,
+            ItemIdentity(model.label, model.spec, item.nodeid),
+            ks=self.ks(),
+            n_requested=requested,
+        )
+        return decide(result, item.task, self.settings.max_k)
 
     # -- hooks ---------------------------------------------------------------------------------
 
@@ -101,10 +241,13 @@ class PassKSession:
         loads no model: its pool starts once tasks are collected.
         """
         if self.settings.sampling_mode and not self.config.option.collectonly:
-            self.runner.isolation()
+            self._sandbox()
         if self.settings.sampling_mode:
-            # After the pool: a plugin's backend is built here, and may load a model.
-            self.supply.check_models()
+            try:
+                # After the pool: a plugin's backend is built here, and may load a model.
+                self.supply.check_models()
+            except PassKError as exc:
+                raise pytest.UsageError(str(exc)) from None
 
     def pytest_report_header(self, config: pytest.Config) -> list[str]:
         """What this run samples and how it judges."""
@@ -136,63 +279,63 @@ class PassKSession:
     def _sandbox_header(self) -> str:
         if self.config.option.collectonly:
             return "passk: sandbox not started (--collect-only)"
-        isolation = self.runner.isolation()
-        return (
-            f"passk: isolation={isolation}, overhead={self.runner.overhead_ms()} ms per candidate"
-        )
+        info = self._sandbox()
+        return f"passk: isolation={info.isolation}, overhead={info.overhead_ms} ms per candidate"
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         """Check mode: start the pool only when there are tasks, and say how it isolates."""
         if self.settings.sampling_mode or self.config.option.collectonly:
             return
-        if not self.runs_items or not any(isinstance(i, TaskItem) for i in session.items):
+        if not self.role.runs_items or not any(isinstance(i, TaskItem) for i in session.items):
             return
-        self.runner.isolation()
         self.progress.say(self._sandbox_header(), force=True)
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtestloop(self, session: pytest.Session) -> Generator[None, object, object]:
-        """Generate and queue before items run; aggregate after every report is in.
-
-        Only a process that runs every selected item does the batched generation phase and
-        queues every program up front. An xdist worker cannot know which items it will be sent,
-        so each of its items draws its own samples (one request set of n per task, through the
-        store) and runs them when it runs: no sample is drawn or executed twice across workers.
-        """
+        """Generate and queue before items run; aggregate after every report is in."""
         collect_failed = (
             session.testsfailed and not self.config.option.continue_on_collection_errors
         )
-        if (
-            self.settings.sampling_mode
-            and self.runs_items
-            and not self.is_worker
-            and not self.config.option.collectonly
-            and not collect_failed
-        ):
-            items = [item for item in session.items if isinstance(item, TaskItem)]
-            self.supply.generate([(i.nodeid, i.model or "", i.task) for i in items])
-            self.runner.prefetch(items)
-        elif (
-            not self.settings.sampling_mode
-            and self.runs_items
-            and not self.is_worker
-            and not self.config.option.collectonly
-            and not collect_failed
-            and self.runner.started
-        ):
-            # Check mode: every reference queued up front, so the pool's workers all run.
-            self.runner.prefetch_references(
-                [item for item in session.items if isinstance(item, TaskItem)]
-            )
         interrupted = False
         try:
+            if self.role.runs_items and not self.config.option.collectonly and not collect_failed:
+                items = [item for item in session.items if isinstance(item, TaskItem)]
+                if self.settings.sampling_mode:
+                    self._generation_phase(items)
+                elif self.role is Role.SOLO and self.execution.started:
+                    # Check mode: every reference queued up front, so the pool's workers all run.
+                    self.execution.prefetch_references([item.task for item in items])
             return (yield)
         except BaseException:  # Ctrl-C, -x: still report what ran, and say it is partial
             interrupted = True
             raise
         finally:
-            if not self.is_worker and not self.config.option.collectonly:
+            if self.role.reports and not self.config.option.collectonly:
                 self._finish(session, interrupted=interrupted or bool(session.shouldstop))
+
+    def _generation_phase(self, items: list[TaskItem]) -> None:
+        """Draw every collected item's samples in one batched phase per model.
+
+        Every process that runs items does this for all collected items (an xdist worker
+        collects them all, though it runs only those it is sent). The store draws each model's
+        missing samples under one lock per model, so the first process draws them all, loading
+        the model once per run, and the others find them in the store. Only a process that runs
+        every item queues every program up front; an xdist worker runs its programs per item.
+        """
+        try:
+            self.supply.generate([_to_sample(item) for item in items])
+        except KeyboardInterrupt:
+            self.progress.say(INTERRUPTED_SAMPLING.format(store=self.settings.store), force=True)
+            raise
+        except SamplesUnavailable as exc:
+            if self.role is not Role.WORKER:
+                raise pytest.UsageError(str(exc)) from None
+            # A worker cannot stop the session with a usage error (xdist would only report a
+            # crashed worker): the items that miss their samples fail with the message.
+        if self.role is Role.SOLO:
+            self.execution.prefetch(
+                [(item.nodeid, item.task, self.supply.peek(item.nodeid)) for item in items]
+            )
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(
@@ -209,7 +352,7 @@ class PassKSession:
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         """Collect results where reports end up (the controller under xdist)."""
         data = report.__dict__.get(REPORT_ATTRIBUTE)
-        if data is not None and not self.is_worker:
+        if data is not None and self.role.reports:
             self._results[report.nodeid] = TaskResult.from_json(data)
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
@@ -227,53 +370,54 @@ class PassKSession:
             return
         terminalreporter.write_sep("=", "pass@k")
         verbose = self.config.get_verbosity() > 0
-        for line in summary_lines(self._summaries, results, self.settings.ks or (1,), verbose):
+        for line in summary_lines(self._summaries, results, self.ks(), verbose):
             terminalreporter.write_line(line)
         for failure in self._failures:
             terminalreporter.write_line(failure, red=True)
-        terminalreporter.write_line(f"sandbox: isolation={self.runner.isolation()}")
+        terminalreporter.write_line(f"sandbox: isolation={self._sandbox().isolation}")
         counters = self.counters()
-        if "executed" in counters:
-            stored = counters["drawn"] or counters["reused"]
+        if counters.judged:
+            stored = counters.drawn or counters.reused
             template = STORE_SUMMARY if stored else REPLAY_SUMMARY
-            terminalreporter.write_line(template.format(root=self.settings.store, **counters))
-            if stored and counters["replayed"]:
-                terminalreporter.write_line(REPLAYED_TOO.format(**counters))
+            fields = counters.to_json()
+            terminalreporter.write_line(template.format(root=self.settings.store, **fields))
+            if stored and counters.replayed:
+                terminalreporter.write_line(REPLAYED_TOO.format(**fields))
 
-    def counters(self) -> Counter[str]:
+    def counters(self) -> RunCounters:
         """Samples drawn, read and replayed, programs executed and verdicts reused: this
         process's own, plus every xdist worker's once they have finished.
         """
-        totals = Counter(self._worker_counters)
-        if self.runs_items and self.runner.started:
-            supply, executor = self.supply, self.runner.executor
-            totals.update(
-                drawn=supply.drawn,
-                reused=supply.reused,
-                replayed=supply.replayed,
-                executed=executor.executed,
-                cached=executor.reused,
-                **self.runner.pool_counters(),
+        own = RunCounters()
+        if self.role.runs_items and self.execution.started:
+            supply = self.supply
+            own = self.execution.counters() + RunCounters(
+                drawn=supply.drawn, reused=supply.reused, replayed=supply.replayed
             )
-        return totals
+        return self._worker_counters + own
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         """On an xdist worker, hand this worker's counters to the controller."""
         workeroutput = getattr(self.config, "workeroutput", None)
         if workeroutput is not None:
-            workeroutput[COUNTERS_KEY] = dict(self.counters())
+            workeroutput[COUNTERS_KEY] = self.counters().to_json()
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_configure_node(self, node: Any) -> None:
+        """On the xdist controller, tell each worker when the run began."""
+        node.workerinput[STARTED_KEY] = self.started
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_testnodedown(self, node: Any, error: object) -> None:
         """On the xdist controller, add up a finished worker's counters."""
         counters = getattr(node, "workeroutput", {}).get(COUNTERS_KEY)
         if counters:
-            self._worker_counters.update(counters)
+            self._worker_counters += RunCounters.from_json(counters)
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
         """Release backends and sandbox workers."""
         self.supply.close()
-        self.runner.close()
+        self.execution.close()
 
     # -- end of run ----------------------------------------------------------------------------
 
@@ -282,16 +426,21 @@ class PassKSession:
         the session (the pytest-cov lesson) and to add JUnit suite properties.
         """
         results = list(self._results.values())
-        if not results:
-            return
         s = self.settings
-        self._summaries = summarise_models(results, s.ks or (1,)) if s.sampling_mode else []
+        if not results and not (interrupted and s.report is not None and s.sampling_mode):
+            return
+        self._summaries = summarise_models(results, self.ks()) if s.sampling_mode else []
         add_suite_properties(self.config, self._summaries)
         if s.report is not None:
-            sandbox = self.runner.sandbox_report(results, self.counters())
-            complete = not interrupted
-            write_report(s.report, s, self._summaries, results, sandbox, complete=complete)
+            sandbox = sandbox_report(self._sandbox(), results, self.counters())
+            write_report(
+                self.config, s, self._summaries, results, sandbox, complete=not interrupted
+            )
         if s.samples_out is not None:
             write_samples(s.samples_out, results)
         self._failures = fail_under(s, self._summaries)
         session.testsfailed += len(self._failures)
+
+
+def _to_sample(item: TaskItem) -> ItemToSample:
+    return ItemToSample(item.nodeid, item.model or "", item.task)

@@ -17,18 +17,19 @@ from typing import TypeVar
 import pytest
 
 from pytest_passk.backends import SamplingParams
-from pytest_passk.backends.registry import DEFAULT_MODEL, ModelSpec, resolve_model
+from pytest_passk.backends.registry import DEFAULT_MODEL, MODEL_ERROR, ModelSpec, resolve_model
 from pytest_passk.errors import ModelSpecError
 from pytest_passk.pricing import PriceError, PriceTable, parse_prices
+from pytest_passk.sandbox.isolation import LEVEL_CHOICES, IsolationLevel
 
-__all__ = ["Settings", "add_options"]
+__all__ = ["SETTINGS_KEY", "Settings", "add_options"]
 
 DEFAULT_TIMEOUT = 5.0
 DEFAULT_FILES = ("passk_*.jsonl", "passk_*.jsonl.gz")
 DEFAULT_STORE = ".passk"
 DEFAULT_CONCURRENCY = 16
 DEFAULT_REQUEST_TIMEOUT = 600.0
-ISOLATION_LEVELS = ("auto", "process", "namespaces", "strict")
+ISOLATION_LEVELS = LEVEL_CHOICES
 
 BAD_VALUE = "{source}={value!r}: {problem}; {fix}"
 N_BELOW_K = (
@@ -36,7 +37,6 @@ N_BELOW_K = (
     "per task; raise --passk-n or drop k={k}"
 )
 BAD_ALIAS = "ini passk_models line {line!r}: expected 'name = PROVIDER:MODEL'"
-MODEL_ERROR = "--model={label}: {error}"
 
 T = TypeVar("T")
 
@@ -187,7 +187,10 @@ def add_options(parser: pytest.Parser) -> None:
 
 @dataclass(frozen=True, slots=True)
 class Settings:
-    """Everything the run needs to know, resolved once in ``pytest_configure``."""
+    """Everything the run needs to know, resolved once in ``pytest_configure``.
+
+    Kept in ``config.stash[SETTINGS_KEY]``.
+    """
 
     ks: tuple[int, ...] | None
     n: int | None
@@ -203,7 +206,7 @@ class Settings:
     files: tuple[str, ...]
     rootdir: Path
     #: Required sandbox level (``process``, ``namespaces``, ``strict``); ``None`` = strongest.
-    isolation: str | None = None
+    isolation: IsolationLevel | None = None
     #: Concurrent requests to an API backend.
     concurrency: int = DEFAULT_CONCURRENCY
     #: Seconds per API request.
@@ -406,10 +409,8 @@ def _fraction(text: str) -> float:
     return value
 
 
-def _isolation(text: str) -> str | None:
-    if text not in ISOLATION_LEVELS:
-        raise ValueError("unknown isolation level|choose one of " + ", ".join(ISOLATION_LEVELS))
-    return None if text == "auto" else text
+def _isolation(text: str) -> IsolationLevel | None:
+    return IsolationLevel.parse(text)  # a ValueError worded "problem|fix"
 
 
 def _flag_value(text: str) -> bool:
@@ -463,3 +464,7 @@ def _available_cpus() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
         return os.cpu_count() or 1
+
+
+#: Where ``pytest_configure`` keeps the run's :class:`Settings`.
+SETTINGS_KEY = pytest.StashKey[Settings]()

@@ -20,18 +20,59 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from pytest_passk.prompts import CompletionForm, PromptStyle, RenderedPrompt
 
 __all__ = [
     "Backend",
+    "BackendContext",
     "Completion",
+    "CompletionForm",
     "GenerationRequest",
+    "ModelSpec",
+    "PromptStyle",
     "Recording",
+    "RenderedPrompt",
     "SampleSink",
     "SamplingParams",
 ]
+
+
+@dataclass(frozen=True, slots=True)
+class ModelSpec:
+    """A resolved ``--model``: ``label`` as the user wrote it, and the provider and model."""
+
+    label: str
+    provider: str
+    name: str
+    #: Where a relative path in ``name`` starts, when not where pytest was started (a model
+    #: named in an ini file is relative to that file).
+    base_dir: str | None = None
+
+    @property
+    def spec(self) -> str:
+        """``provider:name``, the canonical spelling."""
+        return f"{self.provider}:{self.name}"
+
+
+@dataclass(frozen=True, slots=True)
+class BackendContext:
+    """What providers may need from the run: where relative paths start, the API's settings."""
+
+    base_dir: Path
+    base_url: str | None = None
+    #: Concurrent requests to an API backend (``--passk-concurrency``).
+    concurrency: int = 16
+    #: Seconds per API request (``--passk-request-timeout``).
+    request_timeout: float = 600.0
+    #: Draw through OpenAI's Batch API (``--passk-openai-batch``).
+    openai_batch: bool = False
+    #: The sample store's root, where the Batch API's pending batches are remembered.
+    store: Path | None = None
+    #: Seconds a run waits for its Batch API jobs before leaving them pending for the next run.
+    batch_wait: float = 300.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -62,7 +62,7 @@ from pytest_passk.prompts import PromptStyle
 if TYPE_CHECKING:
     import openai
 
-    from pytest_passk.backends.registry import BackendContext
+    from pytest_passk.backends import BackendContext
 
 __all__ = [
     "DEFAULT_CONCURRENCY",

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
-from pytest_passk.backends import Backend
+from pytest_passk.backends import Backend, BackendContext, ModelSpec
 from pytest_passk.errors import BackendUnavailable, ModelSpecError
 from pytest_passk.version import package_version
 
@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 __all__ = [
     "BUILTIN_ALIASES",
     "DEFAULT_MODEL",
+    "MODEL_ERROR",
+    "BackendContext",
     "ModelSpec",
     "build_backend",
     "check_backend",
@@ -30,6 +32,8 @@ __all__ = [
 ]
 
 DEFAULT_MODEL = "smollm2"
+#: Every problem with one ``--model``, as the user sees it.
+MODEL_ERROR = "--model={label}: {error}"
 BUILTIN_ALIASES: Mapping[str, str] = {
     "gpt-4o": "openai:gpt-4o",
     "gpt-4o-mini": "openai:gpt-4o-mini",
@@ -37,41 +41,6 @@ BUILTIN_ALIASES: Mapping[str, str] = {
     "llama3.1-70b": "vllm:meta-llama/Llama-3.1-70B-Instruct",
     "smollm2": "vllm-cpu:HuggingFaceTB/SmolLM2-135M-Instruct",
 }
-
-
-@dataclass(frozen=True, slots=True)
-class ModelSpec:
-    """A resolved ``--model``: ``label`` as the user wrote it, and the provider and model."""
-
-    label: str
-    provider: str
-    name: str
-    #: Where a relative path in ``name`` starts, when not where pytest was started (a model
-    #: named in an ini file is relative to that file).
-    base_dir: str | None = None
-
-    @property
-    def spec(self) -> str:
-        """``provider:name``, the canonical spelling."""
-        return f"{self.provider}:{self.name}"
-
-
-@dataclass(frozen=True, slots=True)
-class BackendContext:
-    """What providers may need from the run: where relative paths start, the API's settings."""
-
-    base_dir: Path
-    base_url: str | None = None
-    #: Concurrent requests to an API backend (``--passk-concurrency``).
-    concurrency: int = 16
-    #: Seconds per API request (``--passk-request-timeout``).
-    request_timeout: float = 600.0
-    #: Draw through OpenAI's Batch API (``--passk-openai-batch``).
-    openai_batch: bool = False
-    #: The sample store's root, where the Batch API's pending batches are remembered.
-    store: Path | None = None
-    #: Seconds a run waits for its Batch API jobs before leaving them pending for the next run.
-    batch_wait: float = 300.0
 
 
 def resolve_model(
@@ -174,6 +143,12 @@ def _replay_path(model: ModelSpec, context: BackendContext) -> Path:
     return path if path.is_absolute() else base / path
 
 
+def _fake(model: ModelSpec, context: BackendContext) -> Backend:
+    from pytest_passk.backends.fake import build_fake
+
+    return build_fake(model, context)
+
+
 def _replay(model: ModelSpec, context: BackendContext) -> Backend:
     from pytest_passk.backends.replay import ReplayBackend
 
@@ -220,6 +195,7 @@ def _pending(provider: str, needs: str) -> Provider:
 #: Provider name -> checks and factory. A new backend is a new module plus one line here.
 PROVIDERS: Mapping[str, Provider] = {
     "replay": Provider(_replay),
+    "fake": Provider(_fake),
     "openai": Provider(_openai, _openai_check),
     "openai-completions": Provider(_openai, _openai_check),
     "vllm": _pending("vllm", "pip install 'pytest-passk[vllm]' and an NVIDIA GPU"),

@@ -1,35 +1,42 @@
 """The warm worker pool: one sandbox zygote per worker, started before any model is loaded.
 
-Each slot is a fresh ``python -I -S -B worker.py`` (never a fork of pytest, so it never copies a
-model's memory) with a scrubbed environment. It sets up its namespaces once and then judges jobs,
+Each slot (:mod:`~pytest_passk.sandbox.slot`) sets up its namespaces once and then judges jobs,
 forking a candidate process per job from a clean zygote (about a millisecond, instead of a fresh
-interpreter's eight). See :mod:`pytest_passk.sandbox.worker` for the process tree.
+interpreter's eight). See :mod:`pytest_passk.sandbox.inside.zygote` for the process tree and
+:mod:`pytest_passk.sandbox.protocol` for what crosses between the processes.
 """
 
 from __future__ import annotations
 
 import contextlib
-import enum
-import fcntl
-import json
-import marshal
 import os
 import queue
-import select
-import shutil
-import signal
-import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
 
 from pytest_passk.results import Outcome
-from pytest_passk.sandbox import Job, Verdict
+from pytest_passk.sandbox import ExecutorStats, Job, Verdict
+from pytest_passk.sandbox.isolation import (
+    ISOLATION_UNAVAILABLE,
+    IsolationLevel,
+    IsolationUnavailable,
+    describe_layers,
+    level_of,
+    unavailable_message,
+)
+from pytest_passk.sandbox.protocol import (
+    LAYERS,
+    JobRequest,
+    JudgeResult,
+    TestSpec,
+    WorkerConfig,
+    read_layers,
+)
+from pytest_passk.sandbox.slot import START_TIMEOUT, Slot, safe_environment, worker_code
 from pytest_passk.tasks import CheckTest
 
 __all__ = [
@@ -38,88 +45,13 @@ __all__ = [
     "IsolationUnavailable",
     "Limits",
     "PoolExecutor",
-    "SandboxStats",
+    "level_of",
     "real_python",
     "site_dirs",
 ]
 
-WORKER_SCRIPT = Path(__file__).with_name("worker.py")
-PLAIN_SCRIPT = Path(__file__).with_name("plain.py")
-#: How a worker starts: from the code objects of plain.py and worker.py, compiled by the pool and
-#: sent on the worker's stdin. Compiling worker.py in the worker would leave about 4 MB of the
-#: compiler's memory resident, and each candidate's clone pays for every resident page.
-BOOT = (
-    "import marshal, sys\n"
-    "if sys.version_info[:2] != {version}:\n"
-    "    import json\n"
-    "    got = '%d.%d' % sys.version_info[:2]\n"
-    "    error = 'the sandbox runs Python ' + got + ', pytest runs {version[0]}.{version[1]}'\n"
-    "    print(json.dumps({{'error': error + ': they must be one version'}}), flush=True)\n"
-    "    raise SystemExit(1)\n"
-    "stdin = sys.stdin.buffer\n"
-    "def load():\n"
-    "    return marshal.loads(stdin.read(int(stdin.readline())))\n"
-    "plain = type(sys)('_passk_plain')\n"
-    "exec(load(), plain.__dict__)\n"
-    "sys.modules['_passk_plain'] = plain\n"
-    "code = load()\n"
-    "del load, plain, stdin\n"
-    "exec(code, {{'__name__': '__main__', '__file__': code.co_filename}})\n"
-).format(version=tuple(sys.version_info[:2]))
-#: The code (about 100 KB) fits in the pipe, where the kernel lets it grow: starting a worker
-#: then never waits for it to read.
-BOOT_PIPE_BYTES = 1 << 18
-#: Environment variables the sandbox may see; everything else (API keys included) is dropped.
-SAFE_ENV = ("PATH", "LANG", "LC_ALL", "TZ")
-START_TIMEOUT = 20.0
 #: Seconds a slot may overrun a job's wall limit before the pool kills and restarts it.
 GRACE = 3.0
-ISOLATION_UNAVAILABLE = (
-    "--passk-isolation={required}: this host provides only '{achieved}' ({layers}); {fix}"
-)
-FIX_NAMESPACES = (
-    "run as root, or enable unprivileged user namespaces "
-    "(sysctl kernel.unprivileged_userns_clone=1 / user.max_user_namespaces > 0), "
-    "or ask for a lower level (process)"
-)
-FIX_STRICT = "run as root (strict drops each candidate to uid nobody), or ask for 'namespaces'"
-LAYER_NAMES = {
-    "netns": "no network",
-    "pidns": "PID namespace",
-    "mountns": "mount namespace",
-    "rofs": "read-only root, private /tmp",
-    "nobody": "uid nobody",
-    "userns": "user namespace",
-}
-
-
-class IsolationLevel(enum.IntEnum):
-    """What the sandbox guarantees; each level includes the ones below it."""
-
-    PROCESS = 1  # own session, rlimits, scrubbed environment, temp dir, verdict from the judge
-    NAMESPACES = 2  # + no network, PID namespace (every descendant killed), private mounts
-    STRICT = 3  # + read-only root, private /tmp, run's files hidden, candidate as uid nobody
-
-    @property
-    def label(self) -> str:
-        """Lower-case name used on the command line and in reports."""
-        return self.name.lower()
-
-    @classmethod
-    def parse(cls, text: str) -> IsolationLevel | None:
-        """``auto`` gives ``None`` (the strongest available)."""
-        if text == "auto":
-            return None
-        try:
-            return cls[text.upper()]
-        except KeyError:
-            raise ValueError(
-                "unknown isolation level|choose auto, process, namespaces or strict"
-            ) from None
-
-
-class IsolationUnavailable(Exception):
-    """The host cannot provide the isolation level the user required."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,28 +92,15 @@ class Calibration:
 
 
 @dataclass(slots=True)
-class SandboxStats:
-    """Counters of one executor (per process; xdist workers each keep their own)."""
+class _Counters:
+    """The pool's running counts, behind a lock (:class:`ExecutorStats` is their snapshot)."""
 
     executed: int = 0
     timeouts: int = 0
     retries: int = 0
-    #: Candidates whose program is their task's reference: judged by the reference's own run.
     reference_reused: int = 0
     overhead: float = 0.0
     lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def to_json(self) -> dict[str, Any]:
-        """Plain data for the JSON report."""
-        rate = self.timeouts / self.executed if self.executed else 0.0
-        return {
-            "executed": self.executed,
-            "timeouts": self.timeouts,
-            "timeout_rate": rate,
-            "retries": self.retries,
-            "reference_reused": self.reference_reused,
-            "overhead_ms": round(self.overhead * 1000, 2),
-        }
 
 
 def real_python() -> str:
@@ -201,102 +120,6 @@ def site_dirs() -> tuple[str, ...]:
         for entry in sys.path
         if entry.endswith(("site-packages", "dist-packages")) and os.path.isdir(entry)
     )
-
-
-def level_of(layers: dict[str, bool]) -> IsolationLevel:
-    """The level a set of achieved layers amounts to."""
-    if layers.get("netns") and layers.get("pidns") and layers.get("mountns"):
-        if layers.get("rofs") and layers.get("nobody"):
-            return IsolationLevel.STRICT
-        return IsolationLevel.NAMESPACES
-    return IsolationLevel.PROCESS
-
-
-def worker_code() -> bytes:
-    """plain.py's and worker.py's code, marshalled and length-prefixed, as :data:`BOOT` reads it."""
-    parts = []
-    for path in (PLAIN_SCRIPT, WORKER_SCRIPT):
-        source = path.read_text(encoding="utf-8")
-        code = marshal.dumps(compile(source, str(path), "exec", dont_inherit=True, optimize=0))
-        parts.append(b"%d\n" % len(code) + code)
-    return b"".join(parts)
-
-
-class _Slot:
-    """One zygote process and the pipe pair the pool talks to it over."""
-
-    def __init__(
-        self, python: str, env: dict[str, str], config: dict[str, Any], code: bytes
-    ) -> None:
-        self.proc = subprocess.Popen(
-            [python, "-I", "-S", "-B", "-c", BOOT],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            cwd="/",
-            env=env,
-            start_new_session=True,
-        )
-        assert self.proc.stdin is not None and self.proc.stdout is not None
-        self._in = self.proc.stdin
-        self._out = self.proc.stdout.fileno()
-        self._buffer = b""
-        #: The worker closed its end: it has exited (or is exiting).
-        self.gone = False
-        with contextlib.suppress(OSError):
-            fcntl.fcntl(self._in.fileno(), fcntl.F_SETPIPE_SZ, BOOT_PIPE_BYTES)
-        self._in.write(code + json.dumps(config).encode() + b"\n")
-        self._in.flush()
-        self.layers: dict[str, bool] = {}
-        #: The worker's directory in the host's /tmp (only without a mount namespace).
-        self.scratch: str | None = None
-
-    def hello(self, timeout: float) -> dict[str, bool]:
-        message = self._read(time.monotonic() + timeout)
-        if message is not None and "error" in message:
-            raise OSError(str(message["error"]))
-        if message is None or "hello" not in message:
-            raise OSError("the sandbox worker did not start")
-        self.layers = {str(k): bool(v) for k, v in message["hello"].items()}
-        if not self.layers.get("mountns"):
-            self.scratch = str(message.get("scratch") or "") or None
-        return self.layers
-
-    def send(self, job: dict[str, Any]) -> None:
-        self._in.write(json.dumps(job).encode() + b"\n")
-        self._in.flush()
-
-    def _read(self, deadline: float) -> dict[str, Any] | None:
-        while b"\n" not in self._buffer:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return None
-            ready, _, _ = select.select([self._out], [], [], remaining)
-            if not ready:
-                continue
-            chunk = os.read(self._out, 1 << 16)
-            if not chunk:
-                self.gone = True
-                return None
-            self._buffer += chunk
-        line, self._buffer = self._buffer.split(b"\n", 1)
-        message = json.loads(line)
-        return message if isinstance(message, dict) else None
-
-    def receive(self, deadline: float) -> dict[str, Any] | None:
-        return self._read(deadline)
-
-    def kill(self) -> None:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        with contextlib.suppress(OSError):
-            self._in.close()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.proc.wait(timeout=5.0)
-        with contextlib.suppress(OSError):
-            self.proc.stdout.close()  # type: ignore[union-attr]
-        if self.scratch is not None and os.path.basename(self.scratch).startswith("passk-"):
-            shutil.rmtree(self.scratch, ignore_errors=True)
 
 
 class PoolExecutor:
@@ -323,20 +146,20 @@ class PoolExecutor:
         self._limits = limits or Limits()
         self._python = real_python()
         self._code = worker_code()
-        self._env = {key: os.environ[key] for key in SAFE_ENV if key in os.environ}
-        self._config: dict[str, Any] = {
+        self._env = safe_environment()
+        self._config: WorkerConfig = {
             "namespaces": required is not IsolationLevel.PROCESS,
             "hide": [os.path.realpath(path) for path in hide],
             # Installed packages stay importable by candidates, even inside a hidden rootdir.
             "site_dirs": [os.path.realpath(path) for path in site_dirs()],
         }
-        self._idle: queue.SimpleQueue[_Slot] = queue.SimpleQueue()
-        self._slots: list[_Slot] = []
+        self._idle: queue.SimpleQueue[Slot] = queue.SimpleQueue()
+        self._slots: list[Slot] = []
         self._lock = threading.Lock()
         self._calibrated: dict[tuple[object, ...], Future[Calibration]] = {}
         self._pending: dict[Job, Future[Verdict]] = {}
         self._closing = False
-        self.stats = SandboxStats()
+        self._counts = _Counters()
         self._threads = ThreadPoolExecutor(self._workers, thread_name_prefix="passk-sandbox")
         try:
             slots = [self._spawn() for _ in range(self._workers)]
@@ -344,23 +167,16 @@ class PoolExecutor:
         except OSError:
             self.close()
             raise
-        self.layers = {key: all(each.get(key) for each in layers) for key in layers[0]}
+        #: The layers every slot achieved.
+        self.layers = read_layers({key: all(each.get(key) for each in layers) for key in LAYERS})
         self.level = min(level_of(each) for each in layers)
         if required is not None and self.level < required:
             self.close()
-            fix = FIX_STRICT if required is IsolationLevel.STRICT else FIX_NAMESPACES
-            raise IsolationUnavailable(
-                ISOLATION_UNAVAILABLE.format(
-                    required=required.label,
-                    achieved=self.level.label,
-                    layers=self.describe_layers(),
-                    fix=fix,
-                )
-            )
+            raise IsolationUnavailable(unavailable_message(required, self.level, self.layers))
         for slot in slots:
             self._idle.put(slot)
         try:
-            self.stats.overhead = self._measure_overhead()
+            self._counts.overhead = self._measure_overhead()
         except OSError:
             self.close()
             raise
@@ -370,7 +186,20 @@ class PoolExecutor:
     @property
     def isolation(self) -> str:
         """Isolation in force, e.g. ``strict (no network, PID namespace, ...)``."""
-        return f"{self.level.label} ({self.describe_layers()})"
+        return f"{self.level.label} ({describe_layers(self.layers)})"
+
+    @property
+    def stats(self) -> ExecutorStats:
+        """The pool's counters so far (this process's)."""
+        counts = self._counts
+        with counts.lock:
+            return ExecutorStats(
+                counts.executed,
+                counts.timeouts,
+                counts.retries,
+                counts.reference_reused,
+                counts.overhead,
+            )
 
     def run(
         self, jobs: Sequence[Job], progress: Callable[[int, int], None] | None = None
@@ -419,15 +248,6 @@ class PoolExecutor:
 
     # -- internals ---------------------------------------------------------------------------
 
-    def describe_layers(self) -> str:
-        """The layers in force, in words."""
-        names = [text for key, text in LAYER_NAMES.items() if self.layers.get(key)]
-        return ", ".join(["rlimits", "scrubbed env", *names])
-
-    def budget(self, job: Job) -> Budget:
-        """The CPU budget of a job: derived from its reference solution's time where known."""
-        return self._calibration(job).budget
-
     def _calibration(self, job: Job) -> Calibration:
         derived = self._calibrated.get(_task_key(job))
         if derived is None:
@@ -437,13 +257,13 @@ class PoolExecutor:
         capped = Budget(min(job.timeout, budget.test), min(job.timeout, budget.call))
         return Calibration(capped, calibration.verdict)
 
-    def _spawn(self) -> _Slot:
-        slot = _Slot(self._python, self._env, self._config, self._code)
+    def _spawn(self) -> Slot:
+        slot = Slot(self._python, self._env, self._config, self._code)
         with self._lock:
             self._slots.append(slot)
         return slot
 
-    def _retire(self, slot: _Slot) -> None:
+    def _retire(self, slot: Slot) -> None:
         slot.kill()
         with self._lock:
             if slot in self._slots:
@@ -475,9 +295,9 @@ class PoolExecutor:
         calibration = self._calibration(job)
         if calibration.verdict is not None and job.program == job.reference:
             # The reference itself: it already ran, as this task's calibration.
-            with self.stats.lock:
-                self.stats.executed += 1
-                self.stats.reference_reused += 1
+            with self._counts.lock:
+                self._counts.executed += 1
+                self._counts.reference_reused += 1
             return calibration.verdict
         budget = calibration.budget
         result = self._execute(job, budget)
@@ -488,16 +308,16 @@ class PoolExecutor:
         ):
             # Out of wall time while mostly off the CPU: starved by load, or sleeping. Once
             # more; a real sleeper costs one more wall limit, a busy loop is not retried.
-            with self.stats.lock:
-                self.stats.retries += 1
+            with self._counts.lock:
+                self._counts.retries += 1
             result = self._execute(job, budget)
         verdict = _to_verdict(result, job, budget)
-        with self.stats.lock:
-            self.stats.executed += 1
-            self.stats.timeouts += verdict.outcome is Outcome.TIMEOUT
+        with self._counts.lock:
+            self._counts.executed += 1
+            self._counts.timeouts += verdict.outcome is Outcome.TIMEOUT
         return verdict
 
-    def _take_slot(self) -> _Slot | None:
+    def _take_slot(self) -> Slot | None:
         """An idle slot; ``None`` once the pool is closing (its slots are gone)."""
         while not self._closing:
             with contextlib.suppress(queue.Empty):
@@ -506,18 +326,18 @@ class PoolExecutor:
 
     def _execute(
         self, job: Job, budget: Budget, *, measure: bool = False, again: bool = False
-    ) -> dict[str, Any]:
+    ) -> JudgeResult:
         slot = self._take_slot()
         if slot is None:
-            return dict(SHUT_DOWN)
+            return _shut_down()
         try:
             slot.send(self._request(job, budget, measure))
-            result = slot.receive(time.monotonic() + job.timeout + GRACE)
+            result = slot.result(time.monotonic() + job.timeout + GRACE)
         except (OSError, ValueError):
             slot.gone = True
             result = None
         if result is None and self._closing:
-            return dict(SHUT_DOWN)
+            return _shut_down()
         if result is None:
             # The test itself hung, or the worker died: replace the whole slot.
             died = slot.gone
@@ -533,22 +353,25 @@ class PoolExecutor:
                 return self._execute(job, budget, measure=measure, again=True)
             if died:
                 return {
-                    "outcome": Outcome.ERROR.value,
+                    "outcome": "error",
                     "message": "the sandbox worker stopped twice while judging this program",
+                    "detail": "",
                     "harness": True,
                 }
             return {
-                "outcome": Outcome.TIMEOUT.value,
+                "outcome": "timeout",
                 "message": f"the test did not finish within {job.timeout:g} s",
+                "detail": "",
                 "by": "cpu",
             }
         self._idle.put(slot)
         return result
 
-    def _request(self, job: Job, budget: Budget, measure: bool) -> dict[str, Any]:
+    def _request(self, job: Job, budget: Budget, measure: bool) -> JobRequest:
         test = job.test
+        test_data: TestSpec
         if isinstance(test, CheckTest):
-            test_data: dict[str, object] = {"kind": "check", "source": test.source}
+            test_data = {"kind": "check", "source": test.source}
         else:
             test_data = {
                 "kind": "function",
@@ -586,18 +409,18 @@ class PoolExecutor:
 
 
 PROBE_TEST = "def check(candidate):\n    assert candidate() == 1\n"
-SHUT_DOWN = {
-    "outcome": Outcome.ERROR.value,
-    "message": "the sandbox was shut down",
-    "harness": True,
-}
+SHUT_DOWN = "the sandbox was shut down"
+
+
+def _shut_down() -> JudgeResult:
+    return {"outcome": "error", "message": SHUT_DOWN, "detail": "", "harness": True}
 
 
 def _task_key(job: Job) -> tuple[object, ...]:
     return (job.test, job.entry_point, job.reference, job.timeout)
 
 
-def _to_verdict(result: dict[str, Any], job: Job, budget: Budget) -> Verdict:
+def _to_verdict(result: JudgeResult, job: Job, budget: Budget) -> Verdict:
     try:
         outcome = Outcome(result["outcome"])
     except (KeyError, ValueError):

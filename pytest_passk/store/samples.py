@@ -6,7 +6,7 @@ Layout under the store root (``--passk-store``, default ``.passk/``)::
         group.json                         the group's model and parameters
         <stream>.jsonl                     a header line, then one sample a line, any index order
         <stream>.lock, <stream>.beat       who is drawing the stream's missing samples
-    verdicts/<xx>.jsonl                    cached execution verdicts (see verdicts.py)
+    verdicts/<xx>.jsonl                    cached execution verdicts (pytest_passk.sandbox.cache)
 
 Readers need no lock: records are whole lines with checksums, so a reader skips a line still being
 written like any damaged one. Writers and repairs hold the stream's lock.
@@ -107,6 +107,20 @@ class SampleStore:
     def lock(self, key: StreamKey) -> StreamLock:
         """The lock of ``key``'s stream (its directory is created on the way)."""
         path = self.stream_path(key)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(UNWRITABLE.format(root=self.root, error=exc)) from exc
+        return StreamLock(path.with_suffix(".lock"), store=self.root, timeout=self.lock_timeout)
+
+    def group_lock(self, key: StreamKey) -> StreamLock:
+        """The lock of ``key``'s whole group (one model with one set of sampling parameters).
+
+        Held by whoever draws missing samples of the group, for the whole draw: a second process
+        (another xdist worker, a concurrent run) waits, then finds the samples in the store, so
+        a model is loaded once per run however many processes want its samples.
+        """
+        path = self.samples_dir / key.group_id / "group"
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:

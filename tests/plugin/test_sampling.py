@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_passk.runner import NO_SAMPLES
+from pytest_passk.evaluation import NO_SAMPLES
 
 from .conftest import write_jsonl
 

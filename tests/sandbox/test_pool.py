@@ -16,6 +16,7 @@ from pytest_passk.sandbox.pool import (
     PoolExecutor,
     level_of,
 )
+from pytest_passk.sandbox.protocol import Layers
 from pytest_passk.tasks import CheckTest
 
 from .conftest import descendants
@@ -29,7 +30,8 @@ def test_a_loop_stops_at_the_cpu_budget_derived_from_the_reference(pool: PoolExe
     started = time.monotonic()
     (verdict,) = pool.run([Job(loop, CHECK, "add", 10.0, reference=REFERENCE)])
     assert verdict.outcome is Outcome.TIMEOUT
-    assert time.monotonic() - started < 3.0  # far below the 10 s ceiling
+    # Far below the 10 s ceiling, even on a loaded machine (the message says which limit).
+    assert time.monotonic() - started < 6.0
     assert "CPU budget" in verdict.message
 
 
@@ -53,7 +55,9 @@ def test_one_runaway_call_stops_at_the_budget_per_call(pool: PoolExecutor) -> No
     (verdict,) = pool.run([Job(runaway, THIRTY_CALLS, "f", 10.0, reference=reference)])
     assert verdict.outcome is Outcome.TIMEOUT
     assert "one call of f()" in verdict.message, verdict
-    assert verdict.duration < 0.9  # 3 x 10 ms, then a budget of about 20 x 10 ms
+    # 3 x 10 ms, then a budget of about 20 x 10 ms: stopped long before the test's own budget
+    # (30 x 10 ms x 20) or the wall limit, with room for a loaded machine.
+    assert verdict.duration < 5.0, verdict
 
 
 def test_a_candidate_slower_on_every_call_within_the_margin_passes(pool: PoolExecutor) -> None:
@@ -71,7 +75,7 @@ def test_budgets_come_from_the_references_cpu_time_not_its_wall_time(pool: PoolE
     busy = SPIN + "def add(a, b):\n    spin(2000)\n    return a + b\n"
     (verdict,) = pool.run([Job(busy, CHECK, "add", 10.0, reference=reference)])
     assert verdict.outcome is Outcome.TIMEOUT
-    assert verdict.duration < 1.5, verdict
+    assert verdict.duration < 5.0, verdict  # far below the 10 s wall limit
 
 
 def test_a_candidate_that_is_the_reference_inherits_its_run(pool: PoolExecutor) -> None:
@@ -97,7 +101,7 @@ def test_work_handed_to_a_child_process_counts_against_the_budget(pool: PoolExec
     )
     (verdict,) = pool.run([Job(in_child, CHECK, "add", 10.0, reference=REFERENCE)])
     assert verdict.outcome is Outcome.TIMEOUT, verdict
-    assert verdict.duration < 1.5, verdict
+    assert verdict.duration < 5.0, verdict  # far below the 10 s wall limit
 
 
 def test_a_sleeper_gets_the_wall_limit_and_one_retry(pool: PoolExecutor) -> None:
@@ -208,10 +212,17 @@ def test_an_unavailable_level_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) 
 
 
 def test_levels_from_layers() -> None:
-    every = {"netns": True, "pidns": True, "mountns": True, "rofs": True, "nobody": True}
+    every: Layers = {
+        "userns": False,
+        "netns": True,
+        "pidns": True,
+        "mountns": True,
+        "rofs": True,
+        "nobody": True,
+    }
     assert level_of(every) is IsolationLevel.STRICT
-    assert level_of(dict(every, nobody=False)) is IsolationLevel.NAMESPACES
-    assert level_of(dict(every, netns=False)) is IsolationLevel.PROCESS
+    assert level_of({**every, "nobody": False}) is IsolationLevel.NAMESPACES
+    assert level_of({**every, "netns": False}) is IsolationLevel.PROCESS
 
 
 def test_close_drops_queued_programs_and_stops_running_ones() -> None:
@@ -375,7 +386,7 @@ def test_work_in_grandchildren_counts_against_the_budget(pool: PoolExecutor) -> 
     reference = SPIN + "def add(a, b):\n    spin(25)\n    return a + b\n"
     (verdict,) = pool.run([Job(program, CHECK, "add", 10.0, reference=reference)])
     assert verdict.outcome is Outcome.TIMEOUT, verdict
-    assert verdict.duration < 2.5, verdict
+    assert verdict.duration < 6.0, verdict  # far below the 10 s wall limit
 
 
 def test_a_candidate_killed_while_writing_leaves_nothing_for_the_next() -> None:

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
 
 from pytest_passk.backends.replay import ReplayBackend
 from pytest_passk.cli import AMBIGUOUS, PRUNE_NEEDS_FILTER, main
-from pytest_passk.generation import Sampler
 from pytest_passk.store import SampleStore
+from pytest_passk.store.sampler import Sampler
 
 from .store_scripted import PARAMS, ScriptedBackend, requests
 
@@ -113,3 +114,17 @@ def test_the_default_store_is_the_nearest_one_above(
     monkeypatch.chdir(below)
     assert main(["list"]) == 0
     assert str(tmp_path / ".passk") in capsys.readouterr().out
+
+
+def test_a_closed_pipe_ends_the_listing_quietly(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``pytest-passk list -v | head``: the reader has gone; no BrokenPipeError, status 0."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    stdout = open(write_end, "w", encoding="utf-8")  # noqa: SIM115 - closed below
+    monkeypatch.setattr("sys.stdout", stdout)
+    try:
+        assert main(["list", "-v", "--store", str(root)]) == 0
+    finally:
+        stdout.close()

@@ -11,8 +11,8 @@ import pytest
 from pytest_passk.backends import GenerationRequest
 from pytest_passk.backends.replay import ReplayBackend
 from pytest_passk.errors import BackendError
-from pytest_passk.generation import SHORT_BACKEND, Sampler, _runs
 from pytest_passk.store import REPAIRED, SampleStore, StreamKey
+from pytest_passk.store.sampler import SHORT_BACKEND, Sampler, _runs
 
 from .store_scripted import ADD, PARAMS, ScriptedBackend, read_log, requests
 
@@ -174,3 +174,27 @@ def test_replay_bypasses_the_store(tmp_path: Path, store: SampleStore) -> None:
 def test_runs_split_indices_into_consecutive_requests() -> None:
     assert _runs([5, 1, 2, 3, 7, 8]) == [(1, 3), (5, 1), (7, 2)]
     assert _runs([]) == []
+
+
+def test_progress_hears_of_every_new_sample_and_origins_are_counted(store: SampleStore) -> None:
+    backend = ScriptedBackend()
+    sampler(store, backend).draw(requests(2))
+    seen: list[tuple[int, int, int]] = []
+    more = sampler(store, backend)
+    more.draw(
+        requests(5),
+        on_sample=lambda done, total, c: seen.append((done, total, c.completion_tokens)),
+    )
+    assert seen == [(done, 6, 3) for done in range(1, 7)]  # 3 new samples of each of 2 tasks
+    assert [(o.fresh, o.stored) for o in more.origins] == [(3, 2), (3, 2)]
+
+
+def test_samples_drawn_since_the_run_began_count_as_fresh(store: SampleStore) -> None:
+    """An xdist worker that finds samples another worker of the same run drew counts them as
+    drawn in this run, not as read from an earlier run.
+    """
+    backend = ScriptedBackend()
+    sampler(store, backend).draw(requests(2))
+    later = Sampler(backend, PARAMS, "scripted", store=store, model_id="test:scripted-1", since=0.0)
+    later.draw(requests(2))
+    assert [(o.fresh, o.stored) for o in later.origins] == [(2, 0), (2, 0)]

@@ -245,7 +245,7 @@ def result(
         n_requested=n if n_requested is None else n_requested,
         c=c,
         outcomes=outcomes or {"passed": c, "failed": n - c, "error": 0, "timeout": 0},
-        pass_at_k={"1": c / n} if n else {},
+        pass_at_k={1: c / n} if n else {},
         distinct=max(n - 1, 0),
         prompt_tokens=10,
         completion_tokens=20,

@@ -15,7 +15,7 @@ from pytest_passk.estimate import pass_at_k
 from pytest_passk.evaluation import NO_CODE, ItemIdentity, evaluate, plan, program_key
 from pytest_passk.prompts import CompletionForm
 from pytest_passk.results import Outcome
-from pytest_passk.sandbox import Executor, Job, Verdict
+from pytest_passk.sandbox import Executor, ExecutorStats, Job, Verdict
 from pytest_passk.tasks import CheckTest, Task
 
 TASK = Task(
@@ -65,6 +65,13 @@ class FakeExecutor:
         except AssertionError as exc:
             return Verdict(Outcome.FAILED, "AssertionError", f"Traceback: {exc!r}", 0.01)
         return Verdict(Outcome.PASSED, "", "", 0.01)
+
+    def prefetch(self, jobs: Sequence[Job]) -> None:
+        pass
+
+    @property
+    def stats(self) -> ExecutorStats:
+        return ExecutorStats(executed=len(self.jobs))
 
     def close(self) -> None:
         pass
@@ -149,7 +156,7 @@ def test_each_distinct_program_runs_once_and_duplicates_share_its_verdict() -> N
     assert result.samples[1].program == TASK.prompt + "    return x + 1  # same program\n"
     assert (result.n, result.c, result.n_requested) == (6, 3, 10)
     assert result.outcomes == {"passed": 3, "failed": 1, "error": 1, "timeout": 1}
-    assert result.pass_at_k == {"1": 0.5, "5": pass_at_k(6, 3, 5)}  # no pass@10 with n = 6
+    assert result.pass_at_k == {1: 0.5, 5: pass_at_k(6, 3, 5)}  # no pass@10 with n = 6
     assert (result.prompt_tokens, result.completion_tokens) == (5, 5)
     assert (result.task_id, result.model, result.spec, result.nodeid) == (
         "T/1",

@@ -50,7 +50,7 @@ def result(
         n_requested=n if n_requested is None else n_requested,
         c=c,
         outcomes=counts,
-        pass_at_k={str(k): pass_at_k(n, c, k) for k in ks if n >= k},
+        pass_at_k={k: pass_at_k(n, c, k) for k in ks if n >= k},
         distinct=n,
         prompt_tokens=5 * n,
         completion_tokens=7 * n,

@@ -26,7 +26,7 @@ def task_result(**changes: object) -> TaskResult:
         n_requested=3,
         c=1,
         outcomes={"passed": 1, "failed": 0, "error": 1, "timeout": 0},
-        pass_at_k={"1": 0.5, "2": 1.0},
+        pass_at_k={1: 0.5, 2: 1.0},
         distinct=2,
         prompt_tokens=10,
         completion_tokens=20,
@@ -94,7 +94,7 @@ def test_round_trip_of_arbitrary_values(
 ) -> None:
     original = task_result(
         task_id=task_id,
-        pass_at_k={"1": value},
+        pass_at_k={1: value},
         prompt_tokens=tokens,
         cost_usd=cost,
         first_failure_detail=detail,

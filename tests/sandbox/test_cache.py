@@ -9,9 +9,8 @@ from pathlib import Path
 import pytest
 
 from pytest_passk.results import Outcome
-from pytest_passk.sandbox import Job, Verdict
-from pytest_passk.store import VERDICT_REPAIRED, CachingExecutor, VerdictCache
-from pytest_passk.store.verdicts import job_key
+from pytest_passk.sandbox import ExecutorStats, Job, Verdict
+from pytest_passk.sandbox.cache import VERDICT_REPAIRED, CachingExecutor, VerdictCache, job_key
 from pytest_passk.tasks import CheckTest, FunctionTest
 
 
@@ -30,6 +29,13 @@ class CountingExecutor:
     ) -> list[Verdict]:
         self.ran.extend(job.program for job in jobs)
         return [Verdict(self.outcome, "m", "d", 0.01) for _ in jobs]
+
+    def prefetch(self, jobs: Sequence[Job]) -> None:
+        pass
+
+    @property
+    def stats(self) -> ExecutorStats:
+        return ExecutorStats(executed=len(self.ran))
 
     def close(self) -> None:
         pass

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 
 from pytest_passk.backends import Backend, Completion, GenerationRequest, Recording, SamplingParams
 from pytest_passk.errors import BackendError
@@ -21,13 +22,30 @@ from pytest_passk.store import SampleStore, StoredSample, StreamKey
 from pytest_passk.store.locks import Heartbeat
 from pytest_passk.store.samples import StreamWriter
 
-__all__ = ["SHORT_BACKEND", "CodeExtractor", "Sampler"]
+__all__ = ["SHORT_BACKEND", "CodeExtractor", "SampleOrigin", "Sampler"]
 
 SHORT_BACKEND = "the {model} backend returned {got} samples for {task_id} instead of {want}"
 BAD_INDEX = "the {model} backend handed over sample {index} of {task_id}, which was not asked for"
 
 #: Turns a request's completion into the program to run (kept with the sample for reports).
 CodeExtractor = Callable[[GenerationRequest, Completion], "str | None"]
+#: ``on_sample(done, total, completion)``: a new sample was stored; ``done`` of the ``total``
+#: this backend call draws. Called from the backend's thread, one call at a time.
+SampleProgress = Callable[[int, int, Completion], None]
+
+
+@dataclass(frozen=True, slots=True)
+class SampleOrigin:
+    """Where one request's samples came from.
+
+    ``fresh``: drawn during this run, here or by a concurrent process of it (another xdist
+    worker); ``stored``: in the store from before; ``replayed``: from a recording, which
+    bypasses the store.
+    """
+
+    fresh: int = 0
+    stored: int = 0
+    replayed: int = 0
 
 
 class Sampler:
@@ -41,20 +59,30 @@ class Sampler:
         *,
         store: SampleStore | None = None,
         model_id: str | None = None,
+        since: float | None = None,
     ) -> None:
         self.backend = backend
         self.params = params
         self.label = label
         self.store = store
         self.model_id = model_id or backend.model
+        #: When the run began: a stored sample drawn since then counts as fresh (another
+        #: process of the same run, an xdist worker, drew it), not as read from an earlier run.
+        self.since = since
         #: Samples this sampler asked the backend for, and samples it served from the store.
         self.drawn = 0
         self.reused = 0
         #: Samples served by a recording, which bypasses the store.
         self.replayed = 0
+        #: Per request of the last :meth:`draw`, where its samples came from.
+        self.origins: list[SampleOrigin] = []
 
     def draw(
-        self, requests: Sequence[GenerationRequest], *, extract: CodeExtractor | None = None
+        self,
+        requests: Sequence[GenerationRequest],
+        *,
+        extract: CodeExtractor | None = None,
+        on_sample: SampleProgress | None = None,
     ) -> list[list[Completion]]:
         """Exactly ``request.n`` completions per request (fewer only from a recording).
 
@@ -65,14 +93,57 @@ class Sampler:
 
         """
         if self.store is None or isinstance(self.backend, Recording):
-            return self._direct(requests)
+            batches = self._direct(requests)
+            recording = isinstance(self.backend, Recording)
+            self.origins = [
+                SampleOrigin(replayed=len(b)) if recording else SampleOrigin(fresh=len(b))
+                for b in batches
+            ]
+            return batches
         store = self.store
         keys = [StreamKey(self.model_id, self.params, r.task_id, r.prompt) for r in requests]
         wanted: dict[StreamKey, set[int]] = {}
         for key, request in zip(keys, requests, strict=True):
             wanted.setdefault(key, set()).update(range(request.start, request.start + request.n))
         have = {key: store.read(key) for key in wanted}
-        before = sum(len(have[key].keys() & indices) for key, indices in wanted.items())
+        initially = {key: set(have[key]) for key in wanted}
+        before = sum(len(initially[key] & indices) for key, indices in wanted.items())
+        if any(not indices <= have[key].keys() for key, indices in wanted.items()):
+            # One drawer per model and parameters at a time: whoever waits here finds the
+            # samples in the store afterwards, and never loads the model.
+            group = store.group_lock(keys[0])
+            group.acquire()
+            try:
+                with Heartbeat([group]):
+                    have = {key: store.read(key) for key in wanted}
+                    self._draw_streams(store, wanted, have, extract, on_sample)
+            finally:
+                group.release()
+        self.reused += before
+        self.origins = []
+        for key, r in zip(keys, requests, strict=True):
+            stored = sum(
+                1
+                for i in initially[key] & set(range(r.start, r.start + r.n))
+                if self.since is None or have[key][i].drawn_at < self.since
+            )
+            self.origins.append(SampleOrigin(fresh=r.n - stored, stored=stored))
+        return [
+            [have[key][i].completion for i in range(r.start, r.start + r.n)]
+            for key, r in zip(keys, requests, strict=True)
+        ]
+
+    def _draw_streams(
+        self,
+        store: SampleStore,
+        wanted: dict[StreamKey, set[int]],
+        have: dict[StreamKey, dict[int, StoredSample]],
+        extract: CodeExtractor | None,
+        on_sample: SampleProgress | None,
+    ) -> None:
+        """Draw every missing index of ``wanted``, one stream lock at a time where others hold
+        some (an older process without the group lock), until none is missing.
+        """
         while True:
             missing = {
                 key: sorted(indices - have[key].keys())
@@ -97,17 +168,13 @@ class Sampler:
                         {key: sorted(wanted[key] - have[key].keys()) for key in held},
                         have,
                         extract,
+                        on_sample,
                     )
             finally:
                 for key in held:
                     locks[key].release()
             for key in missing.keys() - set(held):
                 have[key] = store.read(key)
-        self.reused += before
-        return [
-            [have[key][i].completion for i in range(r.start, r.start + r.n)]
-            for key, r in zip(keys, requests, strict=True)
-        ]
 
     def _direct(self, requests: Sequence[GenerationRequest]) -> list[list[Completion]]:
         batches = self.backend.generate(requests, self.params)
@@ -129,6 +196,7 @@ class Sampler:
         missing: dict[StreamKey, list[int]],
         have: dict[StreamKey, dict[int, StoredSample]],
         extract: CodeExtractor | None,
+        on_sample: SampleProgress | None,
     ) -> None:
         """One batched backend call for every missing index of the held streams."""
         requests: list[GenerationRequest] = []
@@ -141,8 +209,11 @@ class Sampler:
             return
         writers: dict[StreamKey, StreamWriter] = {}
         mutex = threading.Lock()
+        total = sum(r.n for r in requests)
+        done = 0
 
         def keep(position: int, index: int, completion: Completion) -> None:
+            nonlocal done
             request, key = requests[position], owners[position]
             if not request.start <= index < request.start + request.n:
                 raise BackendError(
@@ -156,6 +227,9 @@ class Sampler:
                 code = extract(request, completion) if extract is not None else None
                 have[key][index] = writers[key].append(index, completion, code)
                 self.drawn += 1
+                done += 1
+                if on_sample is not None:
+                    on_sample(done, total, completion)
 
         try:
             batches = self.backend.generate(requests, self.params, keep)

@@ -9,6 +9,9 @@ the machine, and a loaded run must not make a slow-but-correct candidate fail fo
 errors of the harness itself (a worker that stopped, a sandbox shut down): they say nothing of
 the program.
 
+The cache lives in the sample store's directory, but the store never imports the sandbox: this
+module uses the store's record format (:mod:`pytest_passk.store.records`), not the other way round.
+
 Verdicts live in ``verdicts/<xx>.jsonl`` (256 shards by the key's first byte), appended without a
 lock: a record is one checksummed line, and two processes that judge the same program append the
 same verdict, which is harmless. Damaged lines are dropped with a warning and rewritten away.
@@ -27,12 +30,15 @@ from typing import Any
 import filelock
 
 from pytest_passk.results import Outcome
-from pytest_passk.sandbox import Executor, Job, Verdict
+from pytest_passk.sandbox import Executor, ExecutorStats, Job, Verdict
 from pytest_passk.store.keys import digest, plain
 from pytest_passk.store.records import append_record, parse_file, write_atomically
 from pytest_passk.tasks import FunctionTest
 
-__all__ = ["VERDICT_REPAIRED", "CachingExecutor", "VerdictCache", "job_key"]
+__all__ = ["VERDICTS_DIR", "VERDICT_REPAIRED", "CachingExecutor", "VerdictCache", "job_key"]
+
+#: The cache's directory in the store.
+VERDICTS_DIR = "verdicts"
 
 VERDICT_SCHEMA = "pytest-passk/verdict/v1"
 VERDICT_REPAIRED = (
@@ -48,8 +54,9 @@ def harness_digest() -> str:
 
     folder = Path(sandbox.__file__).parent
     hasher = hashlib.sha256()
-    for source in sorted(folder.glob("*.py")):
-        hasher.update(source.name.encode() + b"\0" + source.read_bytes())
+    for source in sorted(folder.rglob("*.py")):
+        name = source.relative_to(folder).as_posix()
+        hasher.update(name.encode() + b"\0" + source.read_bytes())
     return hasher.hexdigest()
 
 
@@ -80,7 +87,7 @@ class VerdictCache:
     """Verdicts by key, loaded one shard at a time on first use."""
 
     def __init__(self, root: Path, warn: Callable[[str], None] | None = None) -> None:
-        self.root = root / "verdicts"
+        self.root = root / VERDICTS_DIR
         self._warn = warn or (lambda message: None)
         self._shards: dict[str, dict[str, Verdict]] = {}
         self._mutex = threading.Lock()
@@ -166,6 +173,13 @@ class CachingExecutor:
         """The inner executor's isolation."""
         return self.inner.isolation
 
+    @property
+    def stats(self) -> ExecutorStats:
+        """The inner executor's counters (the cache's own are :attr:`executed` and
+        :attr:`reused`).
+        """
+        return self.inner.stats
+
     def run(
         self, jobs: Sequence[Job], progress: Callable[[int, int], None] | None = None
     ) -> list[Verdict]:
@@ -198,14 +212,11 @@ class CachingExecutor:
         return [v for v in verdicts if v is not None]
 
     def prefetch(self, jobs: Sequence[Job]) -> None:
-        """Let an inner executor that can start early (the sandbox pool) start the jobs that
-        have no cached verdict; a later :meth:`run` collects them.
+        """Let the inner executor start the jobs that have no cached verdict early (the sandbox
+        pool does); a later :meth:`run` collects them.
         """
-        start = getattr(self.inner, "prefetch", None)
-        if start is None:
-            return
         keys = [self._key(job) for job in jobs]
-        start(
+        self.inner.prefetch(
             [
                 job
                 for job, key in zip(jobs, keys, strict=True)

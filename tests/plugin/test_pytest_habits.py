@@ -1,0 +1,106 @@
+"""pytest's own habits in sampling mode: --tb styles, the short summary, -ra skip locations,
+failures that count as failures, and Ctrl-C during the generation phase.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from pytest_passk.collect import TaskFailed
+from pytest_passk.session import INTERRUPTED_SAMPLING
+
+HEADLINE = (
+    "*0/4 candidates passed (failed 3, error 1); sample 0: AssertionError: assert candidate(3) == 6"
+)
+
+
+def run(pytester: pytest.Pytester, samples: Path, *args: str) -> pytest.RunResult:
+    return pytester.runpytest("--passk=1", f"--model=replay:{samples}", "-p", "no:randomly", *args)
+
+
+def test_tb_line_prints_one_line_per_failure(
+    pytester: pytest.Pytester, dataset: Path, samples: Path
+) -> None:
+    result = run(pytester, samples, "--tb=line")
+    result.stdout.fnmatch_lines(
+        ["*= FAILURES =*", "passk_demo.jsonl:2: " + HEADLINE[1:], "*= pass@k =*"]
+    )
+    result.stdout.no_fnmatch_line("*first failing candidate*")
+
+
+def test_tb_short_leaves_out_the_program(
+    pytester: pytest.Pytester, dataset: Path, samples: Path
+) -> None:
+    short = run(pytester, samples, "--tb=short")
+    short.stdout.fnmatch_lines(["*first failing candidate: sample 0 (failed)*"])
+    short.stdout.no_fnmatch_line("*return x [*] 3*")
+    long = run(pytester, samples, "--tb=long")
+    long.stdout.fnmatch_lines(["*return x [*] 3*"])
+
+
+def test_the_short_summary_is_one_line_per_failure_even_with_vv(
+    pytester: pytest.Pytester, dataset: Path, samples: Path
+) -> None:
+    result = run(pytester, samples, "-vv", "-rf")
+    summary = result.stdout.str().split("short test summary info")[1].splitlines()
+    failed = [line for line in summary if line.startswith("FAILED")]
+    assert len(failed) == 1 and failed[0].endswith("assert candidate(3) == 6")
+    assert summary.index(failed[0]) == len(summary) - 2  # the next line is pytest's own total
+
+
+def test_the_summary_is_one_line_under_xdist_too(
+    pytester: pytest.Pytester, dataset: Path, samples: Path
+) -> None:
+    result = run(pytester, samples, "-vv", "-rf", "-n", "2")
+    result.stdout.fnmatch_lines(["FAILED passk_demo.jsonl::Demo/1* - " + HEADLINE[1:]])
+
+
+def test_skips_point_at_the_task(pytester: pytest.Pytester, samples: Path) -> None:
+    pytester.makepyfile(
+        test_tasks="""
+import pytest_passk as passk
+
+@passk.task(prompt="def f():\\n", entry_point="f")
+def test_unrecorded(candidate):
+    assert candidate() is None
+"""
+    )
+    result = run(pytester, samples, "-ra")
+    result.stdout.fnmatch_lines(["SKIPPED [[]1[]] test_tasks.py:3: no samples for task*"])
+
+
+def test_a_missed_criterion_is_an_assertion_failure() -> None:
+    """allure and other reporters tell failures (assertions) from errors (anything else)."""
+    assert issubclass(TaskFailed, AssertionError)
+
+
+INTERRUPTING_FAKES = """
+def interrupted(task_id, prompt, index):
+    if index == 3:
+        raise KeyboardInterrupt
+    return "    return x + 1\\n"
+"""
+
+
+def test_ctrl_c_while_sampling_keeps_samples_and_writes_a_partial_report(
+    pytester: pytest.Pytester, dataset: Path, tmp_path: Path
+) -> None:
+    pytester.makepyfile(fakes=INTERRUPTING_FAKES)
+    report = tmp_path / "report.json"
+    store = tmp_path / "store"
+    result = pytester.runpytest_subprocess(
+        "--passk=1",
+        "--passk-n=5",
+        "--model=fake:fakes:interrupted",
+        f"--passk-store={store}",
+        f"--passk-report={report}",
+    )
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    result.stdout.fnmatch_lines(["*" + INTERRUPTED_SAMPLING.format(store=store) + "*"])
+    document = json.loads(report.read_text())
+    assert document["complete"] is False and document["tasks"] == []
+    kept = [p for p in store.rglob("*.jsonl")]
+    assert kept and sum(p.read_text().count('"kind":"sample"') for p in kept) == 3
