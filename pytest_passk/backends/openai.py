@@ -50,6 +50,7 @@ from pytest_passk.backends.openai_client import (
     scrub,
 )
 from pytest_passk.backends.openai_wire import (
+    MAX_CHOICES,
     USAGE_UNDERCOUNTED,
     RequestStats,
     parse_choices,
@@ -81,9 +82,6 @@ __all__ = [
 
 DEFAULT_CONCURRENCY = 16
 DEFAULT_REQUEST_TIMEOUT = 600.0
-#: OpenAI's documented ceiling on ``n``; compatible servers that allow fewer say so with fewer
-#: choices (topped up) or a 400 (the request is retried one choice at a time).
-MAX_CHOICES = 128
 GAVE_UP = (
     "{server}: gave up on samples {first}..{last} of {task_id} after {attempts} attempts "
     "({reason}); the {kept} samples received are stored, run again to draw the rest"

@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pytest_passk.backends import Completion, GenerationRequest, SampleSink, SamplingParams
-from pytest_passk.backends.openai import MAX_CHOICES
 from pytest_passk.backends.openai_client import (
     NO_KEY_PLACEHOLDER,
     OpenAIEndpoint,
@@ -29,7 +28,7 @@ from pytest_passk.backends.openai_client import (
     probe,
     scrub,
 )
-from pytest_passk.backends.openai_wire import RequestStats, parse_choices, request_body
+from pytest_passk.backends.openai_wire import MAX_CHOICES, RequestStats, parse_choices, request_body
 from pytest_passk.errors import BackendError, BackendUnavailable
 from pytest_passk.prompts import PromptStyle
 from pytest_passk.store.batches import BatchEntry, BatchLedger, PendingBatch

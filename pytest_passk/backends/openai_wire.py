@@ -19,6 +19,7 @@ from pytest_passk.backends.openai_client import OpenAIEndpoint, ServerTarget
 from pytest_passk.prompts import CompletionForm
 
 __all__ = [
+    "MAX_CHOICES",
     "MAX_STOP_SEQUENCES",
     "USAGE_UNDERCOUNTED",
     "RequestStats",
@@ -27,6 +28,9 @@ __all__ = [
     "sample_seed",
 ]
 
+#: OpenAI's documented ceiling on ``n``; compatible servers that allow fewer say so with fewer
+#: choices (topped up) or a 400 (the request is retried one choice at a time).
+MAX_CHOICES = 128
 #: OpenAI accepts at most four stop sequences; the rest are applied here, to the text.
 MAX_STOP_SEQUENCES = 4
 #: Metadata key set on samples whose response reported fewer completion tokens than its choices
