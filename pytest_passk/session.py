@@ -111,6 +111,9 @@ class PassKSession:
             base_dir=Path(config.invocation_params.dir),
             base_url=settings.base_url,
             store_dir=settings.store,
+            concurrency=settings.concurrency,
+            request_timeout=settings.request_timeout,
+            openai_batch=settings.openai_batch,
         )
         workerinput = getattr(config, "workerinput", {})
         self.started = float(workerinput.get(STARTED_KEY, time.time()))

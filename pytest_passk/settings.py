@@ -20,6 +20,7 @@ from pytest_passk.backends import SamplingParams
 from pytest_passk.backends.registry import DEFAULT_MODEL, MODEL_ERROR, ModelSpec, resolve_model
 from pytest_passk.errors import ModelSpecError
 from pytest_passk.extract import ExtractMode
+from pytest_passk.pricing import PriceError, PriceTable, parse_prices
 from pytest_passk.sandbox.isolation import LEVEL_CHOICES, IsolationLevel
 
 __all__ = ["SETTINGS_KEY", "Settings", "add_options"]
@@ -27,6 +28,8 @@ __all__ = ["SETTINGS_KEY", "Settings", "add_options"]
 DEFAULT_TIMEOUT = 5.0
 DEFAULT_FILES = ("passk_*.jsonl", "passk_*.jsonl.gz")
 DEFAULT_STORE = ".passk"
+DEFAULT_CONCURRENCY = 16
+DEFAULT_REQUEST_TIMEOUT = 600.0
 ISOLATION_LEVELS = LEVEL_CHOICES
 
 BAD_VALUE = "{source}={value!r}: {problem}; {fix}"
@@ -138,6 +141,26 @@ OPTIONS = (
         "Base URL of an OpenAI-compatible server (default: $OPENAI_BASE_URL)",
         "URL",
     ),
+    Option(
+        ("--passk-concurrency",),
+        "passk_concurrency",
+        f"Concurrent requests to an API backend (default: {DEFAULT_CONCURRENCY})",
+        "N",
+    ),
+    Option(
+        ("--passk-request-timeout",),
+        "passk_request_timeout",
+        f"Timeout per API request in seconds (default: {DEFAULT_REQUEST_TIMEOUT:g})",
+        "S",
+    ),
+    Option(
+        ("--passk-openai-batch",),
+        "passk_openai_batch",
+        "Sample through OpenAI's Batch API (half price; a pending batch is collected by the "
+        "next run)",
+        "",
+        action="store_true",
+    ),
 )
 
 
@@ -146,13 +169,9 @@ def add_options(parser: pytest.Parser) -> None:
     group = parser.getgroup("passk", "pass@k sampling of LLM-generated code (pytest-passk)")
     for option in OPTIONS:
         dest = option.ini
+        extra = {"metavar": option.metavar} if option.action != "store_true" else {}
         group.addoption(
-            *option.flags,
-            action=option.action,
-            dest=dest,
-            default=None,
-            metavar=option.metavar,
-            help=option.help,
+            *option.flags, action=option.action, dest=dest, default=None, help=option.help, **extra
         )
         parser.addini(dest, option.help.replace("%%", "%"), type="string", default=None)
     parser.addini(
@@ -164,6 +183,12 @@ def add_options(parser: pytest.Parser) -> None:
     parser.addini(
         "passk_models",
         "Model aliases, one 'name = PROVIDER:MODEL' per line",
+        type="linelist",
+        default=[],
+    )
+    parser.addini(
+        "passk_prices",
+        "Prices in USD per 1M tokens, one 'MODEL = INPUT OUTPUT' per line",
         type="linelist",
         default=[],
     )
@@ -193,6 +218,14 @@ class Settings:
     isolation: IsolationLevel | None = None
     #: ``--passk-extract``: how answers become programs.
     extract: ExtractMode = ExtractMode.AUTO
+    #: Concurrent requests to an API backend.
+    concurrency: int = DEFAULT_CONCURRENCY
+    #: Seconds per API request.
+    request_timeout: float = DEFAULT_REQUEST_TIMEOUT
+    #: Sample through OpenAI's Batch API.
+    openai_batch: bool = False
+    #: Prices by model (ini ``passk_prices`` over the built-in table), USD per 1M tokens.
+    prices: PriceTable = dataclasses.field(default_factory=lambda: PriceTable.with_overrides({}))
 
     @property
     def sampling_mode(self) -> bool:
@@ -261,6 +294,11 @@ class Settings:
             base_url=reader.get("passk_base_url", str) or os.environ.get("OPENAI_BASE_URL") or None,
             files=tuple(config.getini("passk_files")),
             rootdir=rootdir,
+            concurrency=reader.get("passk_concurrency", _positive_int) or DEFAULT_CONCURRENCY,
+            request_timeout=reader.get("passk_request_timeout", _positive_float)
+            or DEFAULT_REQUEST_TIMEOUT,
+            openai_batch=bool(reader.get("passk_openai_batch", _flag_value)),
+            prices=_prices(config.getini("passk_prices")),
         )
 
 
@@ -393,6 +431,21 @@ def _extract_mode(text: str) -> ExtractMode:
     except ValueError:
         modes = ", ".join(mode.value for mode in ExtractMode)
         raise ValueError(f"unknown extraction mode|choose one of {modes}") from None
+
+
+def _flag_value(text: str) -> bool:
+    if text.lower() in ("1", "true", "yes", "on"):
+        return True
+    if text.lower() in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError("not a boolean|write true or false")
+
+
+def _prices(lines: list[str]) -> PriceTable:
+    try:
+        return PriceTable.with_overrides(parse_prices(lines))
+    except PriceError as exc:
+        raise pytest.UsageError(str(exc)) from None
 
 
 def _parse_aliases(lines: list[str]) -> Mapping[str, str]:

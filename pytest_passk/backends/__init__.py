@@ -59,12 +59,20 @@ class ModelSpec:
 
 @dataclass(frozen=True, slots=True)
 class BackendContext:
-    """What providers may need from the run: where relative paths start, the API base URL."""
+    """What providers may need from the run: where relative paths start, the API's settings."""
 
     base_dir: Path
     base_url: str | None = None
     #: The sample store (``--passk-store``); models converted for a backend are kept under it.
     store_dir: Path | None = None
+    #: Concurrent requests to an API backend (``--passk-concurrency``).
+    concurrency: int = 16
+    #: Seconds per API request (``--passk-request-timeout``).
+    request_timeout: float = 600.0
+    #: Draw through OpenAI's Batch API (``--passk-openai-batch``).
+    openai_batch: bool = False
+    #: Seconds a run waits for its Batch API jobs before leaving them pending for the next run.
+    batch_wait: float = 300.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,11 +11,14 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from pytest_passk.backends import Backend, BackendContext, ModelSpec
 from pytest_passk.errors import BackendUnavailable, ModelSpecError
 from pytest_passk.version import package_version
+
+if TYPE_CHECKING:
+    from pytest_passk.backends.openai_client import ServerTarget
 
 __all__ = [
     "BUILTIN_ALIASES",
@@ -173,6 +176,28 @@ def _vllm(device: str) -> Provider:
     return Provider(build, check)
 
 
+def _openai_target(model: ModelSpec, context: BackendContext) -> ServerTarget:
+    from pytest_passk.backends.openai_client import OpenAIEndpoint, ServerTarget
+
+    endpoint = OpenAIEndpoint.COMPLETIONS if model.provider == "openai-completions" else None
+    return ServerTarget.from_environment(
+        model.name, endpoint or OpenAIEndpoint.CHAT, context.base_url
+    )
+
+
+def _openai_check(model: ModelSpec, context: BackendContext) -> None:
+    from pytest_passk.backends.openai_client import check_target
+
+    check_target(_openai_target(model, context))
+
+
+def _openai(model: ModelSpec, context: BackendContext) -> Backend:
+    # Only the small module of our own is imported here; the openai package when it is used.
+    from pytest_passk.backends.openai import build_openai_backend
+
+    return build_openai_backend(_openai_target(model, context), context)
+
+
 def _pending(provider: str, needs: str) -> Provider:
     """A provider whose backend is a later milestone: its spec resolves, its use is refused."""
 
@@ -192,9 +217,8 @@ def _pending(provider: str, needs: str) -> Provider:
 PROVIDERS: Mapping[str, Provider] = {
     "replay": Provider(_replay),
     "fake": Provider(_fake),
-    "openai": _pending(
-        "openai", "pip install 'pytest-passk[openai]' and OPENAI_API_KEY or --passk-base-url"
-    ),
+    "openai": Provider(_openai, _openai_check),
+    "openai-completions": Provider(_openai, _openai_check),
     "vllm": _vllm("cuda"),
     "vllm-cpu": _vllm("cpu"),
 }

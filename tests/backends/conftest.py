@@ -15,6 +15,7 @@ import pytest
 
 from pytest_passk.backends.vllm import VllmBackend
 from pytest_passk.backends.vllm_checks import ModelSource
+from tests.support.openai_server import ScriptedOpenAI
 from tests.support.tiny_llama import build_tiny_llama
 
 VLLM_MISSING = "vLLM's CPU build is not installed (pip install -e '.[cpu]' and .ci/install-cpu)"
@@ -53,3 +54,21 @@ def engine(tiny_model: Path) -> Iterator[VllmBackend]:
     backend = VllmBackend(str(tiny_model), ModelSource(str(tiny_model), tiny_model), device="cpu")
     yield backend
     backend.close()
+
+
+@pytest.fixture
+def server() -> Iterator[ScriptedOpenAI]:
+    """A scripted OpenAI-compatible server serving ``scripted-model``."""
+    with ScriptedOpenAI(["scripted-model"]) as running:
+        yield running
+
+
+@pytest.fixture(autouse=True)
+def _no_openai_environment(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests name their server and key themselves; a developer's own must not leak in (except
+    into the opt-in tests of the real API).
+    """
+    if request.node.get_closest_marker("paid") is not None:
+        return
+    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_ORG_ID", "OPENAI_PROJECT_ID"):
+        monkeypatch.delenv(name, raising=False)
