@@ -143,6 +143,8 @@ class ModelSummary:
     cost_usd: float | None
     tasks_short: int
     tasks_without_samples: int
+    #: Tasks with at least one passing candidate (c >= 1).
+    tasks_solved: int = 0
     #: Samples per extraction kind (``as-is``, each repair's name, ``no-code``).
     extraction: dict[str, int] = field(default_factory=dict)
 
@@ -182,6 +184,7 @@ def summarise_models(results: Sequence[TaskResult], ks: Sequence[int]) -> list[M
                 else math.fsum(c or 0.0 for c in costs),
                 tasks_short=sum(1 for r in group if 0 < r.n < r.n_requested),
                 tasks_without_samples=sum(1 for r in group if r.n == 0),
+                tasks_solved=sum(1 for r in group if r.c > 0),
                 extraction=dict(sorted(extraction.items())),
             )
         )

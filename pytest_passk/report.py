@@ -11,6 +11,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from pytest_passk.estimate import Estimate, ModelSummary
+from pytest_passk.pricing import cost_per_solved_task
 from pytest_passk.results import Outcome, TaskResult
 
 __all__ = [
@@ -166,6 +167,7 @@ def json_report(
             "outcomes": dict(s.outcomes),
             "tokens": {"prompt": s.prompt_tokens, "completion": s.completion_tokens},
             "cost_usd": s.cost_usd,
+            "cost_per_solved_task_usd": cost_per_solved_task(s.cost_usd, s.tasks_solved),
             "n_min": s.n_min,
             "samples": s.samples,
             "distinct_programs": s.distinct,

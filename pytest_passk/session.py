@@ -11,6 +11,7 @@ report, aggregates, and writes the outputs (:mod:`pytest_passk.outputs`).
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import time
 import warnings
@@ -234,6 +235,9 @@ class PassKSession:
             ks=self.ks(),
             n_requested=requested,
         )
+        # What the samples cost (``None``, never 0, when the model's price is unknown).
+        cost = self.settings.prices.samples_cost(model.spec, completions)
+        result = dataclasses.replace(result, cost_usd=cost)
         return decide(result, item.task, self.settings.max_k)
 
     # -- hooks ---------------------------------------------------------------------------------

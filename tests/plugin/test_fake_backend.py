@@ -110,3 +110,30 @@ def test_under_xdist_one_process_draws_every_sample_once(
         (task, i) for task in ("Demo/0", "Demo/1") for i in range(5)
     )
     result.stdout.fnmatch_lines(["passk store *: 10 samples drawn, 0 read from the store;*"])
+
+
+def test_cost_comes_from_the_price_table_and_is_null_without_a_price(
+    pytester: pytest.Pytester, dataset: Path, tmp_path: Path
+) -> None:
+    """The fake backend counts whitespace-separated words as tokens: each sample of Demo/0 costs
+    its prompt once per request and 4 completion tokens (``return x + 1``).
+    """
+    pytester.makepyfile(fakes=FAKES)
+    pytester.makeini(
+        """
+[pytest]
+passk_prices =
+    fake:fakes:half_right = 1000000 2000000
+"""
+    )
+    priced, unpriced = tmp_path / "priced.json", tmp_path / "unpriced.json"
+    args = ["--passk=1", "--passk-n=2", "-p", "no:randomly"]
+    pytester.runpytest(*args, "--model=fake:fakes:half_right", f"--passk-report={priced}")
+    model = json.loads(priced.read_text())["models"]["fake:fakes:half_right"]
+    tokens = model["tokens"]
+    assert model["cost_usd"] == pytest.approx(tokens["prompt"] * 1.0 + tokens["completion"] * 2.0)
+    assert model["cost_per_solved_task_usd"] == pytest.approx(model["cost_usd"] / 2)
+    pytester.makepyfile(other=FAKES)
+    pytester.runpytest(*args, "--model=fake:other:half_right", f"--passk-report={unpriced}")
+    model = json.loads(unpriced.read_text())["models"]["fake:other:half_right"]
+    assert model["cost_usd"] is None and model["cost_per_solved_task_usd"] is None
