@@ -79,6 +79,9 @@ def summary_lines(
         n = str(s.n) if s.n == s.n_min else f"{s.n_min}-{s.n}"
         tokens = f"{s.prompt_tokens}+{s.completion_tokens}"
         cost = "-" if s.cost_usd is None else f"${s.cost_usd:.4f}"
+        per_solved = cost_per_solved_task(s.cost_usd, s.tasks_solved)
+        if per_solved is not None:
+            cost += f" (${per_solved:.4f}/solved)"
         rows.append(
             [s.label, str(s.tasks), n, *(_fmt_estimate(s.estimates[k]) for k in ks), tokens, cost]
         )

@@ -133,6 +133,10 @@ passk_prices =
     tokens = model["tokens"]
     assert model["cost_usd"] == pytest.approx(tokens["prompt"] * 1.0 + tokens["completion"] * 2.0)
     assert model["cost_per_solved_task_usd"] == pytest.approx(model["cost_usd"] / 2)
+    result = pytester.runpytest(*args, "--model=fake:fakes:half_right")
+    result.stdout.fnmatch_lines(
+        [f"fake:fakes:half_right *${model['cost_usd']:.4f} (${model['cost_usd'] / 2:.4f}/solved)"]
+    )
     pytester.makepyfile(other=FAKES)
     pytester.runpytest(*args, "--model=fake:other:half_right", f"--passk-report={unpriced}")
     model = json.loads(unpriced.read_text())["models"]["fake:other:half_right"]
