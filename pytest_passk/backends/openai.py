@@ -153,9 +153,7 @@ class OpenAIBackend:
     @property
     def prompt_style(self) -> PromptStyle:
         """Chat for the chat endpoint, plain continuation for the completions endpoint."""
-        if self._target.endpoint is OpenAIEndpoint.COMPLETIONS:
-            return PromptStyle.COMPLETION
-        return PromptStyle.CHAT
+        return self._target.prompt_style
 
     @property
     def server(self) -> str:

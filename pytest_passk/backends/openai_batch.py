@@ -116,9 +116,7 @@ class BatchBackend:
     @property
     def prompt_style(self) -> PromptStyle:
         """As for live requests."""
-        if self._target.endpoint is OpenAIEndpoint.COMPLETIONS:
-            return PromptStyle.COMPLETION
-        return PromptStyle.CHAT
+        return self._target.prompt_style
 
     def close(self) -> None:
         """Nothing held between calls."""

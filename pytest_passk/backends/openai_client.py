@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
 from pytest_passk.errors import BackendUnavailable
+from pytest_passk.prompts import PromptStyle
 
 if TYPE_CHECKING:
     import openai
@@ -85,6 +86,13 @@ class ServerTarget:
     def display(self) -> str:
         """The server as messages name it."""
         return display_url(self.base_url)
+
+    @property
+    def prompt_style(self) -> PromptStyle:
+        """Chat for the chat endpoint, plain continuation for the completions endpoint."""
+        if self.endpoint is OpenAIEndpoint.COMPLETIONS:
+            return PromptStyle.COMPLETION
+        return PromptStyle.CHAT
 
     @classmethod
     def from_environment(
