@@ -33,7 +33,9 @@ __all__ = [
     "Basis",
     "Candidate",
     "Pick",
+    "candidates_of",
     "pick",
+    "pick_sample",
     "select_task",
     "selected_at_1",
     "selected_passed",
@@ -103,15 +105,14 @@ def selected_at_1(records: Sequence[tuple[Hashable | None, str | None, bool]]) -
     return selected_passed(candidates, [passed for _, _, passed in records])
 
 
-def select_task(samples: Sequence[CandidateResult]) -> bool | None:
-    """selected@1 of one task's judged samples (``None`` without samples).
-
-    Programs are keyed as :func:`~pytest_passk.evaluation.plan` keys them for de-duplication; an
-    empty program is a sample with no code.
+def candidates_of(samples: Sequence[CandidateResult]) -> list[Candidate]:
+    """What selection may see of judged samples (in the given order): their programs, keyed as
+    :func:`~pytest_passk.evaluation.plan` keys them for de-duplication (an empty program is a
+    sample with no code), and their behaviour. Outcomes, messages and durations stay behind.
     """
     keys: dict[str, bytes] = {}
     candidates = []
-    for sample in sorted(samples, key=lambda s: s.index):
+    for sample in samples:
         key = None
         if sample.program.strip():
             key = keys.get(sample.program)
@@ -121,5 +122,21 @@ def select_task(samples: Sequence[CandidateResult]) -> bool | None:
         # carries one, grouping is by program.
         behaviour: str | None = getattr(sample, "behaviour", None)
         candidates.append(Candidate(key, behaviour))
+    return candidates
+
+
+def pick_sample(samples: Sequence[CandidateResult]) -> int | None:
+    """The index of the sample picked without tests; ``None`` without samples."""
     ordered = sorted(samples, key=lambda s: s.index)
-    return selected_passed(candidates, [s.outcome is Outcome.PASSED for s in ordered])
+    chosen = pick(candidates_of(ordered))
+    return None if chosen is None else ordered[chosen.position].index
+
+
+def select_task(samples: Sequence[CandidateResult]) -> bool | None:
+    """selected@1 of one task's judged samples: whether the picked one passed (``None``
+    without samples).
+    """
+    index = pick_sample(samples)
+    if index is None:
+        return None
+    return next(s.outcome is Outcome.PASSED for s in samples if s.index == index)
