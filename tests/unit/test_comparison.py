@@ -6,6 +6,8 @@ import math
 import random
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from pytest_passk.comparison import (
     USER_BUDGET,
@@ -194,3 +196,27 @@ def test_the_comparison_is_deterministic_and_independent_of_model_order() -> Non
     assert first is not None and again is not None
     assert {v.model: v for v in first.versus} == {v.model: v for v in again.versus}
     assert first == compare([a, b, c], "b", (1, 4), budgets=(0.01,), target=0.6)
+
+
+@given(
+    st.lists(
+        st.integers(1, 12).flatmap(lambda n: st.tuples(st.just(n), st.integers(0, n))),
+        min_size=1,
+        max_size=6,
+    ),
+    st.floats(0.01, 1.0),
+)
+def test_the_target_search_finds_the_smallest_k(
+    counts: list[tuple[int, int]], target: float
+) -> None:
+    # Tasks of different n: the set of tasks scored changes with k, so pass@k may dip.
+    n = max(size for size, _ in counts)
+    smallest = next(
+        (
+            k
+            for k in range(1, n + 1)
+            if (value := mean_pass_at_k(counts, k)) is not None and value >= target
+        ),
+        None,
+    )
+    assert reach_target(target, 0.5, counts).k == smallest
