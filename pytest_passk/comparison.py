@@ -75,6 +75,9 @@ class PairedDiff:
     low: float
     high: float
     tasks: int
+    #: Each model's mean pass@k over those same tasks (NaN when none).
+    model_value: float = math.nan
+    baseline_value: float = math.nan
 
 
 @dataclass(frozen=True, slots=True)
@@ -292,13 +295,10 @@ def _versus(run: ModelRun, base: ModelRun, ks: Sequence[int], resamples: int, se
             for task in shared
             if run.counts[task][0] >= k and base.counts[task][0] >= k
         ]
-        diff, low, high = paired_difference(
-            [pass_at_k(n, c, k) for (n, c), _ in pairs],
-            [pass_at_k(n, c, k) for _, (n, c) in pairs],
-            resamples=resamples,
-            seed=seed,
-        )
-        diffs[k] = PairedDiff(k, diff, low, high, len(pairs))
+        model = [pass_at_k(n, c, k) for (n, c), _ in pairs]
+        baseline = [pass_at_k(n, c, k) for _, (n, c) in pairs]
+        diff, low, high = paired_difference(model, baseline, resamples=resamples, seed=seed)
+        diffs[k] = PairedDiff(k, diff, low, high, len(pairs), _mean(model), _mean(baseline))
     solved_model = {task for task in shared if run.counts[task][1] > 0}
     solved_base = {task for task in shared if base.counts[task][1] > 0}
     return Versus(
@@ -308,6 +308,10 @@ def _versus(run: ModelRun, base: ModelRun, ks: Sequence[int], resamples: int, se
         only_model_solved=len(solved_model - solved_base),
         only_baseline_solved=len(solved_base - solved_model),
     )
+
+
+def _mean(values: Sequence[float]) -> float:
+    return math.fsum(values) / len(values) if values else math.nan
 
 
 def runs_from_results(

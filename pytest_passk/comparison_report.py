@@ -6,7 +6,6 @@ Pure functions; :mod:`pytest_passk.report` calls them beside the pass@k table an
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from typing import Any
 
 from pytest_passk.comparison import Afford, AtBudget, Comparison, TargetReach
@@ -32,7 +31,9 @@ NOT_REACHED = "not reached within n={n}"
 def _usd(value: float | None) -> str:
     if value is None:
         return "unknown"
-    return f"${value:.2g}" if value < 0.0001 else f"${value:.4f}"
+    if 0 < value < 0.0001:  # two significant digits, never an exponent
+        return f"${value:.{1 - math.floor(math.log10(value))}f}".rstrip("0")
+    return f"${value:.4f}"
 
 
 def _signed(value: float) -> str:
@@ -43,26 +44,27 @@ def _float(value: float) -> float | None:
     return None if math.isnan(value) else value
 
 
-def comparison_lines(comparison: Comparison, ks: Sequence[int]) -> list[str]:
+def comparison_lines(comparison: Comparison) -> list[str]:
     """The terminal ``comparison`` part: paired differences, equal cost, target."""
     c = comparison
     lines = [
-        f"baseline {c.baseline}: paired differences over shared tasks, "
+        f"against {c.baseline}: pass@k on the tasks both ran (n >= k), "
         f"95% CI by paired bootstrap ({c.resamples} resamples)"
     ]
-    header = ["model", "shared", *(f"pass@{k} - base [95% CI]" for k in ks), "only it", "only base"]
+    header = ["model", "k", "tasks", "pass@k", c.baseline, "difference [95% CI]", "only it"]
+    header.append(f"only {c.baseline}")
     rows = []
     for v in c.versus:
-        cells = []
-        for k in ks:
-            d = v.diffs[k]
-            cells.append(
-                "n/a"
-                if math.isnan(d.diff)
-                else f"{_signed(d.diff)} [{_signed(d.low)}, {_signed(d.high)}]"
-            )
-        solved = [str(v.only_model_solved), str(v.only_baseline_solved)]
-        rows.append([v.model, str(v.shared_tasks), *cells, *solved])
+        for number, (k, d) in enumerate(v.diffs.items()):
+            if math.isnan(d.diff):
+                cells = ["n/a", "n/a", "n/a"]
+            else:
+                interval = f"{_signed(d.diff)} [{_signed(d.low)}, {_signed(d.high)}]"
+                cells = [f"{d.model_value:.3f}", f"{d.baseline_value:.3f}", interval]
+            solved = [str(v.only_model_solved), str(v.only_baseline_solved)]
+            if number:  # once per model
+                solved = ["", ""]
+            rows.append([v.model, str(k), str(d.tasks), *cells, *solved])
     lines.extend(table(header, rows))
     costs = ", ".join(f"{label} {_usd(cost)}" for label, cost in c.cost_per_sample.items())
     lines.append(f"cost per sample: {costs}")
@@ -108,6 +110,8 @@ def comparison_json(comparison: Comparison) -> dict[str, Any]:
                     "diff": _float(d.diff),
                     "ci95": [_float(d.low), _float(d.high)],
                     "tasks": d.tasks,
+                    "model_pass_at_k": _float(d.model_value),
+                    "baseline_pass_at_k": _float(d.baseline_value),
                 }
                 for k, d in v.diffs.items()
             },

@@ -388,7 +388,7 @@ class PassKSession:
             terminalreporter.write_line(line)
         if self._comparison is not None:
             terminalreporter.write_sep("-", "comparison")
-            for line in comparison_lines(self._comparison, self.ks()):
+            for line in comparison_lines(self._comparison):
                 terminalreporter.write_line(line)
         for failure in self._failures:
             terminalreporter.write_line(failure, red=True)

@@ -65,16 +65,17 @@ TERMINAL = [
     "model*pass@1 [95% CI]*pass@2 [95% CI]*selected@1*",
     "big *0.250 [*0.500*",
     "*- comparison -*",
-    "baseline big: paired differences over shared tasks, 95% CI by paired bootstrap*",
-    "model*shared*pass@1 - base [95% CI]*pass@2 - base [95% CI]*only it*only base",
-    "small*2*+0.250 [+0.250, +0.250]*+0.333 [+0.167, +0.500]*1*0",
-    "cost per sample: big $0.0002, small $2e-05",
+    "against big: pass@k on the tasks both ran (n >= k), 95% CI by paired bootstrap (10000*",
+    "model  k  tasks  pass@k  big    difference [95% CI]      only it  only big",
+    "small  1  2      0.500   0.250  +0.250 [+0.250, +0.250]  1        0",
+    "small  2  2      0.750   0.417  +0.333 [+0.167, +0.500]",
+    "cost per sample: big $0.0002, small $0.00002",
     "equal cost per task (2 tasks every model ran; * = all n drawn)",
-    "budget/task*from*big*small",
-    "$0.0002*one sample of big*k=1 0.250*k=4* 1.000",
-    "$2e-05*one sample of small*over budget*k=1 0.500",
-    "$4e-05*--passk-budget*over budget*k=2 0.750",
-    "to reach pass@k >= 0.8: big not reached within n=4; small k=3 ($6e-05/task)",
+    "budget/task  from                 big          small",
+    "$0.0002      one sample of big    k=1 0.250    k=4* 1.000",
+    "$0.00002     one sample of small  over budget  k=1 0.500",
+    "$0.00004     --passk-budget       over budget  k=2 0.750",
+    "to reach pass@k >= 0.8: big not reached within n=4; small k=3 ($0.00006/task)",
 ]
 
 
@@ -198,7 +199,14 @@ def test_the_report_numbers_are_the_comparison_of_the_reported_counts(
     assert again is not None
     diff = again.versus[0].diffs[2]
     reported = document["comparison"]["models"]["small"]["pass_at_k_diff"]["2"]
-    assert reported == {"diff": diff.diff, "ci95": [diff.low, diff.high], "tasks": 2}
+    assert reported == {
+        "diff": diff.diff,
+        "ci95": [diff.low, diff.high],
+        "tasks": 2,
+        "model_pass_at_k": 0.75,
+        "baseline_pass_at_k": diff.baseline_value,
+    }
+    assert diff.baseline_value == pytest.approx(5 / 12)
 
 
 def test_the_baseline_option(pytester: pytest.Pytester, recordings: list[str]) -> None:
