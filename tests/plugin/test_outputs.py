@@ -86,6 +86,10 @@ def test_junit_properties(pytester: pytest.Pytester, dataset: Path, samples: Pat
     assert suite == {
         "pass@1[replay:samples.jsonl]": "0.2500",
         "pass@2[replay:samples.jsonl]": "0.4167",
+        # Each task's first sample (all its programs differ): Demo/0's passes, Demo/1's fails.
+        "selected@1[replay:samples.jsonl]": "0.5000",
+        # The recording has no token counts: unknown, never 0.
+        "cost_per_sample_usd[replay:samples.jsonl]": "nan",
     }
     case = cases["Demo/0[replay:samples.jsonl]"]
     assert case == {
