@@ -96,6 +96,8 @@ def _at_budget(cell: AtBudget) -> str:
 def _reach(reach: TargetReach) -> str:
     if reach.k is None:
         return NOT_REACHED.format(n=reach.n)
+    if reach.cost_per_task_usd is None:
+        return f"k={reach.k} (cost unknown)"
     return f"k={reach.k} ({_usd(reach.cost_per_task_usd)}/task)"
 
 
