@@ -8,7 +8,6 @@ Kept beside :mod:`pytest_passk.settings` (which calls :func:`add_comparison_opti
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
@@ -16,6 +15,7 @@ from typing import TypeVar
 import pytest
 
 from pytest_passk.backends import ModelSpec
+from pytest_passk.option_values import number
 from pytest_passk.pricing import DEFAULT_CPU_HOUR_USD, DEFAULT_GPU_HOUR_USD, HourPrices
 
 __all__ = [
@@ -149,13 +149,7 @@ def _values(
 
 
 def _number(text: str) -> float:
-    try:
-        value = float(text.removeprefix("$"))
-    except ValueError:
-        raise ValueError("not a number|give a number such as 0.01") from None
-    if not math.isfinite(value):
-        raise ValueError("must be finite|give a number such as 0.01")
-    return value
+    return number(text.removeprefix("$"))  # "$0.01" reads as 0.01
 
 
 def _budget(text: str) -> float:

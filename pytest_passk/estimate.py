@@ -151,6 +151,8 @@ class ModelSummary:
     #: Mean over tasks of whether the candidate picked without tests passes; ``None`` when no
     #: task had samples.
     selected_at_1: float | None = None
+    #: Samples whose token usage the server undercounted: token totals and cost are lower bounds.
+    undercounted: int = 0
 
     @property
     def cost_per_sample_usd(self) -> float | None:
@@ -196,6 +198,7 @@ def summarise_models(results: Sequence[TaskResult], ks: Sequence[int]) -> list[M
                 tasks_solved=sum(1 for r in group if r.c > 0),
                 extraction=dict(sorted(extraction.items())),
                 selected_at_1=_mean([float(r.selected) for r in group if r.selected is not None]),
+                undercounted=sum(r.undercounted for r in group),
             )
         )
     return summaries

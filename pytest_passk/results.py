@@ -48,10 +48,15 @@ class CandidateResult:
     #: The task itself could not run (its test failed to load, asks for a fixture the sandbox
     #: lacks): the error says nothing of this program.
     task_error: bool = False
+    #: The server reported fewer completion tokens than this sample must have used (some
+    #: OpenAI-compatible servers count one choice when ``n > 1``): its tokens are a lower bound.
+    usage_undercounted: bool = False
 
     def to_json(self) -> dict[str, Any]:
         """Plain data for reports and ``--passk-samples-out``."""
-        extra = {"task_error": True} if self.task_error else {}
+        extra: dict[str, Any] = {"task_error": True} if self.task_error else {}
+        if self.usage_undercounted:
+            extra["usage_undercounted"] = True
         return extra | {
             "index": self.index,
             "outcome": self.outcome.value,
@@ -78,6 +83,7 @@ class CandidateResult:
             completion_tokens=int(data.get("completion_tokens", 0)),
             extraction=str(data.get("extraction", "as-is")),
             task_error=bool(data.get("task_error", False)),
+            usage_undercounted=bool(data.get("usage_undercounted", False)),
         )
 
 
@@ -112,6 +118,8 @@ class TaskResult:
     #: Whether the candidate picked without the task's tests passes (:mod:`~pytest_passk.
     #: selection`); ``None`` without samples.
     selected: bool | None = None
+    #: Samples whose token usage the server undercounted (travels without the samples).
+    undercounted: int = 0
 
     def to_json(self, *, with_samples: bool = True) -> dict[str, Any]:
         """Plain JSON data (what travels on the test report)."""
@@ -132,6 +140,7 @@ class TaskResult:
             "first_failure_detail": self.first_failure_detail,
             "extraction": dict(self.extraction),
             "selected": self.selected,
+            "undercounted": self.undercounted,
         }
         if with_samples:
             data["samples"] = [sample.to_json() for sample in self.samples]
@@ -160,6 +169,7 @@ class TaskResult:
             first_failure_detail=str(data.get("first_failure_detail", "")),
             extraction={str(k): int(v) for k, v in data.get("extraction", {}).items()},
             selected=None if data.get("selected") is None else bool(data["selected"]),
+            undercounted=int(data.get("undercounted", 0)),
         )
 
 
