@@ -70,7 +70,7 @@ def test_json_report_schema(pytester: pytest.Pytester, dataset: Path, samples: P
     low, high = model["ci95"]["1"]
     assert low <= model["pass_at_k"]["1"] <= high
     assert model["outcomes"] == {"passed": 2, "failed": 4, "error": 2, "timeout": 0}
-    assert model["tokens"] == {"prompt": 0, "completion": 0}
+    assert model["tokens"] == {"prompt": 0, "completion": 0, "undercounted_samples": 0}
     assert model["cost_usd"] is None
     tasks = {t["task_id"]: t for t in report["tasks"]}
     assert tasks["Demo/0"]["c"] == 2 and tasks["Demo/0"]["n"] == 4
