@@ -42,6 +42,7 @@ from pytest_passk.backends.vllm_checks import (
     prompt_style_of,
 )
 from pytest_passk.errors import BackendError, PassKError
+from pytest_passk.pricing import engine_metadata
 from pytest_passk.prompts import CompletionForm, PromptStyle, RenderedPrompt
 
 __all__ = [
@@ -256,7 +257,7 @@ class VllmBackend:
         results: list[list[Completion | None]] = [[None] * r.n for r in requests]
         where: dict[str, tuple[int, int]] = {}
         total = sum(r.n for r in requests)
-        started = time.monotonic()
+        started = now = time.monotonic()
         done = prompt_tokens = completion_tokens = 0
         # The caller's own error (the store refusing a sample) is not the engine's: it propagates
         # as it is, after the queue is dropped.
@@ -273,6 +274,10 @@ class VllmBackend:
                     # The prompt is counted once per request: on its first sample.
                     prompt_count = len(output.prompt_token_ids or ()) if offset == 0 else 0
                     tokens = len(sample.token_ids)
+                    # The engine's seconds since the last sample finished: summed over a call,
+                    # its generation time, which prices local samples (pricing.py).
+                    now, last = time.monotonic(), now
+                    timing = engine_metadata(self._device, self._devices(), now - last)
                     completion = Completion(
                         text=sample.text,
                         form=_form(request.prompt),
@@ -280,7 +285,8 @@ class VllmBackend:
                         completion_tokens=tokens,
                         finish_reason=sample.finish_reason,
                         latency=time.monotonic() - started,
-                        metadata={"seed": sample_seed(params.seed, request.start + offset)},
+                        metadata={"seed": sample_seed(params.seed, request.start + offset)}
+                        | timing,
                     )
                     results[position][offset] = completion
                     done += 1
@@ -318,6 +324,12 @@ class VllmBackend:
         if missing:
             raise BackendError(f"vLLM finished without samples for {', '.join(missing)}")
         return [[c for c in got if c is not None] for got in results]
+
+    def _devices(self) -> int:
+        """GPUs (tensor parallel) or CPUs the engine occupies, for pricing its time."""
+        if self._device == "cuda":
+            return self._tensor_parallel
+        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
 
     def _submit(
         self,

@@ -15,6 +15,7 @@ import pytest
 from pytest_passk.backends import Completion, GenerationRequest, SamplingParams
 from pytest_passk.backends.vllm import VllmBackend
 from pytest_passk.errors import BackendError
+from pytest_passk.pricing import ENGINE_DEVICE, ENGINE_DEVICES, ENGINE_SECONDS, PriceTable
 from pytest_passk.prompts import CompletionForm, PromptStyle, RenderedPrompt
 
 pytestmark = pytest.mark.vllm
@@ -188,3 +189,18 @@ def test_close_shuts_the_engine_down_and_leaves_no_process(engine: VllmBackend) 
     engine.close()  # a second close is harmless
     # A closed backend starts a fresh engine when asked again.
     assert len(engine.generate([GenerationRequest("z", PLAIN, 1)], PARAMS)[0]) == 1
+
+
+def test_each_sample_carries_its_share_of_engine_time(engine: VllmBackend) -> None:
+    before = engine.stats
+    (batch,) = engine.generate([GenerationRequest("time/0", PLAIN, 4)], PARAMS)
+    spent = engine.stats.generate_seconds - before.generate_seconds
+    shares = [c.metadata[ENGINE_SECONDS] for c in batch]
+    # The shares are the gaps between finished samples: together, the call's generation time.
+    assert all(share >= 0 for share in shares)
+    assert 0 < sum(shares) <= spent
+    assert {(c.metadata[ENGINE_DEVICE], c.metadata[ENGINE_DEVICES]) for c in batch} == {
+        ("cpu", len(os.sched_getaffinity(0)))
+    }
+    cost = PriceTable.with_overrides({}).samples_cost("vllm-cpu:tiny", batch)
+    assert cost is not None and cost > 0
