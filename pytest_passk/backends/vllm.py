@@ -194,8 +194,9 @@ class VllmBackend:
             assert path is not None  # a GGUF source always names its folder
             smollm2.convert(path, self._say)
         # Set before vLLM is imported and its engine process starts: both read them then.
-        # vLLM's INFO lines (dozens per start) would bury pytest's output; the user may ask.
-        os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
+        # vLLM's INFO and WARNING lines (dozens per start, and warnings about settings the plugin
+        # chose on purpose) would bury pytest's output; the user may ask for them.
+        os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")
         if self._device == "cpu":
             os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", CPU_KVCACHE_GIB)
             # The CPU engine compiles its kernels during its first steps; on a small, busy
