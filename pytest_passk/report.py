@@ -10,9 +10,10 @@ import math
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
+from pytest_passk import stronger
 from pytest_passk.estimate import Estimate, ModelSummary
 from pytest_passk.pricing import cost_per_solved_task
-from pytest_passk.results import Outcome, TaskResult
+from pytest_passk.results import CandidateResult, Outcome, TaskResult
 
 __all__ = [
     "REPORT_SCHEMA",
@@ -54,6 +55,7 @@ def item_properties(result: TaskResult, ks: Sequence[int]) -> list[tuple[str, ob
         ("passk_c", result.c),
     ]
     props.extend((f"pass@{k}", _fmt(result.pass_at_k[k])) for k in ks if k in result.pass_at_k)
+    props.extend(stronger.item_properties(result, ks))
     return props
 
 
@@ -105,6 +107,7 @@ def summary_lines(
         repaired = extraction_line(s)
         if repaired:
             lines.append(repaired)
+    lines.extend(stronger.stronger_lines([s.label for s in summaries], results, ks))
     if verbose and results:
         lines.append("")
         task_header = ["task", "model", "n", "c", *(f"pass@{k}" for k in ks), "outcomes"]
@@ -179,6 +182,7 @@ def json_report(
             "tasks_short": s.tasks_short,
             "tasks_without_samples": s.tasks_without_samples,
             "extraction": dict(s.extraction),
+            "stronger": stronger.model_json(s.label, results, ks),
         }
     tasks = [
         {
@@ -194,6 +198,7 @@ def json_report(
             "tokens": {"prompt": r.prompt_tokens, "completion": r.completion_tokens},
             "duration": round(r.duration, 6),
         }
+        | ({"stronger": found} if (found := stronger.task_json(r, ks)) is not None else {})
         for r in sorted(results, key=lambda r: (r.model, r.task_id, r.nodeid))
     ]
     document: dict[str, Any] = {
@@ -234,7 +239,19 @@ def sample_records(results: Sequence[TaskResult]) -> Iterator[dict[str, Any]]:
                 else sample.message or sample.outcome.value,
                 "duration": round(sample.duration, 6),
                 "extraction": sample.extraction,
-            }
+            } | _stronger_fields(sample)
+
+
+def _stronger_fields(sample: CandidateResult) -> dict[str, Any]:
+    """A sample's outcome on the task's own tests alone, and its behaviour fingerprint, where
+    the task had stronger tests.
+    """
+    fields: dict[str, Any] = {}
+    if sample.original is not None:
+        fields["original_outcome"] = sample.original.value
+    if sample.behaviour is not None:
+        fields["behaviour"] = sample.behaviour
+    return fields
 
 
 def failure_headline(result: TaskResult) -> str:

@@ -48,10 +48,20 @@ class CandidateResult:
     #: The task itself could not run (its test failed to load, asks for a fixture the sandbox
     #: lacks): the error says nothing of this program.
     task_error: bool = False
+    #: With stronger tests (differential, ``--passk-augment``, EvalPlus): the outcome on the
+    #: task's own tests alone (``outcome`` is on the stronger tests too). ``None`` without.
+    original: Outcome | None = None
+    #: With stronger tests: a stable hash of the program's outputs on the generated inputs,
+    #: computed without any test's verdict (candidates that behave alike share it).
+    behaviour: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """Plain data for reports and ``--passk-samples-out``."""
-        extra = {"task_error": True} if self.task_error else {}
+        extra: dict[str, Any] = {"task_error": True} if self.task_error else {}
+        if self.original is not None:
+            extra["original_outcome"] = self.original.value
+        if self.behaviour is not None:
+            extra["behaviour"] = self.behaviour
         return extra | {
             "index": self.index,
             "outcome": self.outcome.value,
@@ -78,6 +88,8 @@ class CandidateResult:
             completion_tokens=int(data.get("completion_tokens", 0)),
             extraction=str(data.get("extraction", "as-is")),
             task_error=bool(data.get("task_error", False)),
+            original=Outcome(data["original_outcome"]) if data.get("original_outcome") else None,
+            behaviour=str(data["behaviour"]) if data.get("behaviour") else None,
         )
 
 
@@ -109,6 +121,14 @@ class TaskResult:
     first_failure_detail: str = ""
     #: Samples per extraction kind (travels without the samples, for the per-model counts).
     extraction: dict[str, int] = field(default_factory=dict)
+    #: With stronger tests: how many samples passed the task's own tests alone (``c`` counts
+    #: those that passed the stronger tests too); ``None`` without stronger tests.
+    c_original: int | None = None
+
+    @property
+    def false_positives(self) -> int:
+        """Samples that pass the task's own tests and fail the stronger ones."""
+        return 0 if self.c_original is None else max(0, self.c_original - self.c)
 
     def to_json(self, *, with_samples: bool = True) -> dict[str, Any]:
         """Plain JSON data (what travels on the test report)."""
@@ -129,6 +149,8 @@ class TaskResult:
             "first_failure_detail": self.first_failure_detail,
             "extraction": dict(self.extraction),
         }
+        if self.c_original is not None:
+            data["c_original"] = self.c_original
         if with_samples:
             data["samples"] = [sample.to_json() for sample in self.samples]
         return data
@@ -155,6 +177,7 @@ class TaskResult:
             samples=tuple(CandidateResult.from_json(s) for s in data.get("samples", ())),
             first_failure_detail=str(data.get("first_failure_detail", "")),
             extraction={str(k): int(v) for k, v in data.get("extraction", {}).items()},
+            c_original=None if data.get("c_original") is None else int(data["c_original"]),
         )
 
 

@@ -23,7 +23,7 @@ import pytest
 
 from pytest_passk.backends import Backend, BackendContext, ModelSpec
 from pytest_passk.collect import JUDGE_KEY, RESULT_KEY, TaskItem
-from pytest_passk.errors import PassKError, SamplesUnavailable
+from pytest_passk.errors import PassKError, SamplesUnavailable, TaskFormatError
 from pytest_passk.estimate import ModelSummary, summarise_models
 from pytest_passk.evaluation import (
     NO_REFERENCE,
@@ -202,8 +202,9 @@ class PassKSession:
         """The sandbox's settings (the probe uses them too)."""
         s = self.settings
         return ExecutionSetup(
-            s.workers, s.timeout, s.isolation, s.store, (str(s.rootdir),), s.extract
-        )
+            s.workers, s.timeout, s.isolation, s.store, (str(s.rootdir),), s.extract,
+            augment=s.augment, examples=s.examples,
+        )  # fmt: skip
 
     # -- the ItemJudge protocol (collect.TaskItem calls these) ---------------------------------
 
@@ -228,13 +229,16 @@ class PassKSession:
             completions, requested = self.supply.take(_to_sample(item))
         except SamplesUnavailable as exc:
             return ItemDecision(Decision.ERROR, None, str(exc))
-        result = self.execution.evaluate(
-            item.task,
-            completions,
-            ItemIdentity(model.label, model.spec, item.nodeid),
-            ks=self.ks(),
-            n_requested=requested,
-        )
+        try:
+            result = self.execution.evaluate(
+                item.task,
+                completions,
+                ItemIdentity(model.label, model.spec, item.nodeid),
+                ks=self.ks(),
+                n_requested=requested,
+            )
+        except TaskFormatError as exc:  # its stronger tests cannot be built
+            return ItemDecision(Decision.ERROR, None, str(exc))
         # What the samples cost (``None``, never 0, when the model's price is unknown).
         cost = self.settings.prices.samples_cost(model.spec, completions)
         result = dataclasses.replace(result, cost_usd=cost)
@@ -438,7 +442,7 @@ class PassKSession:
         if not results and not (interrupted and s.report is not None and s.sampling_mode):
             return
         self._summaries = summarise_models(results, self.ks()) if s.sampling_mode else []
-        add_suite_properties(self.config, self._summaries)
+        add_suite_properties(self.config, self._summaries, results, self.ks())
         if s.report is not None:
             sandbox = sandbox_report(self._sandbox(), results, self.counters())
             write_report(

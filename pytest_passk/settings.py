@@ -161,6 +161,20 @@ OPTIONS = (
         "",
         action="store_true",
     ),
+    Option(
+        ("--passk-augment",),
+        "passk_augment",
+        "Run HumanEval-format tasks with a canonical_solution also on generated inputs "
+        "checked against it (stronger tests; reports pass@k on both and the false positives)",
+        "",
+        action="store_true",
+    ),
+    Option(
+        ("--passk-examples",),
+        "passk_examples",
+        "Generated inputs per differential or augmented task (default: 100)",
+        "N",
+    ),
 )
 
 
@@ -224,6 +238,10 @@ class Settings:
     request_timeout: float = DEFAULT_REQUEST_TIMEOUT
     #: Sample through OpenAI's Batch API.
     openai_batch: bool = False
+    #: ``--passk-augment``: stronger tests for HumanEval-format tasks with a reference.
+    augment: bool = False
+    #: ``--passk-examples``: generated inputs per differential or augmented task.
+    examples: int = 100
     #: Prices by model (ini ``passk_prices`` over the built-in table), USD per 1M tokens.
     prices: PriceTable = dataclasses.field(default_factory=lambda: PriceTable.with_overrides({}))
 
@@ -298,6 +316,8 @@ class Settings:
             request_timeout=reader.get("passk_request_timeout", _positive_float)
             or DEFAULT_REQUEST_TIMEOUT,
             openai_batch=bool(reader.get("passk_openai_batch", _flag_value)),
+            augment=bool(reader.get("passk_augment", _flag_value)),
+            examples=reader.get("passk_examples", _positive_int) or 100,
             prices=_prices(config.getini("passk_prices")),
         )
 

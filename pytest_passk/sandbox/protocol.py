@@ -143,11 +143,27 @@ class CandidateJob(Limits):
     program: str
 
 
-class JobRequest(CandidateJob):
-    """One job, a line from the pool to Z."""
+class DifferentialSpec(TypedDict):
+    """A job's stronger tests: ``cases`` is a list of ``[arguments, expected, tier]`` (encoded
+    argument list; the reference's observation ``{"ok": value, "w": arguments after}`` or
+    ``{"raise": type name}``; 0 for the task's own tests, 1 for the stronger ones only), and
+    ``compare`` how outputs agree (``{"kind": "exact" | "approx" | "evalplus", ...}``).
+    """
 
+    cases: list[Any]
+    compare: dict[str, Any]
+
+
+class _JobRequestBase(CandidateJob):
     entry_point: str | None
     test: TestSpec
+
+
+class JobRequest(_JobRequestBase, total=False):
+    """One job, a line from the pool to Z."""
+
+    #: Stronger tests, run after the test in the same candidate process.
+    differential: DifferentialSpec
 
 
 class _JudgeResultBase(TypedDict):
@@ -181,6 +197,11 @@ class JudgeResult(_JudgeResultBase, total=False):
     call_cpu: float
     #: Z only (never sent): the channel ended without K's word; Z finds out why.
     lost: bool
+    #: With ``differential``: the outcome on the task's own tests alone (the verdict's own
+    #: outcome is on the stronger tests too), and a hash of every output on the generated
+    #: inputs (the behaviour fingerprint).
+    original: OutcomeName
+    behaviour: str
 
 
 # -- K <-> T: frames ---------------------------------------------------------------------------

@@ -1,0 +1,80 @@
+"""The reference runner (trusted): a task's reference solution answers its generated inputs.
+
+Not a process of the candidates' sandbox: :mod:`pytest_passk.oracle` starts it as a fresh
+``python -I -S -B`` (never a fork of pytest) with a scrubbed environment, in a scratch
+directory, under an address-space limit. It loads the reference's program, then reads one
+encoded argument list a line and answers each with one line: the reference's observation, as the
+judge's :func:`~.differ.observe` writes a candidate's (``{"ok": value}``, ``"w"`` the arguments
+after the call where it changed them, ``{"raise": type name}``), or ``{"drop": why}`` where the
+output is not plain data or too large to carry. The parent enforces the time budget of each
+input (a reference that hangs on one is killed, and restarted on the next).
+"""
+
+from __future__ import annotations
+
+import builtins
+import contextlib
+import json
+import resource
+import sys
+from typing import Any
+
+from .. import plain
+
+#: Bytes one observation may take (larger outputs are left out: they would cross to every
+#: candidate's judge, and make unreadable failure messages).
+OBSERVATION_LIMIT = 256 * 1024
+#: Address space of the runner.
+MEMORY_BYTES = 4 * 1024**3
+
+
+def observe(function: Any, arguments: Any) -> dict[str, Any]:
+    """The reference's observation on encoded ``arguments``."""
+    args = plain.decode(arguments)
+    before = plain.encode(args)
+    try:
+        result = function(*args)
+    except Exception as exc:
+        klass = type(exc)
+        name = klass.__name__
+        return {"raise": name if getattr(builtins, name, None) is klass else "own:" + name}
+    try:
+        seen: dict[str, Any] = {"ok": plain.encode(result, strict=True)}
+    except plain.EncodeError as exc:
+        return {"drop": f"its output is not plain data ({exc})"}
+    after = plain.encode(args)
+    if after != before:
+        seen["w"] = after
+    return seen
+
+
+def main() -> None:
+    """Serve one reference: the first line names it, each further line is one input."""
+    with contextlib.suppress(ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_AS, (MEMORY_BYTES, MEMORY_BYTES))
+    sys.setrecursionlimit(10_000)
+    stdin, stdout = sys.stdin, sys.stdout
+    header = json.loads(stdin.readline())
+    sys.path[:0] = list(header.get("site_dirs", []))
+    namespace: dict[str, Any] = {"__name__": "__main__"}
+    try:
+        exec(compile(header["program"], "<reference>", "exec", dont_inherit=True), namespace)
+        function = namespace[header["entry_point"]]
+    except BaseException as exc:
+        stdout.write(json.dumps({"load_error": f"{type(exc).__name__}: {exc}"[:300]}) + "\n")
+        stdout.flush()
+        return
+    stdout.write('{"loaded":true}\n')
+    stdout.flush()
+    for line in stdin:
+        try:
+            seen = observe(function, json.loads(line))
+            text = json.dumps(seen, separators=(",", ":"), allow_nan=False)
+        except RecursionError:
+            text = json.dumps({"drop": "its output is nested too deeply"})
+        except (ValueError, MemoryError) as exc:
+            text = json.dumps({"drop": f"{type(exc).__name__}"})
+        if len(text) > OBSERVATION_LIMIT:
+            text = json.dumps({"drop": "its output is too large"})
+        stdout.write(text + "\n")
+        stdout.flush()
