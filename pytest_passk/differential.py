@@ -28,6 +28,12 @@ __all__ = [
 
 #: Generated inputs per differential or augmented task, unless ``examples=``/``--passk-examples``.
 DEFAULT_EXAMPLES = 100
+#: ``--passk-augment`` and ``--passk-examples`` (``pytest --help``).
+AUGMENT_HELP = (
+    "Run HumanEval-format tasks with a canonical_solution also on generated inputs checked "
+    "against it; report pass@k on the original and on the stronger tests, and false positives"
+)
+EXAMPLES_HELP = f"Generated inputs per differential or augmented task (default: {DEFAULT_EXAMPLES})"
 #: The ``inputs=`` value that derives a strategy from the reference's signature and type hints.
 AUTO = "auto"
 #: Which tier a differential case belongs to: the task's own tests (``ORIGINAL``: EvalPlus's base

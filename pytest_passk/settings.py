@@ -18,6 +18,7 @@ import pytest
 
 from pytest_passk.backends import SamplingParams
 from pytest_passk.backends.registry import DEFAULT_MODEL, MODEL_ERROR, ModelSpec, resolve_model
+from pytest_passk.differential import AUGMENT_HELP, DEFAULT_EXAMPLES, EXAMPLES_HELP
 from pytest_passk.errors import ModelSpecError
 from pytest_passk.extract import ExtractMode
 from pytest_passk.pricing import PriceError, PriceTable, parse_prices
@@ -161,20 +162,8 @@ OPTIONS = (
         "",
         action="store_true",
     ),
-    Option(
-        ("--passk-augment",),
-        "passk_augment",
-        "Run HumanEval-format tasks with a canonical_solution also on generated inputs "
-        "checked against it (stronger tests; reports pass@k on both and the false positives)",
-        "",
-        action="store_true",
-    ),
-    Option(
-        ("--passk-examples",),
-        "passk_examples",
-        "Generated inputs per differential or augmented task (default: 100)",
-        "N",
-    ),
+    Option(("--passk-augment",), "passk_augment", AUGMENT_HELP, "", action="store_true"),
+    Option(("--passk-examples",), "passk_examples", EXAMPLES_HELP, "N"),
 )
 
 
@@ -238,10 +227,8 @@ class Settings:
     request_timeout: float = DEFAULT_REQUEST_TIMEOUT
     #: Sample through OpenAI's Batch API.
     openai_batch: bool = False
-    #: ``--passk-augment``: stronger tests for HumanEval-format tasks with a reference.
-    augment: bool = False
-    #: ``--passk-examples``: generated inputs per differential or augmented task.
-    examples: int = 100
+    augment: bool = False  # --passk-augment: stronger tests for HumanEval-format tasks
+    examples: int = DEFAULT_EXAMPLES  # --passk-examples: generated inputs per task
     #: Prices by model (ini ``passk_prices`` over the built-in table), USD per 1M tokens.
     prices: PriceTable = dataclasses.field(default_factory=lambda: PriceTable.with_overrides({}))
 
@@ -317,7 +304,7 @@ class Settings:
             or DEFAULT_REQUEST_TIMEOUT,
             openai_batch=bool(reader.get("passk_openai_batch", _flag_value)),
             augment=bool(reader.get("passk_augment", _flag_value)),
-            examples=reader.get("passk_examples", _positive_int) or 100,
+            examples=reader.get("passk_examples", _positive_int) or DEFAULT_EXAMPLES,
             prices=_prices(config.getini("passk_prices")),
         )
 
