@@ -3,7 +3,7 @@
 For a task with a :class:`~pytest_passk.differential.DifferentialSpec` (or any HumanEval-format
 task with a reference under ``--passk-augment``) the :class:`Oracle` draws the inputs
 (:mod:`pytest_passk.inputs`, :mod:`pytest_passk.augment`), runs the reference on them in a
-fresh trusted interpreter (:mod:`pytest_passk.sandbox.inside.oracle`: the reference is trusted
+fresh trusted interpreter (:mod:`pytest_passk.sandbox.reference`: the reference is trusted
 but may hang, so each input has a time budget, and an input it cannot answer is left out), and
 hands the result to every candidate job as a :class:`~pytest_passk.differential.Differential`.
 Results are kept per task in memory, and, for inputs that do not come from a user's strategy
@@ -38,15 +38,16 @@ REFERENCE_LOAD_FAILED = "the reference of {task} failed to load in the reference
 CACHE_DIR = "differential"
 CACHE_SCHEMA = "pytest-passk/differential/v1"
 SANDBOX_DIR = Path(__file__).parent / "sandbox"
+#: The runner's start: the sandbox directory as a package of its own (``-I -S``: the installed
+#: package is not importable), so the runner and the codec load without the rest.
 BOOT = (
     "import sys\n"
-    "for name, path in (('_passk_ref', {root!r}), ('_passk_ref.inside', {inside!r})):\n"
-    "    module = type(sys)(name)\n"
-    "    module.__path__ = [path]\n"
-    "    sys.modules[name] = module\n"
-    "import _passk_ref.inside.oracle as runner\n"
+    "package = type(sys)('_passk_ref')\n"
+    f"package.__path__ = [{str(SANDBOX_DIR)!r}]\n"
+    "sys.modules['_passk_ref'] = package\n"
+    "import _passk_ref.reference as runner\n"
     "runner.main()\n"
-).format(root=str(SANDBOX_DIR), inside=str(SANDBOX_DIR / "inside"))
+)
 
 
 def reference_observations(
@@ -274,7 +275,7 @@ def _harness() -> str:
     import hashlib
 
     hasher = hashlib.sha256()
-    for name in ("augment.py", "inputs.py", "oracle.py", "sandbox/inside/oracle.py"):
+    for name in ("augment.py", "inputs.py", "oracle.py", "sandbox/reference.py"):
         hasher.update((Path(__file__).parent / name).read_bytes())
     with contextlib.suppress(Exception):
         import hypothesis

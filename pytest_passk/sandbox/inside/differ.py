@@ -149,7 +149,7 @@ def observe(call: Any, arguments: Any) -> dict[str, Any]:
         return {"raise": "own:" + name}
     try:
         seen: dict[str, Any] = {"ok": plain.encode(result, strict=True)}
-    except plain.EncodeError:
+    except (plain.EncodeError, plain.NotPlainData):
         return {"nonplain": _type_of(result)}
     after = plain.encode(args)
     if after != before:
@@ -158,8 +158,11 @@ def observe(call: Any, arguments: Any) -> dict[str, Any]:
 
 
 def _type_of(value: Any) -> str:
-    kind = getattr(value, "_type", None)  # a handle names the candidate's type
-    return str(kind) if isinstance(kind, str) else type(value).__name__
+    if isinstance(value, plain.Opaque):  # its attributes refuse every other read
+        return value.type_name
+    if type(value).__name__ == "Handle":
+        return str(object.__getattribute__(value, "_type"))  # the candidate's type's name
+    return type(value).__name__
 
 
 def agree(seen: dict[str, Any], expected: dict[str, Any], compare: dict[str, Any]) -> str | None:

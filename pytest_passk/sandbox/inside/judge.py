@@ -34,8 +34,8 @@ from ..protocol import (
     JudgeResult,
     OutcomeName,
 )
-from . import differ
 from .cases import SANDBOX_FIXTURES, Case, CaseError, cases, fixtures_of
+from .differ import run as run_differential
 from .remote import CandidateGone, Remote, RemoteFunction
 from .text import first_line, format_traceback
 
@@ -264,13 +264,15 @@ def judge(job: JobRequest, sock: socket.socket, test_function: Any,
     if failed is not None and remote.ended is not None:
         return failed  # the candidate is gone: nothing more to observe
     try:
-        seen = differ.run(candidate, entry_point, differential)
+        seen = run_differential(candidate, entry_point, differential)
     except CandidateGone as gone:
         result = failed or _gone_verdict(gone.args[0], remote)
         result["original"] = failed["outcome"] if failed else "passed"
         return result
-    except plain.NotPlainData as exc:  # defensive: observe() catches it per call
-        return verdict("error", f"{exc} {NOT_PLAIN_HINT}")
+    except plain.NotPlainData as exc:  # an opaque value in the arguments written back
+        result = failed or verdict("error", f"{exc} {NOT_PLAIN_HINT}")
+        result["original"] = failed["outcome"] if failed else "passed"
+        return result
     original = failed
     if original is None and seen.original is not None:
         original = verdict("failed", seen.original[1])

@@ -1,11 +1,12 @@
 """The reference runner (trusted): a task's reference solution answers its generated inputs.
 
-Not a process of the candidates' sandbox: :mod:`pytest_passk.oracle` starts it as a fresh
-``python -I -S -B`` (never a fork of pytest) with a scrubbed environment, in a scratch
-directory, under an address-space limit. It loads the reference's program, then reads one
-encoded argument list a line and answers each with one line: the reference's observation, as the
-judge's :func:`~.differ.observe` writes a candidate's (``{"ok": value}``, ``"w"`` the arguments
-after the call where it changed them, ``{"raise": type name}``), or ``{"drop": why}`` where the
+Stdlib and the plain-data codec only. Not a process of the candidates' sandbox (so not under
+:mod:`.inside`): :mod:`pytest_passk.oracle` starts it as a fresh ``python -I -S -B`` (never a
+fork of pytest) with a scrubbed environment, in a scratch directory, under an address-space
+limit. It loads the reference's program, then reads one encoded argument list a line and
+answers each with one line: the reference's observation, as the judge's
+:func:`~.inside.differ.observe` writes a candidate's (``{"ok": value}``; ``"w"``: the arguments
+after the call, where it changed them; ``{"raise": type name}``), or ``{"drop": why}`` where the
 output is not plain data or too large to carry. The parent enforces the time budget of each
 input (a reference that hangs on one is killed, and restarted on the next).
 """
@@ -19,7 +20,7 @@ import resource
 import sys
 from typing import Any
 
-from .. import plain
+from . import plain
 
 #: Bytes one observation may take (larger outputs are left out: they would cross to every
 #: candidate's judge, and make unreadable failure messages).
