@@ -4,11 +4,15 @@ The inputs come from two places, both in the trusted pytest process:
 
 - the task's ``check`` source: every ``candidate(...)`` call whose arguments are literals
   (``ast.literal_eval``) is a *seed*; each seed is mutated one argument at a time (neighbours,
-  signs, empty and boundary values, reversed, doubled and shortened collections), and hypothesis
-  draws more values shaped like the seed's (integers around it, strings over its characters,
+  signs, empty and boundary values, reversed, doubled and shortened collections), and more
+  values are drawn shaped like the seed's (integers around it, strings over its characters,
   lists of its elements' kinds, longer than the seed's);
 - the entry point's signature and type hints (``List[int]``, ``str``, ``float``...), drawn with
   small bounds.
+
+The draws use a :class:`random.Random` seeded from the task id, not hypothesis: a task's inputs
+are a fixed list (no shrinking, no search), and hypothesis's engine costs about a second a task,
+which over HumanEval's 164 tasks would cost more than running every candidate.
 
 Which of them are kept is the reference's decision (:mod:`pytest_passk.oracle`): only inputs on
 which it returns, within its time budget, without raising.
@@ -19,13 +23,15 @@ from __future__ import annotations
 import ast
 import contextlib
 import math
+import random
+import types
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from pytest_passk.inputs import dedupe
+from pytest_passk.inputs import dedupe, plain_key
 
-__all__ = ["augment_strategy", "mutants", "seeds_of"]
+__all__ = ["generate", "mutants", "seeds_of"]
 
 #: Mutants kept per seed (each seed mutates one argument at a time).
 MUTANTS_PER_SEED = 12
@@ -88,97 +94,122 @@ def mutants(seed: tuple[Any, ...]) -> list[tuple[Any, ...]]:
     return out[: MUTANTS_PER_SEED * max(1, len(seed))]
 
 
-def _like(value: Any) -> Any:
-    """A strategy of values shaped like ``value``."""
-    from hypothesis import strategies as st
-
-    if value is None:
-        return st.none()
-    if isinstance(value, bool):
-        return st.booleans()
+def _like(value: Any, rng: random.Random) -> Any:
+    """A value shaped like ``value``: integers around it, strings over its characters, lists of
+    its elements' kinds (up to twice as long, so longer than the test's own).
+    """
+    if value is None or isinstance(value, bool):
+        return value if value is None else rng.random() < 0.5
     if isinstance(value, int):
         bound = max(10, 2 * abs(value))
-        return st.integers(-bound, bound)
+        return rng.randint(-bound, bound)
     if isinstance(value, float):
         limit = max(10.0, 2 * abs(value)) if math.isfinite(value) else 1e6
-        return st.floats(-limit, limit, allow_nan=False, allow_infinity=False)
+        drawn = rng.uniform(-limit, limit)
+        return round(drawn, rng.choice((0, 1, 2, 6))) if rng.random() < 0.7 else drawn
     if isinstance(value, str):
         alphabet = sorted(set(value) | set("ab ")) if value else list("abc xyz")
-        return st.text(alphabet=alphabet, max_size=max(10, 2 * len(value)))
-    if isinstance(value, list | tuple | set):
+        size = rng.randint(0, max(10, 2 * len(value)))
+        return "".join(rng.choice(alphabet) for _ in range(size))
+    if isinstance(value, tuple):
+        return tuple(_like(item, rng) for item in value)
+    if isinstance(value, list | set | frozenset):
         items = list(value)
-        element = st.one_of(*[_like(v) for v in items[:4]]) if items else st.integers(-10, 10)
-        if isinstance(value, tuple):
-            return st.tuples(*[_like(v) for v in items])
-        size = min(MAX_SIZE, max(8, 2 * len(items)))
-        if isinstance(value, set):
-            return st.sets(element, max_size=size)
-        return st.lists(element, max_size=size)
+        size = rng.randint(0, min(MAX_SIZE, max(8, 2 * len(items))))
+        made = [
+            _like(rng.choice(items), rng) if items else rng.randint(-10, 10) for _ in range(size)
+        ]
+        return type(value)(made) if not isinstance(value, list) else made
     if isinstance(value, dict):
         if not value:
-            return st.just({})
-        key, item = next(iter(value.items()))
-        return st.dictionaries(_like(key), _like(item), max_size=MAX_SIZE)
-    return st.just(value)
+            return {}
+        pairs = list(value.items())
+        size = rng.randint(0, min(MAX_SIZE, max(4, 2 * len(pairs))))
+        return dict(
+            (_like(key, rng), _like(item, rng))
+            for key, item in (rng.choice(pairs) for _ in range(size))
+        )
+    return value
 
 
-def _bounded(hint: Any) -> Any:
-    """A strategy for a type hint with small bounds (``None`` when the hint is not one we know:
-    typed inputs are a supplement to the seeds', never a reason to fail).
-    """
-    from hypothesis import strategies as st
+_LETTERS = "abcdefghijklmnopqrstuvwxyz ABCXYZ0123456789"
 
+
+def _typed(hint: Any, rng: random.Random) -> Any:
+    """A small value of the type ``hint`` (:func:`_known` says which hints are known)."""
     origin, args = typing.get_origin(hint), typing.get_args(hint)
-    simple: dict[Any, Any] = {
-        int: st.integers(-100, 100),
-        float: st.floats(-100, 100, allow_nan=False, allow_infinity=False),
-        str: st.text(alphabet="abcdefghijklmnopqrstuvwxyz ABCXYZ0123456789", max_size=12),
-        bool: st.booleans(),
-        type(None): st.none(),
-    }
-    if hint in simple:
-        return simple[hint]
-    parts = [_bounded(a) for a in args]
-    if any(p is None for p in parts):
+    if hint is bool:
+        return rng.random() < 0.5
+    if hint is int:
+        return rng.randint(-100, 100)
+    if hint is float:
+        return round(rng.uniform(-100, 100), rng.choice((0, 1, 3)))
+    if hint is str:
+        return "".join(rng.choice(_LETTERS) for _ in range(rng.randint(0, 12)))
+    if hint is type(None):
         return None
-    if origin is list and len(parts) == 1:
-        return st.lists(parts[0], max_size=MAX_SIZE // 2)
-    if origin is tuple and parts and args[-1] is not Ellipsis:
-        return st.tuples(*parts)
-    if origin is dict and len(parts) == 2:
-        return st.dictionaries(parts[0], parts[1], max_size=MAX_SIZE // 2)
-    if origin is typing.Union and parts:
-        return st.one_of(*parts)
-    return None
+    if origin is list:
+        return [_typed(args[0], rng) for _ in range(rng.randint(0, MAX_SIZE // 2))]
+    if origin is tuple:
+        return tuple(_typed(arg, rng) for arg in args)
+    if origin is dict:
+        return {_typed(args[0], rng): _typed(args[1], rng) for _ in range(rng.randint(0, 6))}
+    return _typed(rng.choice(args), rng)  # a Union
 
 
-def typed_strategy(function: Callable[..., Any] | None) -> Any:
-    """Argument tuples from ``function``'s type hints, where every parameter has a known one."""
+def _known(hint: Any) -> bool:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint in (bool, int, float, str, type(None)):
+        return True
+    if origin is list:
+        return len(args) == 1 and _known(args[0])
+    if origin is tuple:
+        return bool(args) and Ellipsis not in args and all(_known(a) for a in args)
+    if origin is dict:
+        return len(args) == 2 and all(_known(a) for a in args)
+    if origin in (typing.Union, types.UnionType):
+        return bool(args) and all(_known(a) for a in args)
+    return False
+
+
+def _hints(function: Callable[..., Any] | None) -> list[Any] | None:
+    """The type hints of every positional parameter of ``function``, where all are known."""
     if function is None:
         return None
-    from hypothesis import strategies as st
-
     try:
         hints = typing.get_type_hints(function)
-        names = list(function.__code__.co_varnames[: function.__code__.co_argcount])
+        code = function.__code__
+        names = list(code.co_varnames[: code.co_argcount])
     except Exception:  # hints that do not resolve: the seeds alone then
         return None
-    parts = [_bounded(hints[name]) if name in hints else None for name in names]
-    if not parts or any(p is None for p in parts):
-        return None
-    return st.tuples(*parts)
+    found = [hints.get(name) for name in names]
+    return found if found and all(h is not None and _known(h) for h in found) else None
 
 
-def augment_strategy(seeds: list[tuple[Any, ...]], function: Callable[..., Any] | None) -> Any:
-    """Hypothesis strategy of argument tuples: shaped like the seeds, and from the type hints
-    (``None`` when there is neither).
+def generate(
+    seeds: Sequence[tuple[Any, ...]],
+    function: Callable[..., Any] | None,
+    count: int,
+    seed: int,
+) -> list[tuple[Any, ...]]:
+    """``count`` argument tuples (fewer where too few distinct ones come up): the seeds'
+    mutants first, then values shaped like the seeds and drawn from the type hints, from a
+    random generator seeded with ``seed`` (the same inputs in every process and run).
     """
-    from hypothesis import strategies as st
-
-    branches = []
-    if seeds:
-        branches.append(st.sampled_from(seeds).flatmap(lambda s: st.tuples(*map(_like, s))))
-    typed = typed_strategy(function)
-    if typed is not None:
-        branches.append(typed)
-    return st.one_of(*branches) if branches else None
+    rng = random.Random(seed)
+    hints = _hints(function)
+    found = dedupe([m for s in seeds for m in mutants(s)])[: count // 2]
+    keys = {plain_key(args) for args in found}
+    for _ in range(count * 5):
+        if len(found) >= count or not (seeds or hints):
+            break
+        if seeds and (hints is None or rng.random() < 0.7):
+            args = tuple(_like(value, rng) for value in rng.choice(seeds))
+        else:
+            assert hints is not None
+            args = tuple(_typed(hint, rng) for hint in hints)
+        key = plain_key(args)
+        if key is not None and key not in keys:
+            keys.add(key)
+            found.append(args)
+    return found

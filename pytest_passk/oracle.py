@@ -261,13 +261,10 @@ def _drawn(task: Task, spec: DifferentialSpec, examples: int) -> list[tuple[Any,
         return draw(spec.inputs, examples, seed, where)
     if not spec.seeds and spec.fixed:
         return []  # an EvalPlus task: its own inputs
-    from pytest_passk.augment import augment_strategy, mutants
+    from pytest_passk.augment import generate
 
     function = signature_function(task.reference, task.entry_point)
-    mutated = [m for s in spec.seeds for m in mutants(s)][: examples // 2]
-    strategy = augment_strategy(list(spec.seeds), function)
-    more = draw(strategy, examples - len(mutated), seed, where) if strategy is not None else []
-    return mutated + more
+    return generate(spec.seeds, function, examples, seed)
 
 
 def _harness() -> str:

@@ -140,6 +140,8 @@ class PassKSession:
                 store=settings.store,
                 hide=(str(settings.rootdir),),
                 extract=settings.extract,
+                augment=settings.augment,
+                examples=settings.examples,
             ),
             self.progress,
             warn=self.store_warning,
