@@ -123,6 +123,8 @@ class Execution:
         are still planned.
         """
         jobs: list[Job] = []
+        # Every task's stronger tests first, with one reference runner for all of them.
+        self.oracle.prepare([(task, self._timeout(task)) for _, task, c in items if c is not None])
         for index, (nodeid, task, completions) in enumerate(items, start=1):
             if completions is not None:
                 try:
@@ -179,6 +181,7 @@ class Execution:
 
     def prefetch_references(self, tasks: Sequence[Task]) -> None:
         """Check mode: queue every task's reference on the pool now."""
+        self.oracle.prepare([(task, self._timeout(task)) for task in tasks])
         self.executor.prefetch([job for task in tasks if (job := self.reference_job(task))])
 
     def reference_job(self, task: Task) -> Job | None:

@@ -6,127 +6,35 @@ task with a reference under ``--passk-augment``) the :class:`Oracle` draws the i
 fresh trusted interpreter (:mod:`pytest_passk.sandbox.reference`: the reference is trusted
 but may hang, so each input has a time budget, and an input it cannot answer is left out), and
 hands the result to every candidate job as a :class:`~pytest_passk.differential.Differential`.
-Results are kept per task in memory, and, for inputs that do not come from a user's strategy
-object (augmented and EvalPlus tasks), in the store (``differential/``), so reruns and
+Results are kept per task in memory, and, for inputs that hypothesis does not draw
+(augmented and EvalPlus tasks), in the store (``differential/``), so reruns and
 pytest-xdist workers reuse them.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
-import select
-import subprocess
-import tempfile
 import threading
-import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pytest_passk.differential import AUTO, STRONGER, Differential, DifferentialSpec
+from pytest_passk.errors import TaskFormatError
+from pytest_passk.references import observations
 from pytest_passk.tasks import CheckTest, Task
 
-__all__ = ["INPUT_BUDGET", "REFERENCE_LOAD_FAILED", "Oracle", "reference_observations"]
+__all__ = ["INPUT_BUDGET", "REFERENCE_LOAD_FAILED", "Oracle", "build"]
 
 #: Wall seconds the reference may take on one input (at most the task's timeout).
 INPUT_BUDGET = 2.0
-#: Inputs the reference may fail to answer in time before the rest are left out too.
-MAX_STUCK = 5
 REFERENCE_LOAD_FAILED = "the reference of {task} failed to load in the reference runner: {error}"
 CACHE_DIR = "differential"
 CACHE_SCHEMA = "pytest-passk/differential/v1"
-SANDBOX_DIR = Path(__file__).parent / "sandbox"
-#: The runner's start: the sandbox directory as a package of its own (``-I -S``: the installed
-#: package is not importable), so the runner and the codec load without the rest.
-BOOT = (
-    "import sys\n"
-    "package = type(sys)('_passk_ref')\n"
-    f"package.__path__ = [{str(SANDBOX_DIR)!r}]\n"
-    "sys.modules['_passk_ref'] = package\n"
-    "import _passk_ref.reference as runner\n"
-    "runner.main()\n"
-)
-
-
-def reference_observations(
-    program: str, entry_point: str, inputs: Sequence[Any], budget: float
-) -> list[dict[str, Any] | None]:
-    """The reference's observation on each encoded argument list (``None``: no answer within
-    ``budget`` seconds, or the runner died on it).
-
-    Raises:
-        RuntimeError: the reference does not load.
-
-    """
-    from pytest_passk.sandbox.pool import real_python, site_dirs
-    from pytest_passk.sandbox.slot import safe_environment
-
-    answers: list[dict[str, Any] | None] = []
-    stuck = 0
-    while len(answers) < len(inputs) and stuck < MAX_STUCK:
-        with tempfile.TemporaryDirectory(prefix="passk-ref-") as scratch:
-            process = subprocess.Popen(
-                [real_python(), "-I", "-S", "-B", "-c", BOOT],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.DEVNULL,
-                cwd=scratch,
-                env=safe_environment(),
-                start_new_session=True,
-            )
-            try:
-                header = {"program": program, "entry_point": entry_point,
-                          "site_dirs": list(site_dirs())}  # fmt: skip
-                loaded = _exchange(process, header, 30.0)
-                if loaded is None or "load_error" in loaded:
-                    error = loaded.get("load_error") if loaded else "it did not start"
-                    raise RuntimeError(str(error))
-                for arguments in inputs[len(answers) :]:
-                    answer = _exchange(process, arguments, budget)
-                    answers.append(answer)
-                    if answer is None:
-                        stuck += 1
-                        break
-            finally:
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(process.pid, 9)
-                process.wait()
-                for stream in (process.stdin, process.stdout):
-                    if stream is not None:
-                        with contextlib.suppress(OSError):
-                            stream.close()
-    return answers + [None] * (len(inputs) - len(answers))
-
-
-def _exchange(process: subprocess.Popen[bytes], message: Any, budget: float) -> Any:
-    """Send one line, read one line within ``budget`` seconds (``None``: none came)."""
-    assert process.stdin is not None and process.stdout is not None
-    try:
-        process.stdin.write(json.dumps(message, allow_nan=False).encode() + b"\n")
-        process.stdin.flush()
-    except OSError:
-        return None
-    deadline = time.monotonic() + budget
-    fd = process.stdout.fileno()
-    chunks: list[bytes] = []
-    while True:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            return None
-        ready, _, _ = select.select([fd], [], [], left)
-        if not ready:
-            return None
-        chunk = os.read(fd, 1 << 16)
-        if not chunk:
-            return None
-        chunks.append(chunk)
-        if chunk.endswith(b"\n"):
-            try:
-                return json.loads(b"".join(chunks))
-            except ValueError:
-                return None
 
 
 class Oracle:
@@ -166,78 +74,159 @@ class Oracle:
         """The task's :class:`Differential`, built on first use.
 
         Raises:
-            TaskFormatError: ``inputs=`` cannot be drawn (no strategy derivable, not plain data).
+            TaskFormatError: ``inputs=`` cannot be drawn (no strategy derivable, not plain
+                data), or the reference does not load.
 
         """
         spec = self.spec_of(task)
         if spec is None or task.reference is None or task.entry_point is None:
             return None
-        key = (task.task_id, task.reference, task.test, spec.examples, id(spec.inputs))
+        key = self._key(task, spec)
         with self._lock:
-            if key in self._known:
-                return self._known[key]
-            found = self._build(task, spec, timeout)
-            self._known[key] = found
-            return found
+            if key not in self._known:
+                path = self._path(task, spec)
+                found = _read(path) if path is not None else None
+                if found is None:
+                    cases = _cases(task, spec, spec.examples or self.examples)
+                    budget = _budget(spec, timeout)
+                    assert task.reference is not None and task.entry_point is not None
+                    (answers,) = observations(
+                        [(task.reference, task.entry_point, cases.encoded)], budget
+                    )
+                    found = _assemble(task, spec, cases, answers)
+                    if path is not None:
+                        _write(path, found)
+                self._known[key] = found
+            return self._known[key]
 
-    def _build(self, task: Task, spec: DifferentialSpec, timeout: float) -> Differential:
+    def prepare(self, tasks: Sequence[tuple[Task, float]]) -> None:
+        """Build the differentials of ``(task, timeout)`` pairs at once, with one reference
+        runner for all of them (an interpreter's start costs more than a task's inputs). A task
+        whose inputs cannot be drawn or whose reference does not load is left for
+        :meth:`differential` to report.
+        """
+        pending: dict[float, list[tuple[Any, ...]]] = {}
+        with self._lock:
+            for task, timeout in tasks:
+                spec = self.spec_of(task)
+                if spec is None or task.reference is None or task.entry_point is None:
+                    continue
+                key = self._key(task, spec)
+                path = self._path(task, spec)
+                if key in self._known:
+                    continue
+                found = _read(path) if path is not None else None
+                if found is not None:
+                    self._known[key] = found
+                    continue
+                try:
+                    cases = _cases(task, spec, spec.examples or self.examples)
+                except TaskFormatError:
+                    continue
+                group = pending.setdefault(_budget(spec, timeout), [])
+                group.append((key, path, task, spec, cases))
+            for budget, group in pending.items():
+                batches = [
+                    (t.reference or "", t.entry_point or "", c.encoded) for _, _, t, _, c in group
+                ]
+                for (key, path, task, spec, cases), answers in zip(
+                    group, observations(batches, budget), strict=True
+                ):
+                    if isinstance(answers, RuntimeError):
+                        continue
+                    self._known[key] = built = _assemble(task, spec, cases, answers)
+                    if path is not None:
+                        _write(path, built)
+
+    def _key(self, task: Task, spec: DifferentialSpec) -> tuple[object, ...]:
+        return (task.task_id, task.reference, task.test, spec.examples, id(spec.inputs))
+
+    def _path(self, task: Task, spec: DifferentialSpec) -> Path | None:
+        """Where the task's differential is kept in the store (``None``: not kept, its inputs
+        come from a hypothesis strategy, whose draws depend on hypothesis's version).
+        """
+        if self._store is None or spec.inputs is not None:
+            return None
         from pytest_passk.store.keys import digest
 
-        cacheable = self._store is not None and (spec.inputs is None or spec.inputs == AUTO)
-        path = None
-        if cacheable and self._store is not None:
-            name = digest({
-                "schema": CACHE_SCHEMA, "task": task.task_id, "reference": task.reference,
-                "test": repr(task.test), "examples": spec.examples or self.examples,
-                "fixed": repr(spec.fixed), "seeds": repr(spec.seeds),
-                "compare": spec.compare_plain(), "drop": spec.drop_raising,
-                "harness": _harness(),
-            })  # fmt: skip
-            path = self._store / CACHE_DIR / f"{name}.json"
-            cached = _read(path)
-            if cached is not None:
-                return cached
-        built = build(task, spec, spec.examples or self.examples, timeout)
-        if path is not None:
-            _write(path, built)
-        return built
+        name = digest({
+            "schema": CACHE_SCHEMA, "task": task.task_id, "reference": task.reference,
+            "test": repr(task.test), "examples": spec.examples or self.examples,
+            "fixed": repr(spec.fixed), "seeds": repr(spec.seeds),
+            "compare": spec.compare_plain(), "drop": spec.drop_raising, "harness": _harness(),
+        })  # fmt: skip
+        return self._store / CACHE_DIR / f"{name}.json"
 
 
-def build(task: Task, spec: DifferentialSpec, examples: int, timeout: float) -> Differential:
-    """Draw the inputs of ``task`` and compute its reference's observations on them."""
+@dataclass(frozen=True, slots=True)
+class Cases:
+    """A task's distinct inputs with their tiers, and their plain encodings."""
+
+    tiers: tuple[int, ...]
+    encoded: tuple[Any, ...]
+
+
+def _budget(spec: DifferentialSpec, timeout: float) -> float:
+    """Seconds the reference may take on one input: short for generated inputs (one it cannot
+    answer quickly is left out), the task's timeout for given ones (EvalPlus's).
+    """
+    return timeout if spec.fixed else min(INPUT_BUDGET, timeout)
+
+
+def _cases(task: Task, spec: DifferentialSpec, examples: int) -> Cases:
+    """Draw the inputs of ``task``: its given ones, then the generated ones, without repeats."""
     from pytest_passk.inputs import plain_key
+    from pytest_passk.sandbox import plain
 
-    assert task.reference is not None and task.entry_point is not None
     tiered = [(args, tier) for args, tier in spec.fixed]
     tiered += [(args, STRONGER) for args in _drawn(task, spec, examples)]
     seen: set[str] = set()
-    unique = []
+    tiers, encoded = [], []
     for args, tier in tiered:
         key = plain_key(args)
         if key is not None and key not in seen:
             seen.add(key)
-            unique.append((args, tier))
-    from pytest_passk.sandbox import plain
+            tiers.append(tier)
+            encoded.append(plain.encode(list(args), strict=True))
+    return Cases(tuple(tiers), tuple(encoded))
 
-    encoded = [plain.encode(list(args), strict=True) for args, _ in unique]
-    budget = min(INPUT_BUDGET, timeout) if not spec.fixed else timeout
-    try:
-        answers = reference_observations(task.reference, task.entry_point, encoded, budget)
-    except RuntimeError as exc:
-        from pytest_passk.errors import TaskFormatError
 
+def _assemble(
+    task: Task,
+    spec: DifferentialSpec,
+    cases: Cases,
+    answers: list[dict[str, Any] | None] | RuntimeError,
+) -> Differential:
+    """The job's data: each input the reference answered, with its answer."""
+    if isinstance(answers, RuntimeError):
         raise TaskFormatError(
-            task.origin, REFERENCE_LOAD_FAILED.format(task=task.task_id, error=exc),
+            task.origin or task.task_id,
+            REFERENCE_LOAD_FAILED.format(task=task.task_id, error=answers),
             "fix the reference solution",
-        ) from None  # fmt: skip
-    cases: list[Any] = []
+        )
+    found: list[Any] = []
     dropped = 0
-    for (_, tier), arguments, answer in zip(unique, encoded, answers, strict=True):
+    for tier, arguments, answer in zip(cases.tiers, cases.encoded, answers, strict=True):
         if answer is None or "drop" in answer or (spec.drop_raising and "raise" in answer):
             dropped += 1
             continue
-        cases.append([arguments, answer, tier])
-    return Differential.of(cases, spec.compare_plain(), dropped)
+        found.append([arguments, answer, tier])
+    return Differential.of(found, spec.compare_plain(), dropped)
+
+
+def build(task: Task, spec: DifferentialSpec, examples: int, timeout: float) -> Differential:
+    """Draw the inputs of ``task`` and compute its reference's observations on them (no cache).
+
+    Raises:
+        TaskFormatError: the inputs cannot be drawn, or the reference does not load.
+
+    """
+    assert task.reference is not None and task.entry_point is not None
+    cases = _cases(task, spec, examples)
+    (answers,) = observations(
+        [(task.reference, task.entry_point, cases.encoded)], _budget(spec, timeout)
+    )
+    return _assemble(task, spec, cases, answers)
 
 
 def _drawn(task: Task, spec: DifferentialSpec, examples: int) -> list[tuple[Any, ...]]:
@@ -250,8 +239,6 @@ def _drawn(task: Task, spec: DifferentialSpec, examples: int) -> list[tuple[Any,
     if spec.inputs == AUTO:
         function = spec.reference or signature_function(task.reference, task.entry_point)
         if function is None:
-            from pytest_passk.errors import TaskFormatError
-
             raise TaskFormatError(
                 where, f"inputs=\"auto\": the reference defines no {task.entry_point}()",
                 "give the reference as a function, or inputs=<strategy>",
@@ -267,17 +254,16 @@ def _drawn(task: Task, spec: DifferentialSpec, examples: int) -> list[tuple[Any,
     return generate(spec.seeds, function, examples, seed)
 
 
+@functools.cache
 def _harness() -> str:
-    """What makes a cached differential stale besides its task: the generating code."""
+    """What makes a cached differential stale besides its task: the generating code (the
+    hypothesis version does not enter: only inputs from no strategy object are kept on disk).
+    """
     import hashlib
 
     hasher = hashlib.sha256()
     for name in ("augment.py", "inputs.py", "oracle.py", "sandbox/reference.py"):
         hasher.update((Path(__file__).parent / name).read_bytes())
-    with contextlib.suppress(Exception):
-        import hypothesis
-
-        hasher.update(hypothesis.__version__.encode())
     return hasher.hexdigest()
 
 

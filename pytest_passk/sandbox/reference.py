@@ -7,8 +7,10 @@ limit. It loads the reference's program, then reads one encoded argument list a 
 answers each with one line: the reference's observation, as the judge's
 :func:`~.inside.differ.observe` writes a candidate's (``{"ok": value}``; ``"w"``: the arguments
 after the call, where it changed them; ``{"raise": type name}``), or ``{"drop": why}`` where the
-output is not plain data or too large to carry. The parent enforces the time budget of each
-input (a reference that hangs on one is killed, and restarted on the next).
+output is not plain data or too large to carry. One runner serves many tasks in turn (a line
+that names a program loads it in a fresh namespace): an interpreter's start costs more than a
+task's inputs. The parent enforces the time budget of each input (a runner that hangs on one is
+killed, and a new one restarted on the next).
 """
 
 from __future__ import annotations
@@ -49,33 +51,44 @@ def observe(function: Any, arguments: Any) -> dict[str, Any]:
     return seen
 
 
-def main() -> None:
-    """Serve one reference: the first line names it, each further line is one input."""
-    with contextlib.suppress(ValueError, OSError):
-        resource.setrlimit(resource.RLIMIT_AS, (MEMORY_BYTES, MEMORY_BYTES))
-    sys.setrecursionlimit(10_000)
-    stdin, stdout = sys.stdin, sys.stdout
-    header = json.loads(stdin.readline())
-    sys.path[:0] = list(header.get("site_dirs", []))
+def _load(header: dict[str, Any]) -> tuple[Any, str]:
+    """The reference's entry point, loaded in a namespace of its own, and the line to answer."""
+    for entry in header.get("site_dirs", []):
+        if entry not in sys.path:
+            sys.path.append(entry)
     namespace: dict[str, Any] = {"__name__": "__main__"}
     try:
         exec(compile(header["program"], "<reference>", "exec", dont_inherit=True), namespace)
         function = namespace[header["entry_point"]]
     except BaseException as exc:
-        stdout.write(json.dumps({"load_error": f"{type(exc).__name__}: {exc}"[:300]}) + "\n")
-        stdout.flush()
-        return
-    stdout.write('{"loaded":true}\n')
-    stdout.flush()
-    for line in stdin:
-        try:
-            seen = observe(function, json.loads(line))
-            text = json.dumps(seen, separators=(",", ":"), allow_nan=False)
-        except RecursionError:
-            text = json.dumps({"drop": "its output is nested too deeply"})
-        except (ValueError, MemoryError) as exc:
-            text = json.dumps({"drop": f"{type(exc).__name__}"})
-        if len(text) > OBSERVATION_LIMIT:
-            text = json.dumps({"drop": "its output is too large"})
+        return None, json.dumps({"load_error": f"{type(exc).__name__}: {exc}"[:300]})
+    return function, '{"loaded":true}'
+
+
+def main() -> None:
+    """Serve references: a JSON object line loads one (``program``, ``entry_point``), each list
+    line is an input of the last one loaded; one answer line per line read.
+    """
+    with contextlib.suppress(ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_AS, (MEMORY_BYTES, MEMORY_BYTES))
+    sys.setrecursionlimit(10_000)
+    stdout = sys.stdout
+    function: Any = None
+    for line in sys.stdin:
+        message = json.loads(line)
+        if isinstance(message, dict):
+            function, text = _load(message)
+        elif function is None:
+            text = json.dumps({"drop": "the reference did not load"})
+        else:
+            try:
+                seen = observe(function, message)
+                text = json.dumps(seen, separators=(",", ":"), allow_nan=False)
+            except RecursionError:
+                text = json.dumps({"drop": "its output is nested too deeply"})
+            except (ValueError, MemoryError) as exc:
+                text = json.dumps({"drop": f"{type(exc).__name__}"})
+            if len(text) > OBSERVATION_LIMIT:
+                text = json.dumps({"drop": "its output is too large"})
         stdout.write(text + "\n")
         stdout.flush()
