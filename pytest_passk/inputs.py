@@ -8,11 +8,12 @@ plain data (the only values that cross into the sandbox).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import inspect
 import json
 import typing
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from pytest_passk.errors import TaskFormatError
@@ -74,10 +75,42 @@ def draw(strategy: Any, count: int, seed: int, where: str) -> list[tuple[Any, ..
             seen.add(key)
             drawn.append(value)
 
-    collect()
+    with _without_local_constants():
+        collect()
     if problem:
         raise TaskFormatError(where, NOT_PLAIN_INPUT.format(value=problem[0]), NOT_PLAIN_FIX)
     return drawn
+
+
+@contextlib.contextmanager
+def _without_local_constants() -> Iterator[None]:
+    """Hypothesis mixes into its draws constants mined from the "local" modules loaded in the
+    process (the test files among them), so the same seed draws differently in a process that
+    has imported other modules: another pytest-xdist worker, another run. While a task's inputs
+    are drawn, that source is emptied (hypothesis's internals: where they differ, draws fall back
+    to hypothesis's own behaviour).
+    """
+    try:
+        from hypothesis.internal.conjecture import providers
+    except ImportError:  # pragma: no cover - hypothesis moved it
+        yield
+        return
+    mine, cache = (
+        getattr(providers, "_get_local_constants", None),
+        getattr(providers, "CONSTANTS_CACHE", None),
+    )
+    empty = getattr(providers, "Constants", None)
+    if mine is None or cache is None or empty is None:  # pragma: no cover
+        yield
+        return
+    nothing = empty()
+    cache.cache.clear()
+    providers._get_local_constants = lambda: nothing
+    try:
+        yield
+    finally:
+        providers._get_local_constants = mine
+        cache.cache.clear()
 
 
 def plain_key(value: object) -> str | None:
