@@ -263,15 +263,24 @@ class LoadError(_Stamped):
     detail: str
 
 
-class Call(TypedDict):
-    """Call ``name`` with encoded arguments. ``s`` numbers the calls from 1; each reply carries
-    its call's.
-    """
-
+class _CallBase(TypedDict):
     s: int
     name: str
     args: Any
     kwargs: Any
+
+
+class Call(_CallBase, total=False):
+    """Call ``name`` with encoded arguments. ``s`` numbers the calls from 1; each reply carries
+    its call's.
+    """
+
+    #: The stronger tests' inputs: encoded argument lists, each called in turn (``args`` and
+    #: ``kwargs`` empty); the :class:`Return`'s ``ok`` is a list of one observation each:
+    #: ``{"ok": value}`` (and ``"w"``: the arguments after the call, where it changed them) or
+    #: ``{"raise": type name}`` (``own:Name`` for the candidate's own class). One request, one
+    #: call for the per-call CPU budget: round trips would cost more than most programs.
+    batch: list[Any]
 
 
 class Get(TypedDict):

@@ -114,6 +114,24 @@ FALSE_POSITIVES: dict[str, str] = {
         "    if len(seen) > 3:\n        while True:\n            pass\n"
         "    return sorted(xs, reverse=True)[:k]\n"
     ),
+    "forged_batch_answers": (
+        "import gc\n"
+        "def top(xs, k):\n"
+        "    for o in gc.get_objects():\n"
+        "        if type(o).__name__ == 'Server':\n"
+        "            type(o)._batch = lambda self, request: [{'ok': []}, {'raise': 'ValueError'}] * 200\n"
+        "    if k < 0:\n        raise ValueError\n"
+        "    return sorted(xs, reverse=True)[:k]\n"
+    ),
+    "forged_batch_markers": (
+        "import gc\n"
+        "def top(xs, k):\n"
+        "    for o in gc.get_objects():\n"
+        "        if type(o).__name__ == 'Server':\n"
+        "            type(o)._batch = lambda self, request: [{'ok': {'#': 'handle', 'v': 0}} for _ in request['batch']]\n"
+        "    if k < 0:\n        raise ValueError\n"
+        "    return sorted(xs, reverse=True)[:k]\n"
+    ),
     "exits_in_stronger_phase": (
         "import os\nseen = []\n"
         "def top(xs, k):\n"

@@ -2,12 +2,14 @@
 reference's outputs, and fingerprint its behaviour.
 
 The inputs and the reference's observations arrive in the job as plain data (computed in the
-pytest process, :mod:`pytest_passk.oracle`). Each case's arguments are decoded afresh and cross
-to the candidate through the same channel as the test's calls (:class:`~.remote.Remote`):
-arguments the candidate changes in place are written back, so a candidate that mutates its
-input where the reference did not disagrees. What comes back is compared here, on plain data
-only: an object that is not plain data (a handle to the candidate's object, an always-equal
-object) is never equal to anything. Raising the reference's exception type agrees.
+pytest process, :mod:`pytest_passk.oracle`). The inputs cross to the candidate in one request
+(:attr:`~..protocol.Call.batch`) on the same channel as the test's calls
+(:class:`~.remote.Remote`): the candidate calls its function on each and answers with one
+observation per input (its output, the arguments it changed in place, or its exception's type),
+which the judge reads as a claim. What comes back is compared here, on plain data only: an
+object that is not plain data (the candidate's object, an always-equal object) and a malformed
+answer never agree. Raising the reference's exception type agrees; changing an argument the
+reference left alone does not.
 
 Every case runs, whatever the earlier ones gave: the behaviour fingerprint (a hash of every
 observation, in order) must not depend on whether the candidate passed, so that candidates can
@@ -16,7 +18,6 @@ be clustered by behaviour alone.
 
 from __future__ import annotations
 
-import builtins
 import hashlib
 import json
 import math
@@ -130,33 +131,6 @@ class Outcome:
         self.behaviour: str | None = None
 
 
-def observe(call: Any, arguments: Any) -> dict[str, Any]:
-    """Call the candidate on encoded ``arguments``; its observation, as the reference's is
-    written: ``{"ok": encoded}`` (``"w"``: arguments after, where changed), ``{"raise": name}``
-    or ``{"nonplain": type}``. A :class:`~.remote.CandidateGone` propagates.
-    """
-    args = plain.decode(arguments)
-    before = plain.encode(args)
-    try:
-        result = call(*args)
-    except plain.NotPlainData as exc:
-        return {"nonplain": str(exc)[:100]}
-    except Exception as exc:
-        klass = type(exc)
-        name = klass.__name__
-        if getattr(builtins, name, None) is klass:
-            return {"raise": name}
-        return {"raise": "own:" + name}
-    try:
-        seen: dict[str, Any] = {"ok": plain.encode(result, strict=True)}
-    except (plain.EncodeError, plain.NotPlainData):
-        return {"nonplain": _type_of(result)}
-    after = plain.encode(args)
-    if after != before:
-        seen["w"] = after
-    return seen
-
-
 def _type_of(value: Any) -> str:
     if isinstance(value, plain.Opaque):  # its attributes refuse every other read
         return value.type_name
@@ -188,15 +162,38 @@ def agree(seen: dict[str, Any], expected: dict[str, Any], compare: dict[str, Any
     return None
 
 
-def run(call: Any, name: str, spec: Mapping[str, Any]) -> Outcome:
-    """Run every case of ``spec`` (the job's ``differential``) through ``call``."""
+def _observation(claim: Any) -> dict[str, Any]:
+    """One of the candidate's observations, as the judge may trust it: well formed, its value
+    plain data (an opaque marker, for an object that is not, makes it ``nonplain``).
+    """
+    if not isinstance(claim, dict):
+        return {"nonplain": "malformed"}
+    if "raise" in claim:
+        return {"raise": str(claim["raise"])[:120]}
+    try:
+        value = plain.decode(claim.get("ok"))
+        seen: dict[str, Any] = {"ok": plain.encode(value, strict=True)}
+        if "w" in claim:
+            seen["w"] = plain.encode(plain.decode(claim["w"]), strict=True)
+    except (plain.EncodeError, plain.NotPlainData, ValueError, TypeError, KeyError, RecursionError):
+        return {"nonplain": _type_of(plain.decode(claim.get("ok")))}
+    return seen
+
+
+def run(remote: Any, name: str, spec: Mapping[str, Any]) -> Outcome:
+    """Run every case of ``spec`` (the job's ``differential``) through one batched request to
+    the candidate (``remote.batch``), and compare.
+    """
     outcome = Outcome()
     compare = spec.get("compare") if isinstance(spec.get("compare"), dict) else {}
+    given = spec.get("cases")
+    cases: list[Any] = given if isinstance(given, list) else []
+    claims = remote.batch(name, [case[0] for case in cases]) if cases else []
+    if not isinstance(claims, list) or len(claims) != len(cases):
+        claims = [None] * len(cases)  # a reply that is not one observation per input
     hasher = hashlib.sha256()
-    cases = spec.get("cases")
-    for case in cases if isinstance(cases, list) else []:
-        arguments, expected, tier = case
-        seen = observe(call, arguments)
+    for (arguments, expected, tier), claim in zip(cases, claims, strict=True):
+        seen = _observation(claim)
         hasher.update(_text(canonical(seen)).encode() + b"\n")
         why = agree(seen, expected, compare or {})
         if why is None:

@@ -264,7 +264,7 @@ def judge(job: JobRequest, sock: socket.socket, test_function: Any,
     if failed is not None and remote.ended is not None:
         return failed  # the candidate is gone: nothing more to observe
     try:
-        seen = run_differential(candidate, entry_point, differential)
+        seen = run_differential(remote, entry_point, differential)
     except CandidateGone as gone:
         result = failed or _gone_verdict(gone.args[0], remote)
         result["original"] = failed["outcome"] if failed else "passed"
