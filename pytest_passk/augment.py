@@ -35,6 +35,9 @@ __all__ = ["generate", "mutants", "seeds_of"]
 
 #: Mutants kept per seed (each seed mutates one argument at a time).
 MUTANTS_PER_SEED = 12
+#: How often a drawn number takes the other sign than its seed's (mostly the seed's: a
+#: threshold or a count is rarely meant to be negative).
+SIGN_FLIP = 0.2
 #: Largest collection a drawn input holds.
 MAX_SIZE = 20
 
@@ -85,13 +88,40 @@ def _value_mutants(value: Any) -> list[Any]:
     return []
 
 
+def _simple(value: Any, variant: int) -> Any:
+    """The ``variant``-th simplest value of ``value``'s type: zeros, ones, empty and repeated
+    elements, where ties between arguments (a flipped ``<``) and empty cases show.
+    """
+    if isinstance(value, bool):
+        return variant % 2 == 0
+    if isinstance(value, int):
+        return (0, 1, -1, 2)[variant]
+    if isinstance(value, float):
+        return (0.0, 1.0, 0.5, 2.0)[variant]
+    if isinstance(value, str):
+        return ("", "a", "aa", "ab")[variant] if not value or value.isalpha() else value[:variant]
+    if isinstance(value, list | tuple):
+        first = value[0] if value else 0
+        one = _simple(first, variant)
+        made = ([one, one], [], [one], [_simple(first, 0), _simple(first, 1)])[variant]
+        return made if isinstance(value, list) else tuple(_simple(v, variant) for v in value)
+    if isinstance(value, dict):
+        if not value or variant == 1:
+            return {}
+        key, item = next(iter(value.items()))
+        return {_simple(key, variant): _simple(item, variant)}
+    return value
+
+
 def mutants(seed: tuple[Any, ...]) -> list[tuple[Any, ...]]:
-    """``seed`` with one argument at a time replaced by a value near it."""
-    out = []
+    """The simplest inputs of ``seed``'s shape (every argument simplified together), then
+    ``seed`` with one argument at a time replaced by a value near it.
+    """
+    out = [tuple(_simple(value, variant) for value in seed) for variant in range(4)]
     for position, value in enumerate(seed):
         for changed in _value_mutants(value):
             out.append((*seed[:position], changed, *seed[position + 1 :]))
-    return out[: MUTANTS_PER_SEED * max(1, len(seed))]
+    return out[: 4 + MUTANTS_PER_SEED * max(1, len(seed))]
 
 
 def _like(value: Any, rng: random.Random) -> Any:
@@ -102,20 +132,31 @@ def _like(value: Any, rng: random.Random) -> Any:
         return value if value is None else rng.random() < 0.5
     if isinstance(value, int):
         bound = max(10, 2 * abs(value))
-        return rng.randint(-bound, bound)
+        # Mostly the seed's own sign: a count or an index is rarely meant to be negative.
+        floor = -bound if value < 0 or rng.random() < SIGN_FLIP else 0
+        ceiling = bound if value >= 0 or rng.random() < SIGN_FLIP else 0
+        return rng.randint(floor, ceiling)
     if isinstance(value, float):
         limit = max(10.0, 2 * abs(value)) if math.isfinite(value) else 1e6
-        drawn = rng.uniform(-limit, limit)
-        return round(drawn, rng.choice((0, 1, 2, 6))) if rng.random() < 0.7 else drawn
+        low, high = (
+            -limit if value < 0 or rng.random() < SIGN_FLIP else 0.0,
+            limit if value >= 0 or rng.random() < SIGN_FLIP else 0.0,
+        )
+        roll = rng.random()
+        if roll < 0.5:  # whole numbers in a small range: ties, where comparisons flip
+            small = max(3, min(10, int(limit)))
+            return float(rng.randint(int(max(low, -small)), int(min(high, small))))
+        drawn = rng.uniform(low, high)
+        return round(drawn, rng.choice((1, 2))) if roll < 0.85 else drawn
     if isinstance(value, str):
         alphabet = sorted(set(value) | set("ab ")) if value else list("abc xyz")
-        size = rng.randint(0, max(10, 2 * len(value)))
+        size = _size(rng, max(10, 2 * len(value)))
         return "".join(rng.choice(alphabet) for _ in range(size))
     if isinstance(value, tuple):
         return tuple(_like(item, rng) for item in value)
     if isinstance(value, list | set | frozenset):
         items = list(value)
-        size = rng.randint(0, min(MAX_SIZE, max(8, 2 * len(items))))
+        size = _size(rng, min(MAX_SIZE, max(8, 2 * len(items))))
         made = [
             _like(rng.choice(items), rng) if items else rng.randint(-10, 10) for _ in range(size)
         ]
@@ -124,12 +165,20 @@ def _like(value: Any, rng: random.Random) -> Any:
         if not value:
             return {}
         pairs = list(value.items())
-        size = rng.randint(0, min(MAX_SIZE, max(4, 2 * len(pairs))))
+        size = _size(rng, min(MAX_SIZE, max(4, 2 * len(pairs))))
         return dict(
             (_like(key, rng), _like(item, rng))
             for key, item in (rng.choice(pairs) for _ in range(size))
         )
     return value
+
+
+def _size(rng: random.Random, largest: int) -> int:
+    """A collection's size: half the time 0 to 3 (boundaries, where a flipped comparison or an
+    off-by-one shows, sit in small inputs; a long list nearly always has a closer pair, a
+    larger element...), else up to ``largest``.
+    """
+    return rng.randint(0, min(3, largest)) if rng.random() < 0.5 else rng.randint(0, largest)
 
 
 _LETTERS = "abcdefghijklmnopqrstuvwxyz ABCXYZ0123456789"

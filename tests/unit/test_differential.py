@@ -227,11 +227,14 @@ def test_seeds_are_the_literal_calls_of_the_check_source() -> None:
     assert seeds_of("def check(:", "f") == []
 
 
-def test_mutants_change_one_argument_at_a_time() -> None:
+def test_mutants_simplify_then_change_one_argument_at_a_time() -> None:
     found = mutants((3, "ab"))
+    assert found[:4] == [(0, ""), (1, "a"), (-1, "aa"), (2, "ab")]  # the simplest inputs first
     assert (2, "ab") in found and (4, "ab") in found and (-3, "ab") in found
     assert (3, "") in found and (3, "ba") in found and (3, "abab") in found
-    assert all(a == 3 or b == "ab" for a, b in found)
+    assert all(a == 3 or b == "ab" for a, b in found[4:])
+    # ties between arguments: a repeated element and a zero threshold
+    assert mutants(([1.5, 2.0], 0.3))[0] == ([0.0, 0.0], 0.0)
 
 
 def test_generated_inputs_are_deterministic_and_shaped_like_the_seeds() -> None:
