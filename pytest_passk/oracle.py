@@ -32,6 +32,12 @@ __all__ = ["INPUT_BUDGET", "REFERENCE_LOAD_FAILED", "Oracle", "build"]
 
 #: Wall seconds the reference may take on one input (at most the task's timeout).
 INPUT_BUDGET = 2.0
+#: ``--passk-augment``: CPU seconds of the reference per generated input, and for all of a
+#: task's inputs together; inputs past them are left out. Each candidate runs every input (and
+#: may take 20 times the reference's time): HumanEval's O(n^3) tasks would otherwise cost more
+#: than the rest of the benchmark together.
+INPUT_CPU = 0.01
+TASK_CPU = 0.05
 REFERENCE_LOAD_FAILED = "the reference of {task} failed to load in the reference runner: {error}"
 CACHE_DIR = "differential"
 CACHE_SCHEMA = "pytest-passk/differential/v1"
@@ -206,10 +212,16 @@ def _assemble(
         )
     found: list[Any] = []
     dropped = 0
+    spent = 0.0
     for tier, arguments, answer in zip(cases.tiers, cases.encoded, answers, strict=True):
         if answer is None or "drop" in answer or (spec.drop_raising and "raise" in answer):
             dropped += 1
             continue
+        cpu = float(answer.pop("c", 0.0) or 0.0)
+        if spec.drop_raising and (cpu > INPUT_CPU or spent + cpu > TASK_CPU):
+            dropped += 1  # augmented: each candidate would pay it up to 20 times over
+            continue
+        spent += cpu
         found.append([arguments, answer, tier])
     return Differential.of(found, spec.compare_plain(), dropped)
 
