@@ -210,3 +210,31 @@ def test_evalplus_file_is_collected_and_judged_on_plus_inputs(pytester: pytest.P
         "tasks": 2, "pass_at_k_original": {"1": 1.0}, "pass_at_k_stronger": {"1": 0.5},
         "passed_original": 4, "false_positives": 2, "false_positive_rate": 0.5,
     }  # fmt: skip
+
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+def test_the_differential_examples_catch_every_wrong_sample(pytester: pytest.Pytester) -> None:
+    """examples/test_differential.py: every hand-written wrong sample passes the test body and
+    fails the generated inputs; the correct ones pass both.
+    """
+    shutil.copy(EXAMPLES / "test_differential.py", pytester.path / "test_differential.py")
+    rows = [
+        json.loads(line)
+        for line in (EXAMPLES / "differential_samples.jsonl").read_text().splitlines()
+    ]
+    for row in rows:
+        row["task_id"] = row["task_id"].removeprefix("examples/")
+    write_jsonl(pytester.path / "samples.jsonl", rows)
+    result, document, _ = _run(pytester, "--passk=1", "--model=replay:samples.jsonl")
+    result.assert_outcomes(passed=3)
+    model = next(iter(document["models"].values()))
+    assert model["stronger"]["passed_original"] == len(rows)
+    assert model["stronger"]["false_positives"] == 7
+    out = [
+        json.loads(line) for line in (pytester.path / "samples_out.jsonl").read_text().splitlines()
+    ]
+    messages = [row["result"] for row in out if row["outcome"] != "passed"]
+    assert any("changed its arguments in place" in m for m in messages)
+    assert any("expected raises ValueError, got raises IndexError" in m for m in messages)
