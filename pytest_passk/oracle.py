@@ -25,7 +25,7 @@ from typing import Any
 
 from pytest_passk.differential import AUTO, STRONGER, Differential, DifferentialSpec
 from pytest_passk.errors import TaskFormatError
-from pytest_passk.references import observations
+from pytest_passk.references import Batch, observations
 from pytest_passk.tasks import CheckTest, Task
 
 __all__ = ["INPUT_BUDGET", "REFERENCE_LOAD_FAILED", "Oracle", "build"]
@@ -96,9 +96,7 @@ class Oracle:
                     cases = _cases(task, spec, spec.examples or self.examples)
                     budget = _budget(spec, timeout)
                     assert task.reference is not None and task.entry_point is not None
-                    (answers,) = observations(
-                        [(task.reference, task.entry_point, cases.encoded)], budget
-                    )
+                    (answers,) = observations([_batch(task, spec, cases)], budget)
                     found = _assemble(task, spec, cases, answers)
                     if path is not None:
                         _write(path, found)
@@ -132,9 +130,7 @@ class Oracle:
                 group = pending.setdefault(_budget(spec, timeout), [])
                 group.append((key, path, task, spec, cases))
             for budget, group in pending.items():
-                batches = [
-                    (t.reference or "", t.entry_point or "", c.encoded) for _, _, t, _, c in group
-                ]
+                batches = [_batch(t, sp, c) for _, _, t, sp, c in group]
                 for (key, path, task, spec, cases), answers in zip(
                     group, observations(batches, budget), strict=True
                 ):
@@ -170,6 +166,15 @@ class Cases:
 
     tiers: tuple[int, ...]
     encoded: tuple[Any, ...]
+
+
+def _batch(task: Task, spec: DifferentialSpec, cases: Cases) -> Batch:
+    """The reference runner's work for ``task``: with CPU caps for augmented tasks."""
+    capped = spec.drop_raising
+    return Batch(
+        task.reference or "", task.entry_point or "", cases.encoded,
+        INPUT_CPU if capped else None, TASK_CPU if capped else None,
+    )  # fmt: skip
 
 
 def _budget(spec: DifferentialSpec, timeout: float) -> float:
@@ -235,9 +240,7 @@ def build(task: Task, spec: DifferentialSpec, examples: int, timeout: float) -> 
     """
     assert task.reference is not None and task.entry_point is not None
     cases = _cases(task, spec, examples)
-    (answers,) = observations(
-        [(task.reference, task.entry_point, cases.encoded)], _budget(spec, timeout)
-    )
+    (answers,) = observations([_batch(task, spec, cases)], _budget(spec, timeout))
     return _assemble(task, spec, cases, answers)
 
 

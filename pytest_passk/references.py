@@ -17,6 +17,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,8 +41,18 @@ BOOT = (
 )
 
 
-#: One task's reference run: its program, entry point and encoded inputs.
-Batch = tuple[str, str, Sequence[Any]]
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """One task's reference run: its program, entry point and encoded inputs; optionally CPU
+    seconds per input and for the whole batch, past which the runner answers ``drop`` (it stops
+    the reference with a CPU timer, without a restart).
+    """
+
+    program: str
+    entry_point: str
+    inputs: Sequence[Any]
+    input_cpu: float | None = None
+    task_cpu: float | None = None
 
 
 def reference_observations(
@@ -54,7 +65,7 @@ def reference_observations(
         RuntimeError: the reference does not load.
 
     """
-    (found,) = observations([(program, entry_point, inputs)], budget)
+    (found,) = observations([Batch(program, entry_point, inputs)], budget)
     if isinstance(found, RuntimeError):
         raise found
     return found
@@ -76,19 +87,24 @@ def observations(
     site = list(site_dirs())
     results: list[list[dict[str, Any] | None] | RuntimeError] = [[] for _ in batches]
     stuck = [0] * len(batches)
+    # Each line encoded once: a restart sends the rest again.
+    encoded = [[_line(x) for x in batch.inputs] for batch in batches]
     position = (0, 0)  # (batch, input) where the next runner starts
     while position[0] < len(batches):
-        lines: list[Any] = []
+        lines: list[bytes] = []
         order: list[tuple[int, int]] = []
         for b in range(position[0], len(batches)):
-            program, entry_point, inputs = batches[b]
+            batch = batches[b]
             start = position[1] if b == position[0] else 0
             if stuck[b] >= MAX_STUCK or isinstance(results[b], RuntimeError):
                 continue
-            lines.append({"program": program, "entry_point": entry_point, "site_dirs": site})
+            header = {"program": batch.program, "entry_point": batch.entry_point,
+                      "site_dirs": site, "input_cpu": batch.input_cpu,
+                      "task_cpu": batch.task_cpu}  # fmt: skip
+            lines.append(_line(header))
             order.append((b, -1))
-            lines.extend(inputs[start:])
-            order.extend((b, i) for i in range(start, len(inputs)))
+            lines.extend(encoded[b][start:])
+            order.extend((b, i) for i in range(start, len(batch.inputs)))
         answered = _run(lines, budget)
         for (b, i), answer in zip(order, answered, strict=False):
             if i < 0:
@@ -110,20 +126,24 @@ def observations(
         if not isinstance(found, RuntimeError):
             found.append(None)
         stuck[b] += 1
-        position = (b, i + 1) if i + 1 < len(batches[b][2]) else (b + 1, 0)
-    for b, (_, _, inputs) in enumerate(batches):
+        position = (b, i + 1) if i + 1 < len(batches[b].inputs) else (b + 1, 0)
+    for b, batch in enumerate(batches):
         found = results[b]
         if not isinstance(found, RuntimeError):
-            found.extend([None] * (len(inputs) - len(found)))
+            found.extend([None] * (len(batch.inputs) - len(found)))
     return results
 
 
-def _run(lines: Sequence[Any], budget: float) -> list[Any]:
+def _line(value: Any) -> bytes:
+    return json.dumps(value, allow_nan=False).encode() + b"\n"
+
+
+def _run(lines: Sequence[bytes], budget: float) -> list[Any]:
     """One runner's answers to ``lines``, up to the first not answered within ``budget``."""
     from pytest_passk.sandbox.pool import real_python
     from pytest_passk.sandbox.slot import safe_environment
 
-    payload = "".join(json.dumps(line, allow_nan=False) + "\n" for line in lines).encode()
+    payload = b"".join(lines)
     with tempfile.TemporaryDirectory(prefix="passk-ref-") as scratch:
         process = subprocess.Popen(
             [real_python(), "-I", "-S", "-B", "-c", BOOT],
@@ -141,7 +161,7 @@ def _run(lines: Sequence[Any], budget: float) -> list[Any]:
             reader = _Lines(process.stdout.fileno())
             answers: list[Any] = []
             for line in lines:
-                answer = reader.next(START_BUDGET if isinstance(line, dict) else budget)
+                answer = reader.next(START_BUDGET if line.startswith(b"{") else budget)
                 if answer is None:
                     break
                 answers.append(answer)

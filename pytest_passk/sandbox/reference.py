@@ -19,6 +19,7 @@ import builtins
 import contextlib
 import json
 import resource
+import signal
 import sys
 import time
 from typing import Any
@@ -66,6 +67,16 @@ def _load(header: dict[str, Any]) -> tuple[Any, str]:
     return function, '{"loaded":true}'
 
 
+class TooSlow(BaseException):
+    """The reference passed its CPU budget on one input (raised by the CPU timer; a
+    ``BaseException``, so the reference's own ``except Exception`` cannot take it for its own).
+    """
+
+
+def _too_slow(signum: int, frame: Any) -> None:
+    raise TooSlow
+
+
 def main() -> None:
     """Serve references: a JSON object line loads one (``program``, ``entry_point``), each list
     line is an input of the last one loaded; one answer line per line read.
@@ -74,19 +85,34 @@ def main() -> None:
         resource.setrlimit(resource.RLIMIT_AS, (MEMORY_BYTES, MEMORY_BYTES))
     sys.setrecursionlimit(10_000)
     stdout = sys.stdout
+    signal.signal(signal.SIGPROF, _too_slow)
     function: Any = None
+    input_cpu = task_cpu = None
+    spent = 0.0
     for line in sys.stdin:
         message = json.loads(line)
         if isinstance(message, dict):
             function, text = _load(message)
+            input_cpu, task_cpu, spent = message.get("input_cpu"), message.get("task_cpu"), 0.0
         elif function is None:
             text = json.dumps({"drop": "the reference did not load"})
+        elif task_cpu is not None and spent > task_cpu:
+            text = json.dumps({"drop": "the task's inputs took their CPU budget"})
         else:
+            started = time.process_time()
             try:
-                started = time.process_time()
-                seen = observe(function, message)
-                seen["c"] = round(time.process_time() - started, 6)  # its CPU seconds
+                if input_cpu:
+                    signal.setitimer(signal.ITIMER_PROF, float(input_cpu))
+                try:
+                    seen = observe(function, message)
+                finally:
+                    signal.setitimer(signal.ITIMER_PROF, 0)
+                    cpu = time.process_time() - started
+                    spent += cpu
+                seen["c"] = round(cpu, 6)  # its CPU seconds
                 text = json.dumps(seen, separators=(",", ":"), allow_nan=False)
+            except TooSlow:
+                text = json.dumps({"drop": "too slow"})
             except RecursionError:
                 text = json.dumps({"drop": "its output is nested too deeply"})
             except (ValueError, MemoryError) as exc:
