@@ -237,6 +237,9 @@ def evaluate(
     planned = planned or plan(task, completions, timeout, mode, differential)
     extractions, jobs, job_of_sample = planned.extractions, planned.jobs, planned.job_of_sample
     verdicts = executor.run(jobs, progress=on_progress)
+    # With stronger tests every sample has an original outcome: a program that never reached
+    # them (it did not load, timed out in the test body, had no code) failed both alike.
+    stronger = any(job.differential is not None for job in jobs)
     samples: list[CandidateResult] = []
     for index, (completion, extraction, job) in enumerate(
         zip(completions, extractions, job_of_sample, strict=False)
@@ -258,7 +261,7 @@ def evaluate(
                 completion_tokens=completion.completion_tokens,
                 extraction=extraction.kind.value,
                 task_error=verdict.task_error,
-                original=verdict.original,
+                original=verdict.original or (verdict.outcome if stronger else None),
                 behaviour=verdict.behaviour,
             )
         )
