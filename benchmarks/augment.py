@@ -11,7 +11,8 @@
    task's own ``check`` inputs, 1,000 inputs of the augmentation's generator drawn with another
    seed, and 300 drawn by hypothesis from the entry point's type hints where it can derive
    them), keeping only inputs on which the canonical solution returns without raising. Both run
-   in the reference runner (:func:`pytest_passk.references.reference_observations`) and are compared
+   in the reference runner (:func:`pytest_passk.references.observations`, 0.1 s of CPU per
+   input, 5 s per program) and are compared
    with the judge's own rule (:func:`pytest_passk.sandbox.inside.differ.agree`).
 4. Time: a synthetic 164 x 20 sample set (:mod:`benchmarks.humaneval_samples`) run plain and with
    ``--passk-augment``, each with a fresh store, 2 workers.
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -46,6 +48,8 @@ from benchmarks.humaneval_samples import (  # noqa: E402
 KINDS = ("flip-comparison", "off-by-one", "swap-add-sub")
 UNNEEDED_PLUGINS = ("cacheprovider", "randomly", "hypothesispytest")
 TIMEOUT = 3.0
+#: CPU seconds per ground-truth input and per program (ten times the augmentation's caps).
+CAPS = (0.1, 5.0)
 
 
 def run_plugin(work: Path, dataset: Path, samples: Path, augment: bool) -> tuple[float, list[Any]]:
@@ -63,6 +67,7 @@ def run_plugin(work: Path, dataset: Path, samples: Path, augment: bool) -> tuple
     started = time.perf_counter()
     subprocess.run(command, cwd=work, check=False, stdout=subprocess.DEVNULL)
     seconds = time.perf_counter() - started
+    shutil.rmtree(store, ignore_errors=True)
     rows = [json.loads(line) for line in out.read_text().splitlines()] if out.exists() else []
     return seconds, rows
 
@@ -76,7 +81,7 @@ def ground_truth(problem: dict[str, Any], completions: list[str], pool: int) -> 
     from pytest_passk.augment import generate, seeds_of
     from pytest_passk.errors import TaskFormatError
     from pytest_passk.inputs import auto_strategy, dedupe, draw, seed_of, signature_function
-    from pytest_passk.references import reference_observations
+    from pytest_passk.references import Batch, observations
     from pytest_passk.sandbox import plain
     from pytest_passk.sandbox.inside.differ import agree
 
@@ -97,7 +102,9 @@ def ground_truth(problem: dict[str, Any], completions: list[str], pool: int) -> 
             encoded.append(plain.encode(list(args), strict=True))
         except plain.EncodeError:
             continue
-    expected = reference_observations(reference, entry, encoded, 2.0)
+    (expected,) = observations([Batch(reference, entry, encoded, *CAPS)], 2.0)
+    if isinstance(expected, RuntimeError):
+        return [None] * len(completions)
     kept = [
         (args, want)
         for args, want in zip(encoded, expected, strict=True)
@@ -107,16 +114,14 @@ def ground_truth(problem: dict[str, Any], completions: list[str], pool: int) -> 
     witnesses: list[Any] = []
     for completion in completions:
         program = problem["prompt"] + completion
-        try:
-            got = reference_observations(program, entry, [a for a, _ in kept], 2.0)
-        except RuntimeError:
+        (got,) = observations([Batch(program, entry, [a for a, _ in kept], *CAPS)], 2.0)
+        if isinstance(got, RuntimeError):
             witnesses.append(("does not load", None, None))
             continue
         witness = None
         for (args, want), seen in zip(kept, got, strict=True):
-            if seen is None:
-                witness = (args, want, "no answer in 2 s")
-                break
+            if seen is None or "drop" in seen:
+                continue  # no answer within the caps: no evidence either way
             if agree(seen, want, compare) is not None:
                 witness = (args, want, seen)
                 break
