@@ -113,15 +113,64 @@ def _simple(value: Any, variant: int) -> Any:
     return value
 
 
+def _ramp(value: Any, step: int, text: str) -> Any:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int | float):
+        return type(value)(step)
+    if isinstance(value, str):
+        return text
+    return _simple(value, 2)
+
+
 def mutants(seed: tuple[Any, ...]) -> list[tuple[Any, ...]]:
     """The simplest inputs of ``seed``'s shape (every argument simplified together), then
     ``seed`` with one argument at a time replaced by a value near it.
     """
     out = [tuple(_simple(value, variant) for value in seed) for variant in range(4)]
+    # Ramps: numbers 1, 2, 3... and 3, 2, 1 (sums and differences that tie, a degenerate
+    # triangle), strings at the far end of the alphabet.
+    for ramp, text in ((range(1, len(seed) + 1), "z"), (range(len(seed), 0, -1), "Z")):
+        out.append(tuple(_ramp(value, step, text) for value, step in zip(seed, ramp, strict=True)))
     for position, value in enumerate(seed):
         for changed in _value_mutants(value):
             out.append((*seed[:position], changed, *seed[position + 1 :]))
-    return out[: 4 + MUTANTS_PER_SEED * max(1, len(seed))]
+    return out[: 6 + MUTANTS_PER_SEED * max(1, len(seed))]
+
+
+class _Draw(random.Random):
+    """The seeded generator, with the reference's own constants: thresholds and boundaries a
+    flipped comparison or an off-by-one constant turns on (``x >= 3.7``, ``ord(c) <= 122``).
+    """
+
+    def __init__(self, seed: int, reference: str | None) -> None:
+        super().__init__(seed)
+        self.ints: list[int] = []
+        self.floats: list[float] = []
+        self.chars: list[str] = []
+        try:
+            tree = ast.parse(reference or "")
+        except (SyntaxError, ValueError):
+            return
+        for node in ast.walk(tree):
+            value = getattr(node, "value", None) if isinstance(node, ast.Constant) else None
+            if isinstance(value, bool):
+                continue
+            if isinstance(value, int) and abs(value) < 10**6:
+                self.ints.append(value)
+                self.floats.append(float(value))
+                if 32 <= value < 127:
+                    self.chars.append(chr(value))
+            elif isinstance(value, float) and math.isfinite(value):
+                self.floats.append(value)
+            elif isinstance(value, str) and len(value) == 1:
+                self.chars.append(value)
+        self.ints, self.floats = sorted(set(self.ints)), sorted(set(self.floats))
+        self.chars = sorted(set(self.chars))
+
+
+#: How often a drawn number is one of the reference's constants (or next to one).
+CONSTANT_RATE = 0.25
 
 
 def _like(value: Any, rng: random.Random) -> Any:
@@ -130,6 +179,11 @@ def _like(value: Any, rng: random.Random) -> Any:
     """
     if value is None or isinstance(value, bool):
         return value if value is None else rng.random() < 0.5
+    known = rng if isinstance(rng, _Draw) else None
+    if isinstance(value, int) and known and known.ints and rng.random() < CONSTANT_RATE:
+        return rng.choice(known.ints) + rng.choice((-1, 0, 0, 1))
+    if isinstance(value, float) and known and known.floats and rng.random() < CONSTANT_RATE:
+        return rng.choice(known.floats)
     if isinstance(value, int):
         bound = max(10, 2 * abs(value))
         # Mostly the seed's own sign: a count or an index is rarely meant to be negative.
@@ -149,7 +203,8 @@ def _like(value: Any, rng: random.Random) -> Any:
         drawn = rng.uniform(low, high)
         return round(drawn, rng.choice((1, 2))) if roll < 0.85 else drawn
     if isinstance(value, str):
-        alphabet = sorted(set(value) | set("ab ")) if value else list("abc xyz")
+        extra = set(known.chars) if known else set()
+        alphabet = sorted(set(value) | set("ab ") | extra) if value else list("abc xyz")
         size = _size(rng, max(10, 2 * len(value)))
         return "".join(rng.choice(alphabet) for _ in range(size))
     if isinstance(value, tuple):
@@ -240,12 +295,14 @@ def generate(
     function: Callable[..., Any] | None,
     count: int,
     seed: int,
+    reference: str | None = None,
 ) -> list[tuple[Any, ...]]:
     """``count`` argument tuples (fewer where too few distinct ones come up): the seeds'
     mutants first, then values shaped like the seeds and drawn from the type hints, from a
-    random generator seeded with ``seed`` (the same inputs in every process and run).
+    random generator seeded with ``seed`` (the same inputs in every process and run). Numbers and
+    characters are drawn from the ``reference``'s own constants a quarter of the time.
     """
-    rng = random.Random(seed)
+    rng = _Draw(seed, reference)
     hints = _hints(function)
     found = dedupe([m for s in seeds for m in mutants(s)])[: count // 2]
     keys = {plain_key(args) for args in found}

@@ -266,7 +266,7 @@ def _drawn(task: Task, spec: DifferentialSpec, examples: int) -> list[tuple[Any,
     from pytest_passk.augment import generate
 
     function = signature_function(task.reference, task.entry_point)
-    return generate(spec.seeds, function, examples, seed)
+    return generate(spec.seeds, function, examples, seed, task.reference)
 
 
 @functools.cache

@@ -230,9 +230,10 @@ def test_seeds_are_the_literal_calls_of_the_check_source() -> None:
 def test_mutants_simplify_then_change_one_argument_at_a_time() -> None:
     found = mutants((3, "ab"))
     assert found[:4] == [(0, ""), (1, "a"), (-1, "aa"), (2, "ab")]  # the simplest inputs first
+    assert found[4:6] == [(1, "z"), (2, "Z")]  # ramps
     assert (2, "ab") in found and (4, "ab") in found and (-3, "ab") in found
     assert (3, "") in found and (3, "ba") in found and (3, "abab") in found
-    assert all(a == 3 or b == "ab" for a, b in found[4:])
+    assert all(a == 3 or b == "ab" for a, b in found[6:])
     # ties between arguments: a repeated element and a zero threshold
     assert mutants(([1.5, 2.0], 0.3))[0] == ([0.0, 0.0], 0.0)
 
@@ -244,6 +245,12 @@ def test_generated_inputs_are_deterministic_and_shaped_like_the_seeds() -> None:
     assert len(first) == 50
     assert all(isinstance(xs, list) and isinstance(s, str) for xs, s in first)
     assert any(len(xs) > 3 for xs, _ in first)  # longer collections than the test's own
+
+
+def test_the_references_constants_are_drawn() -> None:
+    reference = "def grade(g):\n    return 'A' if g >= 3.7 else 'B'\n"
+    found = generate([(1.0,)], None, 60, 3, reference)
+    assert (3.7,) in found
 
 
 def test_type_hints_add_inputs_where_there_are_no_seeds() -> None:
