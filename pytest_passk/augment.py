@@ -1,21 +1,23 @@
 """``--passk-augment``: stronger tests for HumanEval-format tasks from their own tests.
 
-The inputs come from two places, both in the trusted pytest process:
+The inputs come from three places, all in the trusted pytest process:
 
 - the task's ``check`` source: every ``candidate(...)`` call whose arguments are literals
-  (``ast.literal_eval``) is a *seed*; each seed is mutated one argument at a time (neighbours,
-  signs, empty and boundary values, reversed, doubled and shortened collections), and more
-  values are drawn shaped like the seed's (integers around it, strings over its characters,
-  lists of its elements' kinds, longer than the seed's);
+  (``ast.literal_eval``) is a *seed*; first the simplest inputs of each seed's shape (zeros,
+  ones, repeated elements, empty collections, ramps 1, 2, 3), then the seed mutated one argument
+  at a time (neighbours, signs, empty, reversed, doubled and shortened collections), then values
+  drawn shaped like the seed's (numbers around it, strings over its characters, collections of
+  its elements' kinds, small ones half the time);
+- the reference's own constants (thresholds, character codes), drawn a quarter of the time;
 - the entry point's signature and type hints (``List[int]``, ``str``, ``float``...), drawn with
   small bounds.
+
+Which of them are kept is the reference's decision (:mod:`pytest_passk.oracle`): only inputs on
+which it returns, within its CPU budget, without raising.
 
 The draws use a :class:`random.Random` seeded from the task id, not hypothesis: a task's inputs
 are a fixed list (no shrinking, no search), and hypothesis's engine costs about a second a task,
 which over HumanEval's 164 tasks would cost more than running every candidate.
-
-Which of them are kept is the reference's decision (:mod:`pytest_passk.oracle`): only inputs on
-which it returns, within its time budget, without raising.
 """
 
 from __future__ import annotations
