@@ -15,7 +15,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from pytest_passk.backends import Completion
+from pytest_passk.backends import USAGE_UNDERCOUNTED, Completion
 from pytest_passk.differential import Differential
 from pytest_passk.estimate import below, pass_at_k, shown
 from pytest_passk.extract import Extraction, ExtractMode, extract_for_task
@@ -263,6 +263,7 @@ def evaluate(
                 task_error=verdict.task_error,
                 original=verdict.original or (verdict.outcome if stronger else None),
                 behaviour=verdict.behaviour,
+                usage_undercounted=bool(completion.metadata.get(USAGE_UNDERCOUNTED, False)),
             )
         )
     details = {i: verdicts[j].detail for i, j in enumerate(job_of_sample) if j is not None}
@@ -310,6 +311,7 @@ def summarise(
         first_failure_detail=_first_failure_detail(samples, details or {}),
         extraction=dict(sorted(extraction.items())),
         c_original=c_original if stronger else None,
+        undercounted=sum(s.usage_undercounted for s in samples),
     )
 
 

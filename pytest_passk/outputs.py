@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from pytest_passk.comparison import Comparison
 from pytest_passk.estimate import ModelSummary, below, shown
 from pytest_passk.report import json_report, sample_records, suite_properties
 from pytest_passk.results import TaskResult
@@ -30,11 +31,13 @@ FAIL_UNDER = "passk: pass@{k} of {model} is {value}, below --passk-fail-under={t
 def add_suite_properties(
     config: pytest.Config,
     summaries: Sequence[ModelSummary],
+    comparison: Comparison | None = None,
     results: Sequence[TaskResult] = (),
     ks: Sequence[int] = (1,),
 ) -> None:
-    """``pass@K[model]`` on the JUnit test suite, if a JUnit file is being written; with
-    stronger tests also ``pass@K[model][original]`` and ``false_positive_rate[model]``.
+    """``pass@K[model]`` (and the comparison's figures) on the JUnit test suite, if a JUnit file
+    is being written; with stronger tests also ``pass@K[model][original]`` and
+    ``false_positive_rate[model]``.
     """
     try:
         from _pytest.junitxml import xml_key  # private, as in hypothesis's plugin
@@ -44,7 +47,7 @@ def add_suite_properties(
     if xml is not None:
         labels = [summary.label for summary in summaries]
         for name, value in [
-            *suite_properties(summaries),
+            *suite_properties(summaries, comparison),
             *stronger_properties(labels, results, ks),
         ]:
             xml.add_global_property(name, value)
@@ -58,6 +61,7 @@ def write_report(
     sandbox: Mapping[str, Any],
     *,
     complete: bool = True,
+    comparison: Comparison | None = None,
 ) -> None:
     """The ``pytest-passk/report/v1`` JSON document at ``--passk-report``; ``complete`` is
     false for a run that was interrupted (Ctrl-C, ``-x``, ``--maxfail``), whose figures cover only
@@ -80,7 +84,14 @@ def write_report(
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "version": package_version(),
     }
-    document = json_report(summaries, results, settings.ks or (1,), meta)
+    document = json_report(
+        summaries,
+        results,
+        settings.ks or (1,),
+        meta,
+        comparison=comparison,
+        hours=settings.prices.hours,
+    )
     config.hook.pytest_passk_update_report(config=config, report=document)
     _write_text(settings.report, json.dumps(document, indent=2) + "\n")
 

@@ -54,6 +54,9 @@ class CandidateResult:
     #: With stronger tests: a stable hash of the program's outputs on the generated inputs,
     #: computed without any test's verdict (candidates that behave alike share it).
     behaviour: str | None = None
+    #: The server reported fewer completion tokens than this sample must have used (some
+    #: OpenAI-compatible servers count one choice when ``n > 1``): its tokens are a lower bound.
+    usage_undercounted: bool = False
 
     def to_json(self) -> dict[str, Any]:
         """Plain data for reports and ``--passk-samples-out``."""
@@ -62,6 +65,8 @@ class CandidateResult:
             extra["original_outcome"] = self.original.value
         if self.behaviour is not None:
             extra["behaviour"] = self.behaviour
+        if self.usage_undercounted:
+            extra["usage_undercounted"] = True
         return extra | {
             "index": self.index,
             "outcome": self.outcome.value,
@@ -90,6 +95,7 @@ class CandidateResult:
             task_error=bool(data.get("task_error", False)),
             original=Outcome(data["original_outcome"]) if data.get("original_outcome") else None,
             behaviour=str(data["behaviour"]) if data.get("behaviour") else None,
+            usage_undercounted=bool(data.get("usage_undercounted", False)),
         )
 
 
@@ -130,6 +136,12 @@ class TaskResult:
         """Samples that pass the task's own tests and fail the stronger ones."""
         return 0 if self.c_original is None else max(0, self.c_original - self.c)
 
+    #: Whether the candidate picked without the task's tests passes (:mod:`~pytest_passk.
+    #: selection`); ``None`` without samples.
+    selected: bool | None = None
+    #: Samples whose token usage the server undercounted (travels without the samples).
+    undercounted: int = 0
+
     def to_json(self, *, with_samples: bool = True) -> dict[str, Any]:
         """Plain JSON data (what travels on the test report)."""
         data: dict[str, Any] = {
@@ -148,6 +160,8 @@ class TaskResult:
             "duration": self.duration,
             "first_failure_detail": self.first_failure_detail,
             "extraction": dict(self.extraction),
+            "selected": self.selected,
+            "undercounted": self.undercounted,
         }
         if self.c_original is not None:
             data["c_original"] = self.c_original
@@ -178,6 +192,8 @@ class TaskResult:
             first_failure_detail=str(data.get("first_failure_detail", "")),
             extraction={str(k): int(v) for k, v in data.get("extraction", {}).items()},
             c_original=None if data.get("c_original") is None else int(data["c_original"]),
+            selected=None if data.get("selected") is None else bool(data["selected"]),
+            undercounted=int(data.get("undercounted", 0)),
         )
 
 

@@ -104,6 +104,7 @@ def test_the_converted_folder_is_a_llama_chat_model(smollm2_store: Path) -> None
     folder = smollm2.converted_folder(smollm2_store)
     config = json.loads((folder / "config.json").read_text())
     assert config["model_type"] == "llama"
+    assert config["architectures"] == ["LlamaForCausalLM"]
     assert config["num_hidden_layers"] == 30
     template = (folder / "chat_template.jinja").is_file() or "chat_template" in json.loads(
         (folder / "tokenizer_config.json").read_text()
@@ -147,4 +148,4 @@ def test_smollm2_samples_and_scores_the_examples(smollm2_store: Path, tmp_path: 
     assert len(scored) == 3 and all(task["n"] == N for task in scored.values()), data
     # A 135M model is weak, but it writes `add` correctly now and then.
     assert any(task["c"] > 0 for task in scored.values()), data
-    assert data["models"][0]["tokens"]["completion"] > 0
+    assert data["models"]["smollm2"]["tokens"]["completion"] > 0

@@ -85,7 +85,7 @@ def test_json_report_follows_the_v1_schema() -> None:
     low, high = model["ci95"]["1"]
     assert low <= model["pass_at_k"]["1"] <= high
     assert model["outcomes"] == {"passed": 3, "failed": 1, "error": 0, "timeout": 1}
-    assert model["tokens"] == {"prompt": 25, "completion": 35}
+    assert model["tokens"] == {"prompt": 25, "completion": 35, "undercounted_samples": 0}
     assert model["cost_usd"] is None
     assert model["tasks_scored"] == {"1": 3, "2": 2}
     assert model["tasks_excluded"] == {"1": 0, "2": 1}
@@ -131,6 +131,7 @@ def test_summary_lines_rows_notes_and_verbose_table() -> None:
         "pass@2",
         "[95%",
         "CI]",
+        "selected@1",
         "tokens",
         "cost",
     ]
@@ -170,7 +171,13 @@ def test_item_and_suite_properties() -> None:
         ("pass@2", "1.0000"),
     ]
     suite = dict(suite_properties(summarise_models(RESULTS, KS)))
-    assert suite == {"pass@1[m]": "0.5000", "pass@2[m]": "1.0000"}
+    assert suite == {
+        "pass@1[m]": "0.5000",
+        "pass@2[m]": "1.0000",
+        # No task carries a pick and no price is known: undefined, never 0.
+        "selected@1[m]": "nan",
+        "cost_per_sample_usd[m]": "nan",
+    }
     short = [result("t", "m", [candidate(0, P)])]
     assert dict(suite_properties(summarise_models(short, (1, 5))))["pass@5[m]"] == "nan"
 
