@@ -14,6 +14,7 @@ sandbox too.
 
 from __future__ import annotations
 
+from pytest_passk.differential import Approx, approx
 from pytest_passk.errors import (
     BackendError,
     BackendUnavailable,
@@ -30,6 +31,7 @@ from pytest_passk.results import CandidateResult, Outcome, TaskResult
 from pytest_passk.tasks import Task, task
 
 __all__ = [
+    "Approx",
     "BackendError",
     "BackendUnavailable",
     "CandidateError",
@@ -43,6 +45,7 @@ __all__ = [
     "Task",
     "TaskFormatError",
     "TaskResult",
+    "approx",
     "candidate_exception",
     "pass_at_k",
     "task",

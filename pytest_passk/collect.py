@@ -213,6 +213,7 @@ def items_for_function(
         timeout=spec.timeout,
         min_pass_at_k=spec.min_pass_at_k,
         origin=f"{module.path}:{(lineno or 0) + 1}",
+        differential=spec.differential,
     )
     return list(_items(collector, task, settings, lineno))
 

@@ -3,6 +3,9 @@
 Each line holds ``task_id``, ``prompt``, ``entry_point`` and ``test`` (source defining
 ``check(candidate)``), optionally ``canonical_solution`` (a completion of the prompt). A malformed
 line becomes a :class:`TaskFormatError` naming ``file:line``; the file's other tasks still load.
+
+EvalPlus lines (HumanEval+, MBPP+: ``base_input``, ``plus_input``, ``atol`` and a
+``canonical_solution``) are tasks with stronger tests (:mod:`pytest_passk.datasets_evalplus`).
 """
 
 from __future__ import annotations
@@ -74,6 +77,13 @@ def _parse_line(path: Path, lineno: int, line: str, seen: dict[str, int]) -> Tas
         return TaskFormatError(where, f"invalid JSON ({exc.msg} at column {exc.colno})", FIX_HINT)
     if not isinstance(record, dict):
         return TaskFormatError(where, f"a JSON {type(record).__name__} is not a task", FIX_HINT)
+    if "base_input" in record:
+        from pytest_passk.datasets_evalplus import evalplus_task
+
+        found = evalplus_task(record, where, seen)
+        if isinstance(found, Task):
+            seen[found.task_id] = lineno
+        return found
     missing = [name for name in REQUIRED_FIELDS if not isinstance(record.get(name), str)]
     if missing:
         return TaskFormatError(

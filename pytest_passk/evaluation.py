@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from pytest_passk.backends import USAGE_UNDERCOUNTED, Completion
+from pytest_passk.differential import Differential
 from pytest_passk.estimate import below, pass_at_k, shown
 from pytest_passk.extract import Extraction, ExtractMode, extract_for_task
 from pytest_passk.results import CandidateResult, Outcome, TaskResult, empty_counts
@@ -151,7 +152,8 @@ def _without_positions(code: types.CodeType) -> types.CodeType:
 @dataclass(frozen=True, slots=True)
 class Plan:
     """How a task's samples become jobs: each sample's extraction (its program, and how it was
-    obtained), the distinct jobs, and which job judges each sample (``None``: the sample holds no
+    obtained), the distinct jobs (with the task's stronger tests, ``differential``, where it has
+    them), and which job judges each sample (``None``: the sample holds no
     code, and its ``error`` verdict needs no sandbox run).
     """
 
@@ -170,6 +172,7 @@ def plan(
     completions: Sequence[Completion],
     timeout: float,
     mode: ExtractMode = ExtractMode.AUTO,
+    differential: Differential | None = None,
 ) -> Plan:
     """Extract the programs of ``completions`` and de-duplicate them into jobs.
 
@@ -204,7 +207,10 @@ def plan(
             # The reference itself, up to layout and comments: judged as the reference's text,
             # which the pool has already run to time the task.
             job_program = task.reference if task.reference and key == reference_key else program
-            jobs.append(Job(job_program, task.test, task.entry_point, timeout, task.reference))
+            jobs.append(
+                Job(job_program, task.test, task.entry_point, timeout, task.reference,
+                    differential)
+            )  # fmt: skip
         job_of_sample.append(first_of[key])
     return Plan(tuple(extractions), tuple(jobs), tuple(job_of_sample))
 
@@ -221,15 +227,19 @@ def evaluate(
     on_progress: Callable[[int, int], None] | None = None,
     planned: Plan | None = None,
     mode: ExtractMode = ExtractMode.AUTO,
+    differential: Differential | None = None,
 ) -> TaskResult:
     """Run every distinct program of ``completions`` and summarise the task.
 
     ``planned`` is :func:`plan`'s result for the same arguments, when the caller made it already.
     """
     started = time.perf_counter()
-    planned = planned or plan(task, completions, timeout, mode)
+    planned = planned or plan(task, completions, timeout, mode, differential)
     extractions, jobs, job_of_sample = planned.extractions, planned.jobs, planned.job_of_sample
     verdicts = executor.run(jobs, progress=on_progress)
+    # With stronger tests every sample has an original outcome: a program that never reached
+    # them (it did not load, timed out in the test body, had no code) failed both alike.
+    stronger = any(job.differential is not None for job in jobs)
     samples: list[CandidateResult] = []
     for index, (completion, extraction, job) in enumerate(
         zip(completions, extractions, job_of_sample, strict=False)
@@ -251,6 +261,8 @@ def evaluate(
                 completion_tokens=completion.completion_tokens,
                 extraction=extraction.kind.value,
                 task_error=verdict.task_error,
+                original=verdict.original or (verdict.outcome if stronger else None),
+                behaviour=verdict.behaviour,
                 usage_undercounted=bool(completion.metadata.get(USAGE_UNDERCOUNTED, False)),
             )
         )
@@ -278,6 +290,9 @@ def summarise(
         extraction[sample.extraction] = extraction.get(sample.extraction, 0) + 1
     n = len(samples)
     c = counts[Outcome.PASSED.value]
+    stronger = any(sample.original is not None for sample in samples)
+    # A sample with no program never ran the stronger tests: its original outcome is its own.
+    c_original = sum((s.original or s.outcome) is Outcome.PASSED for s in samples)
     return TaskResult(
         task_id=task.task_id,
         model=identity.model,
@@ -295,6 +310,7 @@ def summarise(
         samples=tuple(samples),
         first_failure_detail=_first_failure_detail(samples, details or {}),
         extraction=dict(sorted(extraction.items())),
+        c_original=c_original if stronger else None,
         undercounted=sum(s.usage_undercounted for s in samples),
     )
 

@@ -15,9 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from pytest_passk.backends import Completion
-from pytest_passk.errors import SandboxUnavailable
+from pytest_passk.differential import DEFAULT_EXAMPLES, Differential
+from pytest_passk.errors import SandboxUnavailable, TaskFormatError
 from pytest_passk.evaluation import ItemIdentity, Plan, evaluate, plan, summarise
 from pytest_passk.extract import ExtractMode
+from pytest_passk.oracle import Oracle
 from pytest_passk.progress import PROGRESS_EVERY, Progress
 from pytest_passk.results import CandidateResult, RunCounters, TaskResult
 from pytest_passk.sandbox import Executor, Job, SandboxInfo
@@ -45,6 +47,9 @@ class ExecutionSetup:
     hide: tuple[str, ...] = ()
     #: ``--passk-extract``: how answers become programs.
     extract: ExtractMode = ExtractMode.AUTO
+    #: ``--passk-augment`` and ``--passk-examples``: stronger tests (:mod:`..oracle`).
+    augment: bool = False
+    examples: int = DEFAULT_EXAMPLES
 
 
 class Execution:
@@ -59,6 +64,9 @@ class Execution:
         self._executor: CachingExecutor | None = None
         self._info: SandboxInfo | None = None
         self._plans: dict[str, Plan] = {}
+        self.oracle = Oracle(
+            augment=setup.augment, examples=setup.examples, store=setup.store, warn=warn
+        )
 
     # -- the sandbox ---------------------------------------------------------------------------
 
@@ -115,12 +123,19 @@ class Execution:
         are still planned.
         """
         jobs: list[Job] = []
+        # Every task's stronger tests first, with one reference runner for all of them.
+        self.oracle.prepare([(task, self._timeout(task)) for _, task, c in items if c is not None])
         for index, (nodeid, task, completions) in enumerate(items, start=1):
             if completions is not None:
-                self._plans[nodeid] = planned = plan(
-                    task, completions, self._timeout(task), self._setup.extract
-                )
-                jobs.extend(planned.jobs)
+                try:
+                    differential = self.differential(task)
+                except TaskFormatError:
+                    differential = None  # not planned: the item reports the error when it runs
+                else:
+                    self._plans[nodeid] = planned = plan(
+                        task, completions, self._timeout(task), self._setup.extract, differential
+                    )
+                    jobs.extend(planned.jobs)
             if index % PREFETCH_ITEMS == 0 or index == len(items):
                 self.executor.prefetch(jobs)
                 jobs = []
@@ -152,17 +167,32 @@ class Execution:
             on_progress=progress,
             planned=self._plans.pop(identity.nodeid, None),
             mode=self._setup.extract,
+            differential=self.differential(task),
         )
+
+    def differential(self, task: Task) -> Differential | None:
+        """The task's stronger tests (built once per task; ``None`` without).
+
+        Raises:
+            TaskFormatError: its inputs cannot be drawn, or its reference does not load.
+
+        """
+        return self.oracle.differential(task, self._timeout(task))
 
     def prefetch_references(self, tasks: Sequence[Task]) -> None:
         """Check mode: queue every task's reference on the pool now."""
+        self.oracle.prepare([(task, self._timeout(task)) for task in tasks])
         self.executor.prefetch([job for task in tasks if (job := self.reference_job(task))])
 
     def reference_job(self, task: Task) -> Job | None:
         """The job that runs ``task``'s reference solution, if it has one."""
         if task.reference is None:
             return None
-        return Job(task.reference, task.test, task.entry_point, self._timeout(task))
+        timeout = self._timeout(task)
+        return Job(
+            task.reference, task.test, task.entry_point, timeout,
+            differential=self.oracle.differential(task, timeout),
+        )  # fmt: skip
 
     def evaluate_reference(self, task: Task, nodeid: str) -> TaskResult | None:
         """Check mode: run ``task``'s reference; ``None`` when it has none."""

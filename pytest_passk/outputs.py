@@ -20,6 +20,7 @@ from pytest_passk.estimate import ModelSummary, below, shown
 from pytest_passk.report import json_report, sample_records, suite_properties
 from pytest_passk.results import TaskResult
 from pytest_passk.settings import Settings
+from pytest_passk.stronger import suite_properties as stronger_properties
 from pytest_passk.version import package_version
 
 __all__ = ["FAIL_UNDER", "add_suite_properties", "fail_under", "write_report", "write_samples"]
@@ -31,9 +32,12 @@ def add_suite_properties(
     config: pytest.Config,
     summaries: Sequence[ModelSummary],
     comparison: Comparison | None = None,
+    results: Sequence[TaskResult] = (),
+    ks: Sequence[int] = (1,),
 ) -> None:
     """``pass@K[model]`` (and the comparison's figures) on the JUnit test suite, if a JUnit file
-    is being written.
+    is being written; with stronger tests also ``pass@K[model][original]`` and
+    ``false_positive_rate[model]``.
     """
     try:
         from _pytest.junitxml import xml_key  # private, as in hypothesis's plugin
@@ -41,7 +45,11 @@ def add_suite_properties(
         return
     xml = config.stash.get(xml_key, None)
     if xml is not None:
-        for name, value in suite_properties(summaries, comparison):
+        labels = [summary.label for summary in summaries]
+        for name, value in [
+            *suite_properties(summaries, comparison),
+            *stronger_properties(labels, results, ks),
+        ]:
             xml.add_global_property(name, value)
 
 

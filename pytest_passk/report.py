@@ -10,6 +10,7 @@ import math
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
+from pytest_passk import stronger
 from pytest_passk.comparison import Comparison
 from pytest_passk.comparison_report import (
     assumptions_json,
@@ -18,7 +19,7 @@ from pytest_passk.comparison_report import (
 )
 from pytest_passk.estimate import Estimate, ModelSummary
 from pytest_passk.pricing import HourPrices, cost_per_solved_task
-from pytest_passk.results import Outcome, TaskResult
+from pytest_passk.results import CandidateResult, Outcome, TaskResult
 from pytest_passk.table import table as _table
 
 __all__ = [
@@ -61,6 +62,7 @@ def item_properties(result: TaskResult, ks: Sequence[int]) -> list[tuple[str, ob
         ("passk_c", result.c),
     ]
     props.extend((f"pass@{k}", _fmt(result.pass_at_k[k])) for k in ks if k in result.pass_at_k)
+    props.extend(stronger.item_properties(result, ks))
     return props
 
 
@@ -138,6 +140,7 @@ def summary_lines(
         repaired = extraction_line(s)
         if repaired:
             lines.append(repaired)
+    lines.extend(stronger.stronger_lines([s.label for s in summaries], results, ks))
     if verbose and results:
         lines.append("")
         task_header = ["task", "model", "n", "c", *(f"pass@{k}" for k in ks), "outcomes"]
@@ -216,6 +219,7 @@ def json_report(
             "extraction": dict(s.extraction),
             "selected_at_1": s.selected_at_1,
             "cost_per_sample_usd": s.cost_per_sample_usd,
+            "stronger": stronger.model_json(s.label, results, ks),
         }
     tasks = [
         {
@@ -232,6 +236,7 @@ def json_report(
             "duration": round(r.duration, 6),
             "selected": r.selected,
         }
+        | ({"stronger": found} if (found := stronger.task_json(r, ks)) is not None else {})
         for r in sorted(results, key=lambda r: (r.model, r.task_id, r.nodeid))
     ]
     document: dict[str, Any] = {
@@ -274,7 +279,19 @@ def sample_records(results: Sequence[TaskResult]) -> Iterator[dict[str, Any]]:
                 else sample.message or sample.outcome.value,
                 "duration": round(sample.duration, 6),
                 "extraction": sample.extraction,
-            }
+            } | _stronger_fields(sample)
+
+
+def _stronger_fields(sample: CandidateResult) -> dict[str, Any]:
+    """A sample's outcome on the task's own tests alone, and its behaviour fingerprint, where
+    the task had stronger tests.
+    """
+    fields: dict[str, Any] = {}
+    if sample.original is not None:
+        fields["original_outcome"] = sample.original.value
+    if sample.behaviour is not None:
+        fields["behaviour"] = sample.behaviour
+    return fields
 
 
 def failure_headline(result: TaskResult) -> str:

@@ -48,6 +48,12 @@ class CandidateResult:
     #: The task itself could not run (its test failed to load, asks for a fixture the sandbox
     #: lacks): the error says nothing of this program.
     task_error: bool = False
+    #: With stronger tests (differential, ``--passk-augment``, EvalPlus): the outcome on the
+    #: task's own tests alone (``outcome`` is on the stronger tests too). ``None`` without.
+    original: Outcome | None = None
+    #: With stronger tests: a stable hash of the program's outputs on the generated inputs,
+    #: computed without any test's verdict (candidates that behave alike share it).
+    behaviour: str | None = None
     #: The server reported fewer completion tokens than this sample must have used (some
     #: OpenAI-compatible servers count one choice when ``n > 1``): its tokens are a lower bound.
     usage_undercounted: bool = False
@@ -55,6 +61,10 @@ class CandidateResult:
     def to_json(self) -> dict[str, Any]:
         """Plain data for reports and ``--passk-samples-out``."""
         extra: dict[str, Any] = {"task_error": True} if self.task_error else {}
+        if self.original is not None:
+            extra["original_outcome"] = self.original.value
+        if self.behaviour is not None:
+            extra["behaviour"] = self.behaviour
         if self.usage_undercounted:
             extra["usage_undercounted"] = True
         return extra | {
@@ -83,6 +93,8 @@ class CandidateResult:
             completion_tokens=int(data.get("completion_tokens", 0)),
             extraction=str(data.get("extraction", "as-is")),
             task_error=bool(data.get("task_error", False)),
+            original=Outcome(data["original_outcome"]) if data.get("original_outcome") else None,
+            behaviour=str(data["behaviour"]) if data.get("behaviour") else None,
             usage_undercounted=bool(data.get("usage_undercounted", False)),
         )
 
@@ -115,6 +127,15 @@ class TaskResult:
     first_failure_detail: str = ""
     #: Samples per extraction kind (travels without the samples, for the per-model counts).
     extraction: dict[str, int] = field(default_factory=dict)
+    #: With stronger tests: how many samples passed the task's own tests alone (``c`` counts
+    #: those that passed the stronger tests too); ``None`` without stronger tests.
+    c_original: int | None = None
+
+    @property
+    def false_positives(self) -> int:
+        """Samples that pass the task's own tests and fail the stronger ones."""
+        return 0 if self.c_original is None else max(0, self.c_original - self.c)
+
     #: Whether the candidate picked without the task's tests passes (:mod:`~pytest_passk.
     #: selection`); ``None`` without samples.
     selected: bool | None = None
@@ -142,6 +163,8 @@ class TaskResult:
             "selected": self.selected,
             "undercounted": self.undercounted,
         }
+        if self.c_original is not None:
+            data["c_original"] = self.c_original
         if with_samples:
             data["samples"] = [sample.to_json() for sample in self.samples]
         return data
@@ -168,6 +191,7 @@ class TaskResult:
             samples=tuple(CandidateResult.from_json(s) for s in data.get("samples", ())),
             first_failure_detail=str(data.get("first_failure_detail", "")),
             extraction={str(k): int(v) for k, v in data.get("extraction", {}).items()},
+            c_original=None if data.get("c_original") is None else int(data["c_original"]),
             selected=None if data.get("selected") is None else bool(data["selected"]),
             undercounted=int(data.get("undercounted", 0)),
         )

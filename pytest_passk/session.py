@@ -25,7 +25,7 @@ from pytest_passk.backends import Backend, BackendContext, ModelSpec
 from pytest_passk.collect import JUDGE_KEY, RESULT_KEY, TaskItem
 from pytest_passk.comparison import Comparison, compare, runs_from_results
 from pytest_passk.comparison_report import comparison_lines
-from pytest_passk.errors import PassKError, SamplesNotYet, SamplesUnavailable
+from pytest_passk.errors import PassKError, SamplesNotYet, SamplesUnavailable, TaskFormatError
 from pytest_passk.estimate import ModelSummary, summarise_models
 from pytest_passk.evaluation import (
     NO_REFERENCE,
@@ -145,6 +145,8 @@ class PassKSession:
                 store=settings.store,
                 hide=(str(settings.rootdir),),
                 extract=settings.extract,
+                augment=settings.augment,
+                examples=settings.examples,
             ),
             self.progress,
             warn=self.store_warning,
@@ -208,8 +210,9 @@ class PassKSession:
         """The sandbox's settings (the probe uses them too)."""
         s = self.settings
         return ExecutionSetup(
-            s.workers, s.timeout, s.isolation, s.store, (str(s.rootdir),), s.extract
-        )
+            s.workers, s.timeout, s.isolation, s.store, (str(s.rootdir),), s.extract,
+            augment=s.augment, examples=s.examples,
+        )  # fmt: skip
 
     # -- the ItemJudge protocol (collect.TaskItem calls these) ---------------------------------
 
@@ -234,13 +237,16 @@ class PassKSession:
             completions, requested = self.supply.take(_to_sample(item))
         except SamplesUnavailable as exc:
             return ItemDecision(Decision.ERROR, None, str(exc))
-        result = self.execution.evaluate(
-            item.task,
-            completions,
-            ItemIdentity(model.label, model.spec, item.nodeid),
-            ks=self.ks(),
-            n_requested=requested,
-        )
+        try:
+            result = self.execution.evaluate(
+                item.task,
+                completions,
+                ItemIdentity(model.label, model.spec, item.nodeid),
+                ks=self.ks(),
+                n_requested=requested,
+            )
+        except TaskFormatError as exc:  # its stronger tests cannot be built
+            return ItemDecision(Decision.ERROR, None, str(exc))
         # What the samples cost (``None``, never 0, when the model's price is unknown).
         cost = self.settings.prices.samples_cost(model.spec, completions, model.label)
         # Picked here, where the samples are: they do not travel to the controller.
@@ -457,7 +463,7 @@ class PassKSession:
             return
         self._summaries = summarise_models(results, self.ks()) if s.sampling_mode else []
         self._comparison = self._compare(results)
-        add_suite_properties(self.config, self._summaries, self._comparison)
+        add_suite_properties(self.config, self._summaries, self._comparison, results, self.ks())
         if s.report is not None:
             sandbox = sandbox_report(self._sandbox(), results, self.counters())
             write_report(

@@ -23,6 +23,7 @@ from pytest_passk.compare_settings import (
     add_comparison_options,
     read_comparison,
 )
+from pytest_passk.differential import AUGMENT_HELP, DEFAULT_EXAMPLES, EXAMPLES_HELP
 from pytest_passk.errors import ModelSpecError
 from pytest_passk.extract import ExtractMode
 from pytest_passk.pricing import PriceError, PriceTable, parse_prices
@@ -175,6 +176,8 @@ OPTIONS = (
         f"leaves them to the next (default: {DEFAULT_BATCH_WAIT:g}; 0 polls once)",
         "S",
     ),
+    Option(("--passk-augment",), "passk_augment", AUGMENT_HELP, "", action="store_true"),
+    Option(("--passk-examples",), "passk_examples", EXAMPLES_HELP, "N"),
 )
 
 
@@ -241,6 +244,8 @@ class Settings:
     openai_batch: bool = False
     #: Seconds to wait for pending Batch API jobs before the run ends.
     batch_wait: float = DEFAULT_BATCH_WAIT
+    augment: bool = False  # --passk-augment: stronger tests for HumanEval-format tasks
+    examples: int = DEFAULT_EXAMPLES  # --passk-examples: generated inputs per task
     #: Prices by model (ini ``passk_prices`` over the built-in table), USD per 1M tokens.
     prices: PriceTable = dataclasses.field(default_factory=lambda: PriceTable.with_overrides({}))
     #: The comparison's baseline, budgets, target; the prices of local engine time.
@@ -319,6 +324,8 @@ class Settings:
             or DEFAULT_REQUEST_TIMEOUT,
             openai_batch=bool(reader.get("passk_openai_batch", parse.flag)),
             batch_wait=_default(reader.get("passk_batch_wait", parse.seconds), DEFAULT_BATCH_WAIT),
+            augment=bool(reader.get("passk_augment", parse.flag)),
+            examples=reader.get("passk_examples", parse.positive_int) or DEFAULT_EXAMPLES,
             prices=_prices(config.getini("passk_prices"), comparison),
             comparison=comparison,
         )

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar, overload
 
+from pytest_passk.differential import AUTO, Approx, DifferentialSpec
 from pytest_passk.errors import TaskFormatError
 
 __all__ = ["CheckTest", "FunctionTest", "Task", "TaskSpec", "task", "task_spec_of"]
@@ -60,6 +61,8 @@ class Task:
         timeout: Per-candidate wall-clock limit in seconds, overriding ``--passk-timeout``.
         min_pass_at_k: Item passes when pass@max(K) reaches this, instead of when c >= 1.
         origin: ``file:line`` where the task was defined, for error messages.
+        differential: Stronger tests: generated (or given) inputs on which every candidate must
+            agree with the reference (``None``: the task's own tests only).
 
     """
 
@@ -71,6 +74,7 @@ class Task:
     timeout: float | None = None
     min_pass_at_k: float | None = None
     origin: str = ""
+    differential: DifferentialSpec | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +89,8 @@ class TaskSpec:
     #: Why the decorator's arguments are invalid; collection reports it as an error item
     #: (raising at import time would stop the whole module's collection).
     error: TaskFormatError | None = None
+    #: ``inputs=``, ``compare=``, ``examples=``: a differential task.
+    differential: DifferentialSpec | None = None
 
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -102,6 +108,9 @@ def task(
     reference: Callable[..., Any] | str | None = None,
     timeout: float | None = None,
     min_pass_at_k: float | None = None,
+    inputs: Any = None,
+    compare: Approx | str | None = None,
+    examples: int | None = None,
 ) -> Callable[[F], F]: ...
 
 
@@ -112,6 +121,9 @@ def task(
     reference: Callable[..., Any] | str | None = None,
     timeout: float | None = None,
     min_pass_at_k: float | None = None,
+    inputs: Any = None,
+    compare: Approx | str | None = None,
+    examples: int | None = None,
 ) -> Any:
     r"""Mark a test function as a coding task whose candidates are sampled from a model.
 
@@ -125,6 +137,13 @@ def task(
         reference: A correct solution, as a function or as source, for check mode.
         timeout: Per-candidate wall-clock limit in seconds for this task.
         min_pass_at_k: Pass the item only when pass@max(K) is at least this (0..1).
+        inputs: A differential task: a hypothesis strategy of argument tuples, or ``"auto"``
+            (derived from the reference's signature and type hints). Every candidate is called
+            on the same inputs and must agree with ``reference`` (same output, or the same
+            builtin exception), besides passing the test body.
+        compare: How outputs agree: exact equality on plain data (default, ``"exact"``) or
+            :func:`pytest_passk.approx` for floats.
+        examples: Inputs to draw (default ``--passk-examples``, 100).
 
     Example::
 
@@ -134,11 +153,12 @@ def task(
             assert candidate(2, 3) == 5
 
     """
+    extra = _Differential(inputs, compare, examples)
     if callable(prompt):  # bare ``@passk.task``
-        return _decorate(prompt, None, entry_point, reference, timeout, min_pass_at_k)
+        return _decorate(prompt, None, entry_point, reference, timeout, min_pass_at_k, extra)
 
     def decorator(fn: F) -> F:
-        return _decorate(fn, prompt, entry_point, reference, timeout, min_pass_at_k)
+        return _decorate(fn, prompt, entry_point, reference, timeout, min_pass_at_k, extra)
 
     return decorator
 
@@ -150,9 +170,20 @@ def _decorate(
     reference: Callable[..., Any] | str | None,
     timeout: float | None,
     min_pass_at_k: float | None,
+    extra: _Differential | None = None,
 ) -> F:
     try:
         spec = _spec(fn, prompt, entry_point, reference, timeout, min_pass_at_k)
+        if extra is not None and extra.inputs is not None:
+            differential = _differential(extra, spec, reference, _origin(fn))
+            spec = TaskSpec(
+                spec.prompt, spec.entry_point, spec.reference, spec.timeout, spec.min_pass_at_k,
+                differential=differential,
+            )  # fmt: skip
+        elif extra is not None and (extra.compare is not None or extra.examples is not None):
+            raise TaskFormatError(
+                _origin(fn), "compare= and examples= need inputs=", DIFFERENTIAL_FIX
+            )
     except TaskFormatError as error:
         spec = TaskSpec("", entry_point, None, None, None, error=error)
     setattr(fn, TASK_ATTRIBUTE, spec)
@@ -193,6 +224,63 @@ def _spec(
         reference=_reference_source(reference, entry_point, where),
         timeout=timeout,
         min_pass_at_k=min_pass_at_k,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Differential:
+    inputs: Any
+    compare: Approx | str | None
+    examples: int | None
+
+
+DIFFERENTIAL_FIX = (
+    "a differential task needs reference= (a correct solution), entry_point=, and inputs= "
+    '(a hypothesis strategy of argument tuples, or "auto")'
+)
+
+
+def _differential(
+    extra: _Differential,
+    spec: TaskSpec,
+    reference: Callable[..., Any] | str | None,
+    where: str,
+) -> DifferentialSpec:
+    """Validate ``inputs=``, ``compare=`` and ``examples=``."""
+    if spec.reference is None or spec.entry_point is None:
+        raise TaskFormatError(where, "inputs= needs reference= and entry_point=", DIFFERENTIAL_FIX)
+    inputs = extra.inputs
+    if isinstance(inputs, str) and inputs != AUTO:
+        raise TaskFormatError(where, f"inputs={inputs!r} is not a strategy", DIFFERENTIAL_FIX)
+    if not isinstance(inputs, str) and not _is_strategy(inputs):
+        raise TaskFormatError(
+            where, f"inputs={inputs!r} is not a hypothesis strategy", DIFFERENTIAL_FIX
+        )
+    compare = extra.compare
+    if compare == "exact":
+        compare = None
+    if compare is not None and not isinstance(compare, Approx):
+        raise TaskFormatError(
+            where, f"compare={compare!r} is not supported", 'give "exact" or passk.approx(...)'
+        )
+    examples = extra.examples
+    if examples is not None and (type(examples) is not int or examples < 1):
+        raise TaskFormatError(where, f"examples={examples!r} must be an int >= 1", "e.g. 100")
+    return DifferentialSpec(
+        inputs=inputs,
+        compare=compare,
+        examples=examples,
+        reference=reference if callable(reference) else None,
+    )
+
+
+def _is_strategy(value: object) -> bool:
+    """Whether ``value`` is a hypothesis strategy (checked by its class's module: hypothesis is
+    imported lazily, never by the decorator itself).
+    """
+    return any(
+        klass.__module__.startswith("hypothesis.") and klass.__name__ == "SearchStrategy"
+        for klass in type(value).__mro__
     )
 
 

@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from pytest_passk.differential import Differential
 from pytest_passk.results import Outcome
 from pytest_passk.tasks import TaskTest
 
@@ -33,6 +34,9 @@ class Job:
     timeout: float
     #: The task's reference solution; the pool derives the candidates' CPU budget from its time.
     reference: str | None = None
+    #: Stronger tests: inputs and the reference's outputs, run after the test in the same
+    #: candidate process (``None``: the task's own tests only).
+    differential: Differential | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +53,12 @@ class Verdict:
     #: The task cannot run (its test failed to load, asks for a fixture the sandbox lacks, has
     #: unreadable parametrize marks): an ``error`` that says nothing of the program either.
     task_error: bool = False
+    #: With stronger tests: the outcome on the task's own tests alone (``outcome`` is on the
+    #: stronger tests too); ``None`` without stronger tests.
+    original: Outcome | None = None
+    #: With stronger tests: a stable hash of the candidate's outputs (or exception types) on
+    #: the generated inputs, computed without the test's verdict (for clustering by behaviour).
+    behaviour: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -110,6 +110,10 @@ class VerdictCache:
             "detail": verdict.detail,
             "duration": verdict.duration,
         }
+        if verdict.original is not None:
+            record["original"] = verdict.original.value
+        if verdict.behaviour is not None:
+            record["behaviour"] = verdict.behaviour
         with self._mutex:
             self._shard(key[:2])[key] = verdict
             self.root.mkdir(parents=True, exist_ok=True)
@@ -139,6 +143,8 @@ class VerdictCache:
                     str(record["message"]),
                     str(record["detail"]),
                     float(record["duration"]),
+                    original=Outcome(record["original"]) if "original" in record else None,
+                    behaviour=str(record["behaviour"]) if "behaviour" in record else None,
                 )
                 key = str(record["k"])
             except (KeyError, TypeError, ValueError):

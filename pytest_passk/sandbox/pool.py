@@ -277,7 +277,9 @@ class PoolExecutor:
         flat = Budget.flat(job.timeout)
         if job.reference is None:
             return Calibration(flat)
-        reference = Job(job.reference, job.test, job.entry_point, job.timeout)
+        reference = Job(
+            job.reference, job.test, job.entry_point, job.timeout, differential=job.differential
+        )
         result = self._execute(reference, flat, measure=True)
         verdict = _to_verdict(result, reference, flat)
         # Only a verdict on the program itself: a timeout may be the machine's doing (a
@@ -380,7 +382,7 @@ class PoolExecutor:
                 "qualname": test.qualname,
                 "sys_path": list(test.sys_path),
             }
-        return {
+        request: JobRequest = {
             "program": job.program,
             "entry_point": job.entry_point,
             "test": test_data,
@@ -392,6 +394,9 @@ class PoolExecutor:
             "file_bytes": self._limits.file_bytes,
             "processes": self._limits.processes,
         }
+        if job.differential is not None:
+            request["differential"] = job.differential.request()  # type: ignore[typeddict-item]
+        return request
 
     def _measure_overhead(self) -> float:
         """Per-candidate cost of the sandbox itself: a trivial program and test, judged in turn."""
@@ -421,7 +426,7 @@ def _shut_down() -> JudgeResult:
 
 
 def _task_key(job: Job) -> tuple[object, ...]:
-    return (job.test, job.entry_point, job.reference, job.timeout)
+    return (job.test, job.entry_point, job.reference, job.timeout, job.differential)
 
 
 def _to_verdict(result: JudgeResult, job: Job, budget: Budget) -> Verdict:
@@ -447,4 +452,13 @@ def _to_verdict(result: JudgeResult, job: Job, budget: Budget) -> Verdict:
         # A task that cannot run says nothing of the program either: neither kept nor inherited.
         harness_error=bool(result.get("harness") or result.get("task")),
         task_error=bool(result.get("task")),
+        original=_outcome_or_none(result.get("original")),
+        behaviour=str(result["behaviour"])[:64] if result.get("behaviour") else None,
     )
+
+
+def _outcome_or_none(name: object) -> Outcome | None:
+    try:
+        return Outcome(name) if isinstance(name, str) else None
+    except ValueError:
+        return None

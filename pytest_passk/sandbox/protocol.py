@@ -143,11 +143,27 @@ class CandidateJob(Limits):
     program: str
 
 
-class JobRequest(CandidateJob):
-    """One job, a line from the pool to Z."""
+class DifferentialSpec(TypedDict):
+    """A job's stronger tests: ``cases`` is a list of ``[arguments, expected, tier]`` (encoded
+    argument list; the reference's observation ``{"ok": value, "w": arguments after}`` or
+    ``{"raise": type name}``; 0 for the task's own tests, 1 for the stronger ones only), and
+    ``compare`` how outputs agree (``{"kind": "exact" | "approx" | "evalplus", ...}``).
+    """
 
+    cases: list[Any]
+    compare: dict[str, Any]
+
+
+class _JobRequestBase(CandidateJob):
     entry_point: str | None
     test: TestSpec
+
+
+class JobRequest(_JobRequestBase, total=False):
+    """One job, a line from the pool to Z."""
+
+    #: Stronger tests, run after the test in the same candidate process.
+    differential: DifferentialSpec
 
 
 class _JudgeResultBase(TypedDict):
@@ -181,6 +197,11 @@ class JudgeResult(_JudgeResultBase, total=False):
     call_cpu: float
     #: Z only (never sent): the channel ended without K's word; Z finds out why.
     lost: bool
+    #: With ``differential``: the outcome on the task's own tests alone (the verdict's own
+    #: outcome is on the stronger tests too), and a hash of every output on the generated
+    #: inputs (the behaviour fingerprint).
+    original: OutcomeName
+    behaviour: str
 
 
 # -- K <-> T: frames ---------------------------------------------------------------------------
@@ -242,15 +263,24 @@ class LoadError(_Stamped):
     detail: str
 
 
-class Call(TypedDict):
-    """Call ``name`` with encoded arguments. ``s`` numbers the calls from 1; each reply carries
-    its call's.
-    """
-
+class _CallBase(TypedDict):
     s: int
     name: str
     args: Any
     kwargs: Any
+
+
+class Call(_CallBase, total=False):
+    """Call ``name`` with encoded arguments. ``s`` numbers the calls from 1; each reply carries
+    its call's.
+    """
+
+    #: The stronger tests' inputs: encoded argument lists, each called in turn (``args`` and
+    #: ``kwargs`` empty); the :class:`Return`'s ``ok`` is a list of one observation each:
+    #: ``{"ok": value}`` (and ``"w"``: the arguments after the call, where it changed them) or
+    #: ``{"raise": type name}`` (``own:Name`` for the candidate's own class). One request, one
+    #: call for the per-call CPU budget: round trips would cost more than most programs.
+    batch: list[Any]
 
 
 class Get(TypedDict):

@@ -23,6 +23,7 @@ MODULES = (
     "inside.cases",
     "inside.handles",
     "inside.remote",
+    "inside.differ",
     "inside.judge",
     "inside.zygote",
 )

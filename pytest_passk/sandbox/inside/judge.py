@@ -35,6 +35,7 @@ from ..protocol import (
     OutcomeName,
 )
 from .cases import SANDBOX_FIXTURES, Case, CaseError, cases, fixtures_of
+from .differ import run as run_differential
 from .remote import CandidateGone, Remote, RemoteFunction
 from .text import first_line, format_traceback
 
@@ -242,6 +243,7 @@ def judge(job: JobRequest, sock: socket.socket, test_function: Any,
         unknown = [name for name in wanted if name not in SANDBOX_FIXTURES]
         if unknown:
             return task_error(UNKNOWN_FIXTURE.format(name=unknown[0]))
+    failed: JudgeResult | None = None
     for case in found:
         arguments = dict(case.arguments)
         scratch = tempfile.mkdtemp(prefix="case-") if "tmp_path" in wanted else None
@@ -255,7 +257,38 @@ def judge(job: JobRequest, sock: socket.socket, test_function: Any,
         if failed is not None:
             if case.case_id and failed["outcome"] != "timeout":
                 failed["message"] = f"[{case.case_id}] {failed['message']}"[:MESSAGE_LIMIT]
-            return failed
+            break
+    differential = job.get("differential")
+    if differential is None or entry_point is None:
+        return failed if failed is not None else _passed(remote)
+    if failed is not None and remote.ended is not None:
+        return failed  # the candidate is gone: nothing more to observe
+    try:
+        seen = run_differential(remote, entry_point, differential)
+    except CandidateGone as gone:
+        result = failed or _gone_verdict(gone.args[0], remote)
+        result["original"] = failed["outcome"] if failed else "passed"
+        return result
+    except plain.NotPlainData as exc:  # an opaque value in the arguments written back
+        result = failed or verdict("error", f"{exc} {NOT_PLAIN_HINT}")
+        result["original"] = failed["outcome"] if failed else "passed"
+        return result
+    original = failed
+    if original is None and seen.original is not None:
+        original = verdict("failed", seen.original[1])
+    if original is not None:
+        result = original
+    elif seen.stronger is not None:
+        result = verdict("failed", seen.stronger[1])
+    else:
+        result = _passed(remote)
+    result["original"] = original["outcome"] if original else "passed"
+    if seen.behaviour is not None:
+        result["behaviour"] = seen.behaviour
+    return result
+
+
+def _passed(remote: Remote) -> JudgeResult:
     result = verdict("passed", "")
     marks = remote.marks
     if marks:

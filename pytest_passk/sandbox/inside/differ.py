@@ -1,0 +1,214 @@
+"""Differential cases (trusted, in Z): call the candidate on the task's inputs, compare with the
+reference's outputs, and fingerprint its behaviour.
+
+The inputs and the reference's observations arrive in the job as plain data (computed in the
+pytest process, :mod:`pytest_passk.oracle`). The inputs cross to the candidate in one request
+(:attr:`~..protocol.Call.batch`) on the same channel as the test's calls
+(:class:`~.remote.Remote`): the candidate calls its function on each and answers with one
+observation per input (its output, the arguments it changed in place, or its exception's type),
+which the judge reads as a claim. What comes back is compared here, on plain data only: an
+object that is not plain data (the candidate's object, an always-equal object) and a malformed
+answer never agree. Raising the reference's exception type agrees; changing an argument the
+reference left alone does not.
+
+Every case runs, whatever the earlier ones gave: the behaviour fingerprint (a hash of every
+observation, in order) must not depend on whether the candidate passed, so that candidates can
+be clustered by behaviour alone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from .. import plain
+from ..protocol import MESSAGE_LIMIT
+
+#: Characters of an input or output shown in a failure's message.
+SHOWN = 80
+MUTATED = "changed its arguments in place, unlike the reference, on {call}"
+NOT_PLAIN = "the candidate returned a non-plain value of type {type}"
+#: Tiers of a case (see :data:`pytest_passk.differential.ORIGINAL`).
+ORIGINAL = 0
+
+
+def canonical(encoded: Any) -> Any:
+    """``encoded`` plain data with set elements and dict items in a fixed order (hash seeds and
+    insertion order must not change a fingerprint).
+    """
+    if isinstance(encoded, list):
+        return [canonical(item) for item in encoded]
+    if not isinstance(encoded, dict):
+        return encoded
+    tag, payload = encoded.get(plain.TAG), encoded.get("v")
+    if tag in ("set", "frozenset") and isinstance(payload, list):
+        items = [canonical(item) for item in payload]
+        return {plain.TAG: tag, "v": sorted(items, key=_text)}
+    if tag == "dict" and isinstance(payload, list):
+        pairs = [[canonical(k), canonical(v)] for k, v in payload]
+        return {plain.TAG: tag, "v": sorted(pairs, key=lambda pair: _text(pair[0]))}
+    if tag == "tuple" and isinstance(payload, list):
+        return {plain.TAG: tag, "v": [canonical(item) for item in payload]}
+    return encoded
+
+
+def _text(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def same(got: Any, expected: Any, compare: dict[str, Any]) -> bool:
+    """Whether two decoded plain values agree under ``compare`` (NaN agrees with NaN)."""
+    kind = compare.get("kind")
+    if type(got) is float or type(expected) is float:
+        if not isinstance(got, int | float) or not isinstance(expected, int | float):
+            return False
+        if isinstance(got, bool) != isinstance(expected, bool):
+            return False
+        a, b = float(got), float(expected)
+        if math.isnan(a) or math.isnan(b):
+            return math.isnan(a) and math.isnan(b)
+        if a == b:
+            return True
+        if kind == "approx":
+            tolerance = max(float(compare.get("rel", 0.0)) * abs(b), float(compare.get("abs", 0.0)))
+            return abs(a - b) <= tolerance
+        if kind == "evalplus":
+            # EvalPlus: numpy.testing.assert_allclose(out, exp, atol=atol), and atol 1e-6 where
+            # the task gives none and the expected output is a float.
+            atol = float(compare.get("atol", 0.0)) or 1e-6
+            return abs(a - b) <= atol + 1e-7 * abs(b)
+        return False
+    if type(got) is not type(expected):
+        if isinstance(got, bool) or isinstance(expected, bool):
+            return False
+        return _numbers(got, expected) and bool(got == expected)
+    if isinstance(got, list | tuple):
+        return len(got) == len(expected) and all(
+            same(g, e, compare) for g, e in zip(got, expected, strict=True)
+        )
+    if isinstance(got, dict):
+        return got.keys() == expected.keys() and all(
+            same(v, expected[k], compare) for k, v in got.items()
+        )
+    return bool(got == expected)
+
+
+def _numbers(a: Any, b: Any) -> bool:
+    return isinstance(a, int | float | complex) and isinstance(b, int | float | complex)
+
+
+def _shown(encoded: Any) -> str:
+    try:
+        text = repr(plain.decode(encoded))
+    except (ValueError, TypeError, KeyError, RecursionError):
+        text = "?"
+    return text if len(text) <= SHOWN else text[: SHOWN - 3] + "..."
+
+
+def _call_text(name: str, arguments: Any) -> str:
+    shown = _shown(arguments)
+    inner = shown[1:-1] if shown.startswith("[") and shown.endswith("]") else shown
+    return f"{name}({inner})"
+
+
+def _size(arguments: Any) -> tuple[int, str]:
+    """The documented order of inputs: shortest canonical text first, then by that text."""
+    text = _text(canonical(arguments))
+    return (len(text), text)
+
+
+class Outcome:
+    """What the cases gave: the first failure of each tier (smallest input), the fingerprint."""
+
+    __slots__ = ("behaviour", "original", "stronger")
+
+    def __init__(self) -> None:
+        self.original: tuple[tuple[int, str], str] | None = None
+        self.stronger: tuple[tuple[int, str], str] | None = None
+        self.behaviour: str | None = None
+
+
+def _type_of(value: Any) -> str:
+    if isinstance(value, plain.Opaque):  # its attributes refuse every other read
+        return value.type_name
+    if type(value).__name__ == "Handle":
+        return str(object.__getattribute__(value, "_type"))  # the candidate's type's name
+    return type(value).__name__
+
+
+def agree(seen: dict[str, Any], expected: dict[str, Any], compare: dict[str, Any]) -> str | None:
+    """``None`` when the candidate's observation agrees with the reference's, else why not
+    (without the call, which the caller adds).
+    """
+    if "nonplain" in seen:
+        return NOT_PLAIN.format(type=seen["nonplain"])
+    if "raise" in expected or "raise" in seen:
+        if seen.get("raise") == expected.get("raise"):
+            return None
+        want = f"raises {expected['raise']}" if "raise" in expected else _shown(expected.get("ok"))
+        got = f"raises {seen['raise']}" if "raise" in seen else _shown(seen.get("ok"))
+        return f"expected {want}, got {got}"
+    try:
+        got, want = plain.decode(seen.get("ok")), plain.decode(expected.get("ok"))
+    except (ValueError, TypeError, KeyError, RecursionError):
+        return "the reference's output could not be read"
+    if not same(got, want, compare):
+        return f"expected {_shown(expected.get('ok'))}, got {_shown(seen.get('ok'))}"
+    if seen.get("w") != expected.get("w"):
+        return "mutated"
+    return None
+
+
+def _observation(claim: Any) -> dict[str, Any]:
+    """One of the candidate's observations, as the judge may trust it: well formed, its value
+    plain data (an opaque marker, for an object that is not, makes it ``nonplain``).
+    """
+    if not isinstance(claim, dict):
+        return {"nonplain": "malformed"}
+    if "raise" in claim:
+        return {"raise": str(claim["raise"])[:120]}
+    try:
+        value = plain.decode(claim.get("ok"))
+        seen: dict[str, Any] = {"ok": plain.encode(value, strict=True)}
+        if "w" in claim:
+            seen["w"] = plain.encode(plain.decode(claim["w"]), strict=True)
+    except (plain.EncodeError, plain.NotPlainData, ValueError, TypeError, KeyError, RecursionError):
+        return {"nonplain": _type_of(plain.decode(claim.get("ok")))}
+    return seen
+
+
+def run(remote: Any, name: str, spec: Mapping[str, Any]) -> Outcome:
+    """Run every case of ``spec`` (the job's ``differential``) through one batched request to
+    the candidate (``remote.batch``), and compare.
+    """
+    outcome = Outcome()
+    compare = spec.get("compare") if isinstance(spec.get("compare"), dict) else {}
+    given = spec.get("cases")
+    cases: list[Any] = given if isinstance(given, list) else []
+    claims = remote.batch(name, [case[0] for case in cases]) if cases else []
+    if not isinstance(claims, list) or len(claims) != len(cases):
+        claims = [None] * len(cases)  # a reply that is not one observation per input
+    hasher = hashlib.sha256()
+    for (arguments, expected, tier), claim in zip(cases, claims, strict=True):
+        seen = _observation(claim)
+        hasher.update(_text(canonical(seen)).encode() + b"\n")
+        why = agree(seen, expected, compare or {})
+        if why is None:
+            continue
+        call_text = _call_text(name, arguments)
+        if why == "mutated":
+            message = MUTATED.format(call=call_text)
+        elif why.startswith("expected "):
+            message = f"differs from the reference on {call_text}: {why}"
+        else:
+            message = f"{why}, on {call_text}"
+        ranked = (_size(arguments), message[:MESSAGE_LIMIT])
+        if outcome.stronger is None or ranked[0] < outcome.stronger[0]:
+            outcome.stronger = ranked
+        if tier == ORIGINAL and (outcome.original is None or ranked[0] < outcome.original[0]):
+            outcome.original = ranked
+    outcome.behaviour = hasher.hexdigest()[:16]
+    return outcome
