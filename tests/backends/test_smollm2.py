@@ -6,7 +6,6 @@ import importlib.util
 import json
 import re
 import shutil
-import subprocess
 import sys
 import threading
 from pathlib import Path
@@ -15,6 +14,7 @@ import pytest
 
 from pytest_passk.backends import smollm2
 from pytest_passk.errors import BackendError
+from tests.support.processes import run_in_group
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 N = 8
@@ -120,7 +120,7 @@ def test_smollm2_samples_and_scores_the_examples(smollm2_store: Path, tmp_path: 
     tasks = tmp_path / "test_tasks.py"
     shutil.copy(EXAMPLES / "test_tasks.py", tasks)
     report = tmp_path / "report.json"
-    result = subprocess.run(
+    result = run_in_group(
         [
             sys.executable,
             "-m",
@@ -135,8 +135,6 @@ def test_smollm2_samples_and_scores_the_examples(smollm2_store: Path, tmp_path: 
             str(tasks),
         ],
         cwd=tmp_path,
-        capture_output=True,
-        text=True,
         timeout=1800,
     )
     output = result.stdout + result.stderr

@@ -16,6 +16,7 @@ import pytest
 
 from pytest_passk.backends.vllm import ENGINE_LOG_ENV
 from pytest_passk.store import SampleStore
+from tests.support.processes import run_in_group
 
 pytestmark = [pytest.mark.vllm, pytest.mark.slow]
 
@@ -94,9 +95,7 @@ def test_kill_mid_batch_keeps_every_received_sample(run_dir: Path, tiny_model: P
     assert run.returncode == -signal.SIGKILL, output
     received = stored(run_dir)
     assert 5 <= received < total, output
-    result = subprocess.run(
-        args(tiny_model, n, 256), cwd=run_dir, capture_output=True, text=True, timeout=600
-    )
+    result = run_in_group(args(tiny_model, n, 256), cwd=run_dir, timeout=600)
     assert stored(run_dir) == total
     assert f"{total - received} samples drawn, {received} read from the store" in result.stdout, (
         result.stdout + result.stderr
@@ -105,12 +104,6 @@ def test_kill_mid_batch_keeps_every_received_sample(run_dir: Path, tiny_model: P
 
 
 def test_xdist_loads_the_model_once(run_dir: Path, tiny_model: Path) -> None:
-    result = subprocess.run(
-        [*args(tiny_model, 4, 32), "-n", "2"],
-        cwd=run_dir,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    result = run_in_group([*args(tiny_model, 4, 32), "-n", "2"], cwd=run_dir, timeout=600)
     assert stored(run_dir) == 12, result.stdout + result.stderr
     assert engine_starts(run_dir) == 1, result.stdout

@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import strategies as st
 
-from pytest_passk.differential import DifferentialSpec
+from pytest_passk.differential import Differential, DifferentialSpec
 from pytest_passk.oracle import build
 from pytest_passk.results import Outcome
 from pytest_passk.sandbox import Job
@@ -143,20 +143,20 @@ FALSE_POSITIVES: dict[str, str] = {
 
 
 @pytest.fixture(scope="module")
-def differential():  # type: ignore[no-untyped-def]
+def differential() -> Differential:
     built = build(TASK, TASK.differential, 60, WALL)  # type: ignore[arg-type]
     assert built.count >= 40  # hypothesis drew enough distinct inputs, the reference answered
     return built
 
 
-def _job(program: str, differential) -> Job:  # type: ignore[no-untyped-def]
+def _job(program: str, differential: Differential) -> Job:
     return Job(program, CHECK, "top", WALL, reference=REFERENCE, differential=differential)
 
 
 @pytest.mark.parametrize("name", sorted(FALSE_POSITIVES))
 def test_false_positive_fails_the_stronger_tests(
-    name: str, pool: PoolExecutor, differential
-) -> None:  # type: ignore[no-untyped-def]
+    name: str, pool: PoolExecutor, differential: Differential
+) -> None:
     (plain_verdict,) = pool.run(
         [Job(FALSE_POSITIVES[name], CHECK, "top", WALL, reference=REFERENCE)]
     )
@@ -169,8 +169,8 @@ def test_false_positive_fails_the_stronger_tests(
 
 
 def test_reference_and_a_rewrite_pass_with_the_same_behaviour(
-    pool: PoolExecutor, differential
-) -> None:  # type: ignore[no-untyped-def]
+    pool: PoolExecutor, differential: Differential
+) -> None:
     rewrite = "import heapq\ndef top(xs, k):\n    if k < 0:\n        raise ValueError('no')\n    return heapq.nlargest(k, xs)\n"
     reference, other = pool.run([_job(REFERENCE, differential), _job(rewrite, differential)])
     assert reference.outcome is Outcome.PASSED and other.outcome is Outcome.PASSED, other.message
