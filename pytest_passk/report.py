@@ -193,6 +193,7 @@ def json_report(
             "distinct_programs": r.distinct,
             "tokens": {"prompt": r.prompt_tokens, "completion": r.completion_tokens},
             "duration": round(r.duration, 6),
+            **_programs_json(r),
         }
         for r in sorted(results, key=lambda r: (r.model, r.task_id, r.nodeid))
     ]
@@ -208,6 +209,11 @@ def json_report(
         raise ValueError(f"report metadata may not replace the fields {', '.join(clash)}")
     document.update(meta)
     return document
+
+
+def _programs_json(result: TaskResult) -> dict[str, Any]:
+    programs, omitted = result.programs_listed
+    return {"programs": [p.to_json() for p in programs], "programs_omitted": omitted}
 
 
 def _json_float(value: float) -> float | None:
