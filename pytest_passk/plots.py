@@ -90,11 +90,12 @@ def render_figures(document: dict[str, Any], *, png: bool = True) -> list[Render
     curves = model_curves(document)
     reported = [int(k) for k in document.get("k", [])]
     rendered = []
-    with _style():
-        for name, title, draw in (
-            (FIGURE_NAMES[0], "pass@k by samples per task", _draw_by_k),
-            (FIGURE_NAMES[1], "pass@k by cost per task", _draw_by_cost),
-        ):
+    for name, title, draw in (
+        (FIGURE_NAMES[0], "pass@k by samples per task", _draw_by_k),
+        (FIGURE_NAMES[1], "pass@k by cost per task", _draw_by_cost),
+    ):
+        # Each figure's own salt: two figures inline in one page never share an element id.
+        with _style(name):
             figure = _new_figure()
             draw(figure, curves, reported)
             image = _png(figure) if png else None
@@ -116,13 +117,13 @@ def write_plots(document: dict[str, Any], directory: Path) -> list[Path]:
 
 
 @contextmanager
-def _style() -> Iterator[None]:
+def _style(salt: str) -> Iterator[None]:
     import matplotlib
 
     # Paths instead of font references (renders the same without the fonts); a fixed salt
     # for element ids, so the same report gives byte-identical SVG.
     with matplotlib.rc_context(
-        {"svg.fonttype": "path", "svg.hashsalt": "pytest-passk", "font.size": 9}
+        {"svg.fonttype": "path", "svg.hashsalt": f"pytest-passk-{salt}", "font.size": 9}
     ):
         yield
 
