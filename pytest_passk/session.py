@@ -439,7 +439,7 @@ class PassKSession:
             return
         self._summaries = summarise_models(results, self.ks()) if s.sampling_mode else []
         add_suite_properties(self.config, self._summaries)
-        if s.report is not None:
+        if s.report is not None or s.html is not None or s.plot is not None:
             sandbox = sandbox_report(self._sandbox(), results, self.counters())
             write_report(
                 self.config, s, self._summaries, results, sandbox, complete=not interrupted
