@@ -18,14 +18,15 @@ from typing import Any, TextIO
 
 from pytest_passk.compare_runs import compare_reports, comparison_lines
 from pytest_passk.errors import PassKError
+from pytest_passk.render_paths import html_path_problem, plot_dir_problem
 from pytest_passk.report_data import load_report, model_labels
 
-__all__ = ["BAD_INPUT_STATUS", "HTML_DIR_MISSING", "add_commands", "run_command"]
+__all__ = ["BAD_INPUT_STATUS", "HTML_BAD", "PLOT_BAD", "add_commands", "run_command"]
 
 #: Exit status for input the commands cannot use (argparse's own status for a bad command line).
 BAD_INPUT_STATUS = 2
-HTML_DIR_MISSING = "--html {path}: the directory {parent} does not exist; create it first"
-PLOT_NOT_DIR = "--plot {path}: {problem}; give a directory that exists or can be created"
+HTML_BAD = "--html {path}: {problem}; give a file in an existing directory"
+PLOT_BAD = "--plot {path}: {problem}; give a directory that exists or can be created"
 WROTE = "pytest-passk: wrote {path}"
 
 
@@ -63,16 +64,16 @@ def run_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 def _report(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     html_path = Path(args.html) if args.html else None
     plot_dir = Path(args.plot) if args.plot else None
-    if html_path is not None and not html_path.parent.is_dir():
-        raise CommandInputError(HTML_DIR_MISSING.format(path=html_path, parent=html_path.parent))
+    problem = html_path_problem(html_path) if html_path is not None else None
+    if problem:
+        raise CommandInputError(HTML_BAD.format(path=html_path, problem=problem))
     if plot_dir is not None:
         from pytest_passk.plots import require_matplotlib
 
         require_matplotlib("--plot")
-        existing = next(p for p in (plot_dir, *plot_dir.parents) if p.exists())
-        if not existing.is_dir():
-            problem = f"{existing} is a file"
-            raise CommandInputError(PLOT_NOT_DIR.format(path=plot_dir, problem=problem))
+        problem = plot_dir_problem(plot_dir)
+        if problem:
+            raise CommandInputError(PLOT_BAD.format(path=plot_dir, problem=problem))
     document = load_report(Path(args.report))
     for line in summary_lines(document):
         print(line, file=out)

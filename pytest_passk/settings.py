@@ -20,8 +20,8 @@ from pytest_passk.backends import SamplingParams
 from pytest_passk.backends.registry import DEFAULT_MODEL, MODEL_ERROR, ModelSpec, resolve_model
 from pytest_passk.errors import ModelSpecError
 from pytest_passk.extract import ExtractMode
-from pytest_passk.plots import PlotUnavailable, require_matplotlib
 from pytest_passk.pricing import PriceError, PriceTable, parse_prices
+from pytest_passk.render_options import RENDER_OPTIONS, render_paths
 from pytest_passk.sandbox.isolation import LEVEL_CHOICES, IsolationLevel
 
 __all__ = ["SETTINGS_KEY", "Settings", "add_options"]
@@ -39,8 +39,6 @@ N_BELOW_K = (
     "per task; raise --passk-n or drop k={k}"
 )
 BAD_ALIAS = "ini passk_models line {line!r}: expected 'name = PROVIDER:MODEL'"
-PLOT_DIR = "{source}={value!r}: {problem}; give a directory that exists or can be created"
-HTML_PATH = "{source}={value!r}: {problem}; give a file in an existing directory"
 
 T = TypeVar("T")
 
@@ -118,19 +116,6 @@ OPTIONS = (
         "PATH",
     ),
     Option(
-        ("--passk-plot",),
-        "passk_plot",
-        "Write the pass@k curves (by k, and by cost per task) here as PNG and SVG "
-        "(needs the plot extra: pip install 'pytest-passk[plot]')",
-        "DIR",
-    ),
-    Option(
-        ("--passk-html",),
-        "passk_html",
-        "Write a self-contained HTML report here (tables, curves, every task's programs)",
-        "PATH",
-    ),
-    Option(
         ("--passk-samples-out",),
         "passk_samples_out",
         "Write every sample with its outcome as JSONL (human-eval/EvalPlus compatible)",
@@ -177,6 +162,7 @@ OPTIONS = (
         "",
         action="store_true",
     ),
+    *(Option(*spec) for spec in RENDER_OPTIONS),
 )
 
 
@@ -242,9 +228,8 @@ class Settings:
     openai_batch: bool = False
     #: Prices by model (ini ``passk_prices`` over the built-in table), USD per 1M tokens.
     prices: PriceTable = dataclasses.field(default_factory=lambda: PriceTable.with_overrides({}))
-    #: ``--passk-plot``: directory for the curves (PNG and SVG).
+    #: ``--passk-plot`` directory and ``--passk-html`` file (:mod:`pytest_passk.render_options`).
     plot: Path | None = None
-    #: ``--passk-html``: the HTML report's path.
     html: Path | None = None
 
     @property
@@ -293,6 +278,7 @@ class Settings:
         store = reader.get("passk_store", str)
         report = reader.get("passk_report", str)
         samples_out = reader.get("passk_samples_out", str)
+        plot, html = render_paths(config)
         return cls(
             ks=ks,
             n=n,
@@ -319,8 +305,8 @@ class Settings:
             or DEFAULT_REQUEST_TIMEOUT,
             openai_batch=bool(reader.get("passk_openai_batch", _flag_value)),
             prices=_prices(config.getini("passk_prices")),
-            plot=_plot_dir(reader),
-            html=_html_path(reader),
+            plot=plot,
+            html=html,
         )
 
 
@@ -358,45 +344,6 @@ class _Reader:
             raise pytest.UsageError(
                 BAD_VALUE.format(source=source, value=raw, problem=problem, fix=fix)
             ) from None
-
-
-def _plot_dir(reader: _Reader) -> Path | None:
-    """``--passk-plot``: a directory that exists or can be made, and matplotlib to draw in it."""
-    value = reader.get("passk_plot", str)
-    if value is None:
-        return None
-    source = reader.source("passk_plot")
-    try:
-        require_matplotlib(source)
-    except PlotUnavailable as exc:
-        raise pytest.UsageError(str(exc)) from None
-    path = _path(value, reader.base("passk_plot"))
-    existing = next(p for p in (path, *path.parents) if p.exists())
-    problem = ""
-    if not existing.is_dir():
-        problem = f"{existing} is a file, not a directory"
-    elif not os.access(existing, os.W_OK):
-        problem = f"{existing} is not writable"
-    if problem:
-        raise pytest.UsageError(PLOT_DIR.format(source=source, value=value, problem=problem))
-    return path
-
-
-def _html_path(reader: _Reader) -> Path | None:
-    """``--passk-html``: a file whose directory exists."""
-    value = reader.get("passk_html", str)
-    if value is None:
-        return None
-    source = reader.source("passk_html")
-    path = _path(value, reader.base("passk_html"))
-    problem = ""
-    if path.is_dir():
-        problem = "is a directory"
-    elif not path.parent.is_dir():
-        problem = f"the directory {path.parent} does not exist"
-    if problem:
-        raise pytest.UsageError(HTML_PATH.format(source=source, value=value, problem=problem))
-    return path
 
 
 def _relative_to_ini(model: ModelSpec, ini_dir: Path) -> ModelSpec:
