@@ -9,8 +9,15 @@ from typing import Any
 
 from pytest_passk.estimate import aggregate, pass_at_k
 
-HOSTILE_PROGRAM = "def f():\n    return '</script><script>window.pwned = 1</script>'\n"
-HOSTILE_MESSAGE = 'AssertionError: <img src=x onerror="window.pwned = 2"> &amp; more\nsecond line'
+#: Each would mark the page (``data-pwned`` on <html>) if it ever ran.
+HOSTILE_PROGRAM = (
+    "def f():\n    return '</script><script>"
+    'document.documentElement.setAttribute("data-pwned", "script")</script>\'\n'
+)
+HOSTILE_MESSAGE = (
+    'AssertionError: <img src=x onerror="document.documentElement.setAttribute('
+    "'data-pwned', 'img')\"> &amp; more\nsecond line"
+)
 HOSTILE_TASK = 'Task/<b id="evil">7</b>'
 
 
