@@ -15,7 +15,9 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from pytest_passk.plots import (
+    COST_FIGURE,
     COST_UNKNOWN,
+    NO_COST,
     PLOT_EXTRA,
     matplotlib_available,
     render_figures,
@@ -33,7 +35,8 @@ body{font:14px/1.45 system-ui,sans-serif;margin:1.5em auto;max-width:1200px;padd
 color:#1d1d1f}
 h1{font-size:1.5em}h2{font-size:1.2em;margin-top:1.8em;border-bottom:1px solid #ddd}
 table{border-collapse:collapse;margin:.6em 0}
-th,td{border:1px solid #ccc;padding:.25em .55em;text-align:right;vertical-align:top}
+th,td{border:1px solid #ccc;padding:.25em .55em;text-align:right;vertical-align:top;
+white-space:nowrap}.scroll{overflow-x:auto}
 th{background:#f3f3f5}td:first-child,th:first-child{text-align:left}
 table.sortable th{cursor:pointer;user-select:none}
 table.sortable th[aria-sort=ascending]::after{content:" \\25B2"}
@@ -115,7 +118,8 @@ def _table(
         for row in rows
     )
     klass = f' class="{css}"' if css else ""
-    return f"<table{klass}><thead>{head_rows}<tr>{cells}</tr></thead><tbody>{body}</tbody></table>"
+    table = f"<table{klass}><thead>{head_rows}<tr>{cells}</tr></thead><tbody>{body}</tbody></table>"
+    return f'<div class="scroll">{table}</div>'
 
 
 def render_html(document: dict[str, Any], *, figures: bool = True) -> str:
@@ -161,14 +165,20 @@ def _meta(document: dict[str, Any]) -> str:
 def _summary(document: dict[str, Any], models: Sequence[str], ks: Sequence[int]) -> str:
     entries = document["models"]
     selected = any("selected_at_1" in entries.get(m, {}) for m in models)
-    header = ["model", "spec", "tasks", "n"] + [f"pass@{k} [95% CI]" for k in ks]
+    specs = any(entries.get(m, {}).get("spec", m) != m for m in models)
+    header = ["model", *(["spec"] if specs else []), "tasks", "n"]
+    header += [f"pass@{k} [95% CI]" for k in ks]
     header += ["selected@1"] if selected else []
     header += ["cost", "cost / sample", "cost / solved task"]
     rows = []
     for model in models:
         entry = entries.get(model, {})
         n, n_min = entry.get("n"), entry.get("n_min", entry.get("n"))
-        row = [_e(model), _e(entry.get("spec", "")), _e(entry.get("tasks", ""))]
+        row = [
+            _e(model),
+            *([_e(entry.get("spec", ""))] if specs else []),
+            _e(entry.get("tasks", "")),
+        ]
         row.append(_e(n if n == n_min else f"{n_min}-{n}"))
         for k in ks:
             value = entry.get("pass_at_k", {}).get(str(k))
@@ -260,10 +270,15 @@ def _figures(document: dict[str, Any], wanted: bool) -> str:
     if not matplotlib_available():
         return f'<h2>Curves</h2><p class="note">{_e(NO_FIGURES)}</p>'
     parts = ['<h2>Curves</h2><div class="figures">']
+    unknown = [m for m in model_labels(document) if cost_per_sample(document, m) is None]
+    priced = len(unknown) < len(model_labels(document))
     for figure in render_figures(document, png=False):
+        if figure.name == COST_FIGURE and not priced:
+            continue  # a figure with nothing but the note: the note alone says it
         svg = _own_ids(_XML_PROLOGUE.sub("", figure.svg), f"{figure.name}-")
         parts.append(f"<figure><figcaption>{_e(figure.title)}</figcaption>{svg}</figure>")
-    unknown = [m for m in model_labels(document) if cost_per_sample(document, m) is None]
+    if not priced:
+        parts.append(f'<p class="note">{_e(NO_COST)}</p>')
     if unknown:
         parts.append(f'<p class="note">{_e(COST_UNKNOWN.format(models=", ".join(unknown)))}</p>')
     parts.append("</div>")

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 __all__ = [
+    "COST_FIGURE",
     "COST_UNKNOWN",
     "NO_COST",
     "PLOT_EXTRA",
@@ -44,7 +45,8 @@ PLOT_EXTRA = (
 #: Said in the cost figure (and the HTML) for models without a known cost.
 COST_UNKNOWN = "cost unknown (no price): {models}"
 NO_COST = "No model has a known cost per sample: no price for these models, so no cost axis."
-FIGURE_NAMES = ("pass_at_k", "pass_at_k_cost")
+COST_FIGURE = "pass_at_k_cost"
+FIGURE_NAMES = ("pass_at_k", COST_FIGURE)
 
 
 class PlotUnavailable(PassKError):

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from pytest_passk.html_report import INCOMPLETE, NO_FIGURES, ONLY_ONE, render_html
+from pytest_passk.plots import NO_COST
 
 from .reports import HOSTILE_MESSAGE, HOSTILE_PROGRAM, HOSTILE_TASK, report
 
@@ -111,6 +112,8 @@ def test_without_the_additions_their_parts_are_left_out() -> None:
     assert "Comparison" not in page and "selected@1" not in page
     assert "Cost assumptions" not in page
     assert "cost unknown (no price): small, large" in page
+    assert NO_COST in page
+    assert page.count("<svg") == 1  # the cost figure would hold nothing but that note
 
 
 def test_one_model_has_no_highlight() -> None:
