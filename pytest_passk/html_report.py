@@ -24,11 +24,12 @@ from pytest_passk.plots import (
 )
 from pytest_passk.report_data import cost_per_sample, model_labels
 
-__all__ = ["INCOMPLETE", "NO_FIGURES", "render_html"]
+__all__ = ["CHECK_MODE", "INCOMPLETE", "NO_FIGURES", "ONLY_ONE", "render_html"]
 
 NO_FIGURES = PLOT_EXTRA.format(option="The curves")
 INCOMPLETE = "This run was stopped early: the figures cover only the items that ran."
 ONLY_ONE = "solved by one model only"
+CHECK_MODE = "Check mode: each task's reference solution was run; no model was sampled."
 
 _STYLE = """
 body{font:14px/1.45 system-ui,sans-serif;margin:1.5em auto;max-width:1200px;padding:0 1em;
@@ -128,6 +129,7 @@ def render_html(document: dict[str, Any], *, figures: bool = True) -> str:
     """
     models = model_labels(document)
     ks = [int(k) for k in document.get("k", [])] or [1]
+    check = document.get("mode") == "check"
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
@@ -140,10 +142,10 @@ def render_html(document: dict[str, Any], *, figures: bool = True) -> str:
         "<h1>pytest-passk report</h1>",
         _meta(document),
         "<h2>Summary</h2>",
-        _summary(document, models, ks),
+        f'<p class="note">{_e(CHECK_MODE)}</p>' if check else _summary(document, models, ks),
         _assumptions(document),
         _comparison(document),
-        _figures(document, figures),
+        _figures(document, figures and not check),
         "<h2>Tasks</h2>",
         _task_table(document, models, ks),
         "<h2>Programs by task</h2>",
@@ -179,7 +181,7 @@ def _summary(document: dict[str, Any], models: Sequence[str], ks: Sequence[int])
             *([_e(entry.get("spec", ""))] if specs else []),
             _e(entry.get("tasks", "")),
         ]
-        row.append(_e(n if n == n_min else f"{n_min}-{n}"))
+        row.append(_e("-" if n is None else n if n == n_min else f"{n_min}-{n}"))
         for k in ks:
             value = entry.get("pass_at_k", {}).get(str(k))
             row.append(_e(_interval(value, entry.get("ci95", {}).get(str(k)))))

@@ -79,7 +79,7 @@ def write_report(
         from pytest_passk.html_report import render_html
 
         _write_text(settings.html, render_html(saved))
-    if settings.plot is not None:
+    if settings.plot is not None and settings.sampling_mode:  # check mode has no curves
         from pytest_passk.plots import write_plots
 
         write_plots(saved, settings.plot)

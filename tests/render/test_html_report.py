@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from pytest_passk.html_report import INCOMPLETE, NO_FIGURES, ONLY_ONE, render_html
+from pytest_passk.html_report import CHECK_MODE, INCOMPLETE, NO_FIGURES, ONLY_ONE, render_html
 from pytest_passk.plots import NO_COST
 
 from .reports import HOSTILE_MESSAGE, HOSTILE_PROGRAM, HOSTILE_TASK, report
@@ -141,3 +141,12 @@ def test_without_matplotlib_the_page_says_how_to_get_curves(
     page = render_html(report())
     assert "pip install &#x27;pytest-passk[plot]&#x27;" in page
     assert "<svg" not in page
+
+
+def test_check_mode_says_so_instead_of_a_summary_and_curves() -> None:
+    document = report(("small",), extras=False)
+    document["mode"] = "check"
+    page = render_html(document)
+    assert html.escape(CHECK_MODE) in page
+    assert "<svg" not in page and "pass@1 [95% CI]" not in page
+    assert page.count("<details") == 6
