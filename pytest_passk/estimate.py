@@ -147,6 +147,8 @@ class ModelSummary:
     tasks_solved: int = 0
     #: Samples per extraction kind (``as-is``, each repair's name, ``no-code``).
     extraction: dict[str, int] = field(default_factory=dict)
+    #: Samples whose token usage the server undercounted: token totals and cost are lower bounds.
+    undercounted: int = 0
 
 
 def summarise_models(results: Sequence[TaskResult], ks: Sequence[int]) -> list[ModelSummary]:
@@ -186,6 +188,7 @@ def summarise_models(results: Sequence[TaskResult], ks: Sequence[int]) -> list[M
                 tasks_without_samples=sum(1 for r in group if r.n == 0),
                 tasks_solved=sum(1 for r in group if r.c > 0),
                 extraction=dict(sorted(extraction.items())),
+                undercounted=sum(r.undercounted for r in group),
             )
         )
     return summaries

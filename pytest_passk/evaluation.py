@@ -15,7 +15,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from pytest_passk.backends import Completion
+from pytest_passk.backends import USAGE_UNDERCOUNTED, Completion
 from pytest_passk.estimate import below, pass_at_k, shown
 from pytest_passk.extract import Extraction, ExtractMode, extract_for_task
 from pytest_passk.results import CandidateResult, Outcome, TaskResult, empty_counts
@@ -251,6 +251,7 @@ def evaluate(
                 completion_tokens=completion.completion_tokens,
                 extraction=extraction.kind.value,
                 task_error=verdict.task_error,
+                usage_undercounted=bool(completion.metadata.get(USAGE_UNDERCOUNTED, False)),
             )
         )
     details = {i: verdicts[j].detail for i, j in enumerate(job_of_sample) if j is not None}
@@ -294,6 +295,7 @@ def summarise(
         samples=tuple(samples),
         first_failure_detail=_first_failure_detail(samples, details or {}),
         extraction=dict(sorted(extraction.items())),
+        undercounted=sum(s.usage_undercounted for s in samples),
     )
 
 

@@ -100,6 +100,8 @@ def summary_lines(
             notes.append(f"{s.distinct} distinct programs run for {s.samples} samples")
             timeouts = s.outcomes.get(Outcome.TIMEOUT.value, 0)
             notes.append(f"timeout rate {timeouts / s.samples:.1%}")
+        if s.undercounted:
+            notes.append(UNDERCOUNTED_NOTE.format(count=s.undercounted))
         if notes:
             lines.append(f"{s.label}: " + "; ".join(notes))
         repaired = extraction_line(s)
@@ -123,6 +125,10 @@ def summary_lines(
     return lines
 
 
+UNDERCOUNTED_NOTE = (
+    "the server undercounted the tokens of {count} sample(s) (n > 1): tokens and cost are lower "
+    "bounds"
+)
 EXTRACTION_LINE = (
     "{label}: extraction: {counts} of {samples} samples (--passk-extract=none: as given)"
 )
@@ -168,7 +174,11 @@ def json_report(
                 str(k): [_json_float(e.low), _json_float(e.high)] for k, e in s.estimates.items()
             },
             "outcomes": dict(s.outcomes),
-            "tokens": {"prompt": s.prompt_tokens, "completion": s.completion_tokens},
+            "tokens": {
+                "prompt": s.prompt_tokens,
+                "completion": s.completion_tokens,
+                "undercounted_samples": s.undercounted,
+            },
             "cost_usd": s.cost_usd,
             "cost_per_solved_task_usd": cost_per_solved_task(s.cost_usd, s.tasks_solved),
             "n_min": s.n_min,

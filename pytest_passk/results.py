@@ -55,10 +55,15 @@ class CandidateResult:
     #: The task itself could not run (its test failed to load, asks for a fixture the sandbox
     #: lacks): the error says nothing of this program.
     task_error: bool = False
+    #: The server reported fewer completion tokens than this sample must have used (some
+    #: OpenAI-compatible servers count one choice when ``n > 1``): its tokens are a lower bound.
+    usage_undercounted: bool = False
 
     def to_json(self) -> dict[str, Any]:
         """Plain data for reports and ``--passk-samples-out``."""
-        extra = {"task_error": True} if self.task_error else {}
+        extra: dict[str, Any] = {"task_error": True} if self.task_error else {}
+        if self.usage_undercounted:
+            extra["usage_undercounted"] = True
         return extra | {
             "index": self.index,
             "outcome": self.outcome.value,
@@ -85,6 +90,7 @@ class CandidateResult:
             completion_tokens=int(data.get("completion_tokens", 0)),
             extraction=str(data.get("extraction", "as-is")),
             task_error=bool(data.get("task_error", False)),
+            usage_undercounted=bool(data.get("usage_undercounted", False)),
         )
 
 
@@ -189,6 +195,8 @@ class TaskResult:
     first_failure_detail: str = ""
     #: Samples per extraction kind (travels without the samples, for the per-model counts).
     extraction: dict[str, int] = field(default_factory=dict)
+    #: Samples whose token usage the server undercounted (travels without the samples).
+    undercounted: int = 0
     #: The distinct programs as the report lists them, when the samples did not travel;
     #: :attr:`programs_listed` prefers the samples.
     programs: tuple[ProgramRecord, ...] = ()
@@ -222,6 +230,7 @@ class TaskResult:
             "duration": self.duration,
             "first_failure_detail": self.first_failure_detail,
             "extraction": dict(self.extraction),
+            "undercounted": self.undercounted,
         }
         # The programs travel even without the samples: the HTML report lists them.
         programs, omitted = self.programs_listed
@@ -255,6 +264,7 @@ class TaskResult:
             samples=tuple(CandidateResult.from_json(s) for s in data.get("samples", ())),
             first_failure_detail=str(data.get("first_failure_detail", "")),
             extraction={str(k): int(v) for k, v in data.get("extraction", {}).items()},
+            undercounted=int(data.get("undercounted", 0)),
             programs=tuple(ProgramRecord.from_json(p) for p in listed),
             programs_omitted=int(data.get("programs_omitted", 0)) if listed else 0,
         )

@@ -27,7 +27,14 @@ from pytest_passk.backends import (
     SamplingParams,
 )
 from pytest_passk.backends.registry import MODEL_ERROR, build_backend, check_backend
-from pytest_passk.errors import BackendError, PassKError, SamplesUnavailable, StoreError
+from pytest_passk.errors import (
+    BackendError,
+    PassKError,
+    SamplesNotYet,
+    SamplesPending,
+    SamplesUnavailable,
+    StoreError,
+)
 from pytest_passk.extract import ExtractMode, build_program
 from pytest_passk.progress import PROGRESS_EVERY, Progress
 from pytest_passk.prompts import render_prompt
@@ -45,6 +52,7 @@ __all__ = [
 
 STORE_FAILED = "--passk-store={root}: {error}"
 GENERATION_FAILED = "--model={model}: generation failed: {error}"
+SAMPLES_PENDING = "--model={model}: {error}"
 
 #: A plugin's backend for a model (the ``pytest_passk_make_backend`` hook), or ``None``.
 CustomBackend = Callable[[ModelSpec, BackendContext], "Backend | None"]
@@ -226,6 +234,10 @@ class SampleSupply:
                 on_sample=on_sample,
             )
         except (BackendError, StoreError) as exc:
+            if isinstance(exc, SamplesPending):
+                message = SAMPLES_PENDING.format(model=model.label, error=exc)
+                self._errors.update((item.nodeid, message) for item in items)
+                raise SamplesNotYet(message) from None
             if isinstance(exc, BackendError):
                 message = GENERATION_FAILED.format(model=model.label, error=exc)
             else:

@@ -23,7 +23,7 @@ import pytest
 
 from pytest_passk.backends import Backend, BackendContext, ModelSpec
 from pytest_passk.collect import JUDGE_KEY, RESULT_KEY, TaskItem
-from pytest_passk.errors import PassKError, SamplesUnavailable
+from pytest_passk.errors import PassKError, SamplesNotYet, SamplesUnavailable
 from pytest_passk.estimate import ModelSummary, summarise_models
 from pytest_passk.evaluation import (
     NO_REFERENCE,
@@ -70,6 +70,7 @@ REPLAY_SUMMARY = (
     "passk: {replayed} samples replayed from recordings (not stored); "
     "{executed} programs executed, {cached} verdicts from the cache"
 )
+SAMPLES_NOT_YET = "passk: nothing judged yet: {reason}"
 INTERRUPTED_SAMPLING = (
     "passk: interrupted while sampling; every sample received so far is kept in {store}, "
     "and a rerun draws only the rest"
@@ -115,6 +116,7 @@ class PassKSession:
             concurrency=settings.concurrency,
             request_timeout=settings.request_timeout,
             openai_batch=settings.openai_batch,
+            batch_wait=settings.batch_wait,
         )
         workerinput = getattr(config, "workerinput", {})
         self.started = float(workerinput.get(STARTED_KEY, time.time()))
@@ -335,6 +337,12 @@ class PassKSession:
         except KeyboardInterrupt:
             self.progress.say(INTERRUPTED_SAMPLING.format(store=self.settings.store), force=True)
             raise
+        except SamplesNotYet as exc:
+            if self.role is not Role.WORKER:
+                # Nothing failed: the samples are paid for and the next run collects them.
+                # Ending here (exit status 2, "interrupted") keeps a CI gate from passing on
+                # a run that judged nothing, without calling it a usage error.
+                pytest.exit(SAMPLES_NOT_YET.format(reason=exc), returncode=2)
         except SamplesUnavailable as exc:
             if self.role is not Role.WORKER:
                 raise pytest.UsageError(str(exc)) from None

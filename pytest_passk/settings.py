@@ -7,7 +7,6 @@ naming the option (or ini key) and the fix; the message templates are constants 
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from typing import TypeVar
 
 import pytest
 
+from pytest_passk import option_values as parse
 from pytest_passk.backends import SamplingParams
 from pytest_passk.backends.registry import DEFAULT_MODEL, MODEL_ERROR, ModelSpec, resolve_model
 from pytest_passk.errors import ModelSpecError
@@ -31,6 +31,8 @@ DEFAULT_FILES = ("passk_*.jsonl", "passk_*.jsonl.gz")
 DEFAULT_STORE = ".passk"
 DEFAULT_CONCURRENCY = 16
 DEFAULT_REQUEST_TIMEOUT = 600.0
+#: Seconds a run waits for its Batch API jobs (the backend's own default).
+DEFAULT_BATCH_WAIT = 300.0
 ISOLATION_LEVELS = LEVEL_CHOICES
 
 BAD_VALUE = "{source}={value!r}: {problem}; {fix}"
@@ -162,6 +164,13 @@ OPTIONS = (
         "",
         action="store_true",
     ),
+    Option(
+        ("--passk-batch-wait",),
+        "passk_batch_wait",
+        f"With --passk-openai-batch: seconds to wait for pending batches before the run ends and "
+        f"leaves them to the next (default: {DEFAULT_BATCH_WAIT:g}; 0 polls once)",
+        "S",
+    ),
     *(Option(*spec) for spec in RENDER_OPTIONS),
 )
 
@@ -226,6 +235,8 @@ class Settings:
     request_timeout: float = DEFAULT_REQUEST_TIMEOUT
     #: Sample through OpenAI's Batch API.
     openai_batch: bool = False
+    #: Seconds to wait for pending Batch API jobs before the run ends.
+    batch_wait: float = DEFAULT_BATCH_WAIT
     #: Prices by model (ini ``passk_prices`` over the built-in table), USD per 1M tokens.
     prices: PriceTable = dataclasses.field(default_factory=lambda: PriceTable.with_overrides({}))
     #: ``--passk-plot`` directory and ``--passk-html`` file (:mod:`pytest_passk.render_options`).
@@ -251,8 +262,8 @@ class Settings:
 
         """
         reader = _Reader(config)
-        ks = reader.get("passk", _parse_ks)
-        n = reader.get("passk_n", _positive_int)
+        ks = reader.get("passk", parse.ks)
+        n = reader.get("passk_n", parse.positive_int)
         if ks is not None and n is not None and n < max(ks):
             raise pytest.UsageError(
                 N_BELOW_K.format(source=reader.source("passk_n"), n=n, k=max(ks))
@@ -284,26 +295,27 @@ class Settings:
             n=n,
             models=tuple(models),
             sampling=SamplingParams(
-                temperature=_default(reader.get("passk_temperature", _temperature), 0.8),
-                top_p=_default(reader.get("passk_top_p", _top_p), 0.95),
-                max_tokens=reader.get("passk_max_tokens", _positive_int) or 1024,
-                seed=_default(reader.get("passk_seed", _int), 0),
+                temperature=_default(reader.get("passk_temperature", parse.temperature), 0.8),
+                top_p=_default(reader.get("passk_top_p", parse.top_p), 0.95),
+                max_tokens=reader.get("passk_max_tokens", parse.positive_int) or 1024,
+                seed=_default(reader.get("passk_seed", parse.integer), 0),
             ),
-            timeout=reader.get("passk_timeout", _positive_float) or DEFAULT_TIMEOUT,
-            workers=reader.get("passk_workers", _positive_int) or _default_workers(),
-            isolation=reader.get("passk_isolation", _isolation),
-            extract=reader.get("passk_extract", _extract_mode) or ExtractMode.AUTO,
+            timeout=reader.get("passk_timeout", parse.positive_number) or DEFAULT_TIMEOUT,
+            workers=reader.get("passk_workers", parse.positive_int) or _default_workers(),
+            isolation=reader.get("passk_isolation", parse.isolation),
+            extract=reader.get("passk_extract", parse.extract_mode) or ExtractMode.AUTO,
             store=_path(store, reader.base("passk_store")) if store else rootdir / DEFAULT_STORE,
             report=_optional_path(report, reader.base("passk_report")),
             samples_out=_optional_path(samples_out, reader.base("passk_samples_out")),
-            fail_under=reader.get("passk_fail_under", _fraction),
+            fail_under=reader.get("passk_fail_under", parse.fraction),
             base_url=reader.get("passk_base_url", str) or os.environ.get("OPENAI_BASE_URL") or None,
             files=tuple(config.getini("passk_files")),
             rootdir=rootdir,
-            concurrency=reader.get("passk_concurrency", _positive_int) or DEFAULT_CONCURRENCY,
-            request_timeout=reader.get("passk_request_timeout", _positive_float)
+            concurrency=reader.get("passk_concurrency", parse.positive_int) or DEFAULT_CONCURRENCY,
+            request_timeout=reader.get("passk_request_timeout", parse.positive_number)
             or DEFAULT_REQUEST_TIMEOUT,
-            openai_batch=bool(reader.get("passk_openai_batch", _flag_value)),
+            openai_batch=bool(reader.get("passk_openai_batch", parse.flag)),
+            batch_wait=_default(reader.get("passk_batch_wait", parse.seconds), DEFAULT_BATCH_WAIT),
             prices=_prices(config.getini("passk_prices")),
             plot=plot,
             html=html,
@@ -362,91 +374,6 @@ def _ini_models(config: pytest.Config) -> list[str]:
 
 def _default(value: T | None, default: T) -> T:
     return default if value is None else value
-
-
-def _parse_ks(text: str) -> tuple[int, ...]:
-    try:
-        values = {int(part) for part in text.split(",") if part.strip()}
-    except ValueError:
-        raise ValueError("not a comma-separated list of integers|write e.g. --passk=1,10") from None
-    if not values or min(values) < 1:
-        raise ValueError("every k must be an integer >= 1|write e.g. --passk=1,10")
-    return tuple(sorted(values | {1}))
-
-
-def _int(text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise ValueError("not an integer|give a whole number") from None
-
-
-def _positive_int(text: str) -> int:
-    value = _int(text)
-    if value < 1:
-        raise ValueError("must be at least 1|give a whole number >= 1")
-    return value
-
-
-def _float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise ValueError("not a number|give a number such as 0.8") from None
-    if not math.isfinite(value):
-        raise ValueError("must be finite|give a number such as 0.8")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = _float(text)
-    if value <= 0:
-        raise ValueError("must be greater than 0|give seconds, e.g. 5")
-    return value
-
-
-def _temperature(text: str) -> float:
-    value = _float(text)
-    if not 0.0 <= value <= 2.0:
-        raise ValueError("temperature must be within 0..2|e.g. 0.8")
-    return value
-
-
-def _top_p(text: str) -> float:
-    value = _float(text)
-    if not 0.0 < value <= 1.0:
-        raise ValueError("top_p must be within (0, 1]|e.g. 0.95")
-    return value
-
-
-def _fraction(text: str) -> float:
-    percent = text.endswith("%")
-    value = _float(text.rstrip("%").strip())
-    if percent or value > 1.0:
-        value /= 100.0
-    if not 0.0 <= value <= 1.0:
-        raise ValueError("outside 0..1 (or 0%..100%)|give e.g. 0.5 or 50%")
-    return value
-
-
-def _isolation(text: str) -> IsolationLevel | None:
-    return IsolationLevel.parse(text)  # a ValueError worded "problem|fix"
-
-
-def _extract_mode(text: str) -> ExtractMode:
-    try:
-        return ExtractMode(text)
-    except ValueError:
-        modes = ", ".join(mode.value for mode in ExtractMode)
-        raise ValueError(f"unknown extraction mode|choose one of {modes}") from None
-
-
-def _flag_value(text: str) -> bool:
-    if text.lower() in ("1", "true", "yes", "on"):
-        return True
-    if text.lower() in ("0", "false", "no", "off", ""):
-        return False
-    raise ValueError("not a boolean|write true or false")
 
 
 def _prices(lines: list[str]) -> PriceTable:

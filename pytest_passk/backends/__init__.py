@@ -26,6 +26,7 @@ from typing import Any, Protocol, runtime_checkable
 from pytest_passk.prompts import CompletionForm, PromptStyle, RenderedPrompt
 
 __all__ = [
+    "USAGE_UNDERCOUNTED",
     "Backend",
     "BackendContext",
     "Completion",
@@ -38,6 +39,11 @@ __all__ = [
     "SampleSink",
     "SamplingParams",
 ]
+
+#: :attr:`Completion.metadata` key a backend sets (to ``True``) on a sample whose token usage
+#: the server undercounted (some compatible servers count one choice's tokens when ``n > 1``):
+#: the report then says its token totals and cost are lower bounds.
+USAGE_UNDERCOUNTED = "usage_undercounted"
 
 
 @dataclass(frozen=True, slots=True)

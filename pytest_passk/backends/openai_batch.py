@@ -29,7 +29,7 @@ from pytest_passk.backends.openai_client import (
     scrub,
 )
 from pytest_passk.backends.openai_wire import MAX_CHOICES, RequestStats, parse_choices, request_body
-from pytest_passk.errors import BackendError, BackendUnavailable
+from pytest_passk.errors import BackendError, BackendUnavailable, SamplesPending
 from pytest_passk.prompts import PromptStyle
 from pytest_passk.store.batches import BatchEntry, BatchLedger, PendingBatch
 from pytest_passk.store.keys import digest, plain
@@ -67,7 +67,7 @@ NO_STORE = (
 )
 
 
-class BatchPending(BackendError):
+class BatchPending(SamplesPending):
     """Samples are in a batch that has not finished yet: run again later to collect them."""
 
 

@@ -14,7 +14,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pytest_passk.backends import Completion, GenerationRequest, SamplingParams
+from pytest_passk.backends import (
+    USAGE_UNDERCOUNTED,
+    Completion,
+    GenerationRequest,
+    SamplingParams,
+)
 from pytest_passk.backends.openai_client import OpenAIEndpoint, ServerTarget
 from pytest_passk.prompts import CompletionForm
 
@@ -33,9 +38,6 @@ __all__ = [
 MAX_CHOICES = 128
 #: OpenAI accepts at most four stop sequences; the rest are applied here, to the text.
 MAX_STOP_SEQUENCES = 4
-#: Metadata key set on samples whose response reported fewer completion tokens than its choices
-#: must have used (some servers count one choice's tokens when ``n > 1``).
-USAGE_UNDERCOUNTED = "usage_undercounted"
 
 
 @dataclass(slots=True)

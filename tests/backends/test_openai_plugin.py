@@ -22,6 +22,7 @@ import pytest
 
 from pytest_passk.backends.openai import sample_seed
 from pytest_passk.backends.openai_client import KEY_REFUSED, UNKNOWN_MODEL
+from pytest_passk.report import UNDERCOUNTED_NOTE
 from pytest_passk.store import SampleStore
 from tests.support.fault_proxy import Fault, FaultProxy
 from tests.support.openai_server import LoggedRequest, ScriptedOpenAI
@@ -159,6 +160,10 @@ def test_twenty_tasks_through_the_fault_proxy_store_exactly_320_samples(
     assert sorted(drawn(server.state.log)) == sorted(
         (task, i) for task in samples for i in range(N)
     )
+    # The one undercounted response (16 choices) is said to be, in the summary and the report.
+    model = json.loads(report.read_text())["models"][f"openai:{MODEL}"]
+    assert model["tokens"]["undercounted_samples"] == N, model
+    assert UNDERCOUNTED_NOTE.format(count=N) in result.stdout, result.stdout
     # A rerun draws nothing: every sample is in the store, so it needs no server at all.
     again = run(tmp_path, proxy.url)
     assert again.returncode == 0, again.stdout + again.stderr
@@ -308,3 +313,32 @@ def test_batch_mode_through_the_plugin(tmp_path: Path, server: ScriptedOpenAI) -
     assert len(samples) == 8
     assert all(s.completion.metadata["batch"] is True for s in samples)
     assert not (tmp_path / "store" / "batches" / "openai.jsonl").read_bytes()
+
+
+def test_a_pending_batch_ends_the_run_and_the_next_run_collects_it(
+    tmp_path: Path, server: ScriptedOpenAI
+) -> None:
+    write_tasks(tmp_path, count=2)
+    batch = ("--passk-openai-batch", "--passk-n=4", "--passk=1")
+    server.state.batch_outcome = "in_progress"
+    pending = run(tmp_path, server.url, *batch, "--passk-batch-wait=0")
+    output = pending.stdout + pending.stderr
+    # Interrupted (2), not a usage error (4) nor a pass: nothing was judged, nothing was lost.
+    assert pending.returncode == 2, output
+    assert "passk: nothing judged yet" in output and "batch_1 still in_progress" in output, output
+    assert "Traceback" not in output
+    assert len(server.state.batches) == 1
+    server.state.batch_outcome = "completed"
+    collected = run(tmp_path, server.url, *batch)
+    assert collected.returncode == 0, collected.stdout + collected.stderr
+    assert "2 passed" in collected.stdout
+    # The pending batch was collected, not submitted again.
+    assert len(server.state.batches) == 1
+
+
+@pytest.mark.parametrize("value", ["-1", "soon"])
+def test_a_bad_batch_wait_is_a_usage_error(tmp_path: Path, value: str) -> None:
+    write_tasks(tmp_path, count=1)
+    result = run(tmp_path, "http://127.0.0.1:9/v1", f"--passk-batch-wait={value}")
+    assert result.returncode == 4
+    assert f"--passk-batch-wait={value!r}" in result.stderr, result.stderr

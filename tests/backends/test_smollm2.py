@@ -147,4 +147,4 @@ def test_smollm2_samples_and_scores_the_examples(smollm2_store: Path, tmp_path: 
     assert len(scored) == 3 and all(task["n"] == N for task in scored.values()), data
     # A 135M model is weak, but it writes `add` correctly now and then.
     assert any(task["c"] > 0 for task in scored.values()), data
-    assert data["models"][0]["tokens"]["completion"] > 0
+    assert data["models"]["smollm2"]["tokens"]["completion"] > 0

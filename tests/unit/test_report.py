@@ -85,7 +85,7 @@ def test_json_report_follows_the_v1_schema() -> None:
     low, high = model["ci95"]["1"]
     assert low <= model["pass_at_k"]["1"] <= high
     assert model["outcomes"] == {"passed": 3, "failed": 1, "error": 0, "timeout": 1}
-    assert model["tokens"] == {"prompt": 25, "completion": 35}
+    assert model["tokens"] == {"prompt": 25, "completion": 35, "undercounted_samples": 0}
     assert model["cost_usd"] is None
     assert model["tasks_scored"] == {"1": 3, "2": 2}
     assert model["tasks_excluded"] == {"1": 0, "2": 1}
