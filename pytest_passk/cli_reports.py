@@ -39,9 +39,14 @@ def add_commands(commands: Any) -> None:
     report = commands.add_parser(
         "report", help="Render a saved JSON report: summary, --html page, --plot curves"
     )
-    report.add_argument("report", help="A --passk-report file (pytest-passk/report/v1)")
-    report.add_argument("--html", help="Write the self-contained HTML report here")
-    report.add_argument("--plot", help="Write the curves here (PNG and SVG; the plot extra)")
+    report.add_argument(
+        "report", metavar="REPORT.json", help="A --passk-report file (pytest-passk/report/v1)"
+    )
+    report.add_argument("--html", metavar="PATH", help="Write the self-contained HTML report")
+    report.add_argument(
+        "--plot", metavar="DIR", help="Write the curves here (PNG and SVG; the plot extra)"
+    )
+
     report.set_defaults(render=_report)
     compare = commands.add_parser(
         "compare", help="Paired comparison of two runs' pass@k on the same tasks"
