@@ -12,6 +12,7 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from pytest_passk.pricing import cost_per_sample
 from pytest_passk.results import TaskResult, empty_counts
 
 __all__ = [
@@ -147,8 +148,16 @@ class ModelSummary:
     tasks_solved: int = 0
     #: Samples per extraction kind (``as-is``, each repair's name, ``no-code``).
     extraction: dict[str, int] = field(default_factory=dict)
+    #: Mean over tasks of whether the candidate picked without tests passes; ``None`` when no
+    #: task had samples.
+    selected_at_1: float | None = None
     #: Samples whose token usage the server undercounted: token totals and cost are lower bounds.
     undercounted: int = 0
+
+    @property
+    def cost_per_sample_usd(self) -> float | None:
+        """The model's cost divided by its samples; ``None`` when unknown."""
+        return cost_per_sample(self.cost_usd, self.samples)
 
 
 def summarise_models(results: Sequence[TaskResult], ks: Sequence[int]) -> list[ModelSummary]:
@@ -188,7 +197,12 @@ def summarise_models(results: Sequence[TaskResult], ks: Sequence[int]) -> list[M
                 tasks_without_samples=sum(1 for r in group if r.n == 0),
                 tasks_solved=sum(1 for r in group if r.c > 0),
                 extraction=dict(sorted(extraction.items())),
+                selected_at_1=_mean([float(r.selected) for r in group if r.selected is not None]),
                 undercounted=sum(r.undercounted for r in group),
             )
         )
     return summaries
+
+
+def _mean(values: Sequence[float]) -> float | None:
+    return math.fsum(values) / len(values) if values else None

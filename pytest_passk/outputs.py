@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from pytest_passk.comparison import Comparison
 from pytest_passk.estimate import ModelSummary, below, shown
 from pytest_passk.report import json_report, sample_records, suite_properties
 from pytest_passk.results import TaskResult
@@ -26,15 +27,21 @@ __all__ = ["FAIL_UNDER", "add_suite_properties", "fail_under", "write_report", "
 FAIL_UNDER = "passk: pass@{k} of {model} is {value}, below --passk-fail-under={threshold:g}"
 
 
-def add_suite_properties(config: pytest.Config, summaries: Sequence[ModelSummary]) -> None:
-    """``pass@K[model]`` on the JUnit test suite, if a JUnit file is being written."""
+def add_suite_properties(
+    config: pytest.Config,
+    summaries: Sequence[ModelSummary],
+    comparison: Comparison | None = None,
+) -> None:
+    """``pass@K[model]`` (and the comparison's figures) on the JUnit test suite, if a JUnit file
+    is being written.
+    """
     try:
         from _pytest.junitxml import xml_key  # private, as in hypothesis's plugin
     except ImportError:  # pragma: no cover - pytest moved it
         return
     xml = config.stash.get(xml_key, None)
     if xml is not None:
-        for name, value in suite_properties(summaries):
+        for name, value in suite_properties(summaries, comparison):
             xml.add_global_property(name, value)
 
 
@@ -46,6 +53,7 @@ def write_report(
     sandbox: Mapping[str, Any],
     *,
     complete: bool = True,
+    comparison: Comparison | None = None,
 ) -> None:
     """The ``pytest-passk/report/v1`` JSON document at ``--passk-report``, and the HTML report
     (``--passk-html``) and curves (``--passk-plot``) drawn from it; ``complete`` is
@@ -68,7 +76,14 @@ def write_report(
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "version": package_version(),
     }
-    document = json_report(summaries, results, settings.ks or (1,), meta)
+    document = json_report(
+        summaries,
+        results,
+        settings.ks or (1,),
+        meta,
+        comparison=comparison,
+        hours=settings.prices.hours,
+    )
     config.hook.pytest_passk_update_report(config=config, report=document)
     text = json.dumps(document, indent=2) + "\n"
     if settings.report is not None:

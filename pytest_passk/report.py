@@ -10,9 +10,16 @@ import math
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
+from pytest_passk.comparison import Comparison
+from pytest_passk.comparison_report import (
+    assumptions_json,
+    comparison_json,
+    comparison_properties,
+)
 from pytest_passk.estimate import Estimate, ModelSummary
-from pytest_passk.pricing import cost_per_solved_task
+from pytest_passk.pricing import HourPrices, cost_per_solved_task
 from pytest_passk.results import Outcome, TaskResult
+from pytest_passk.table import table as _table
 
 __all__ = [
     "REPORT_SCHEMA",
@@ -57,13 +64,29 @@ def item_properties(result: TaskResult, ks: Sequence[int]) -> list[tuple[str, ob
     return props
 
 
-def suite_properties(summaries: Sequence[ModelSummary]) -> list[tuple[str, str]]:
-    """Suite-level JUnit properties ``pass@K[model]``, written by the controller."""
-    return [
+def suite_properties(
+    summaries: Sequence[ModelSummary], comparison: Comparison | None = None
+) -> list[tuple[str, str]]:
+    """Suite-level JUnit properties, written by the controller: ``pass@K[model]``,
+    ``selected@1[model]``, ``cost_per_sample_usd[model]`` (``nan`` when undefined or unknown),
+    then the comparison's.
+    """
+    props = [
         (f"pass@{k}[{summary.label}]", _fmt(estimate.value))
         for summary in summaries
         for k, estimate in summary.estimates.items()
     ]
+    for summary in summaries:
+        props.append((f"selected@1[{summary.label}]", _fmt_optional(summary.selected_at_1)))
+        cost = summary.cost_per_sample_usd
+        props.append((f"cost_per_sample_usd[{summary.label}]", _fmt_optional(cost, "{:.6g}")))
+    if comparison is not None:
+        props.extend(comparison_properties(comparison))
+    return props
+
+
+def _fmt_optional(value: float | None, form: str = "{:.4f}") -> str:
+    return "nan" if value is None else form.format(value)
 
 
 def summary_lines(
@@ -73,7 +96,15 @@ def summary_lines(
     verbose: bool,
 ) -> list[str]:
     """The ``pass@k`` terminal section: a row per model, and per task with ``-v``."""
-    header = ["model", "tasks", "n", *(f"pass@{k} [95% CI]" for k in ks), "tokens", "cost"]
+    header = [
+        "model",
+        "tasks",
+        "n",
+        *(f"pass@{k} [95% CI]" for k in ks),
+        "selected@1",
+        "tokens",
+        "cost",
+    ]
     rows = []
     for s in summaries:
         n = str(s.n) if s.n == s.n_min else f"{s.n_min}-{s.n}"
@@ -82,9 +113,9 @@ def summary_lines(
         per_solved = cost_per_solved_task(s.cost_usd, s.tasks_solved)
         if per_solved is not None:
             cost += f" (${per_solved:.4f}/solved)"
-        rows.append(
-            [s.label, str(s.tasks), n, *(_fmt_estimate(s.estimates[k]) for k in ks), tokens, cost]
-        )
+        selected = "n/a" if s.selected_at_1 is None else f"{s.selected_at_1:.3f}"
+        estimates = (_fmt_estimate(s.estimates[k]) for k in ks)
+        rows.append([s.label, str(s.tasks), n, *estimates, selected, tokens, cost])
     lines = _table(header, rows)
     for s in summaries:
         notes = []
@@ -145,24 +176,18 @@ def extraction_line(summary: ModelSummary) -> str:
     return EXTRACTION_LINE.format(label=summary.label, counts=counts, samples=summary.samples)
 
 
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
-    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows, strict=False)]
-
-    def line(cells: Sequence[str]) -> str:
-        return "  ".join(
-            str(cell).ljust(width) for cell, width in zip(cells, widths, strict=False)
-        ).rstrip()
-
-    return [line(header), *(line(row) for row in rows)]
-
-
 def json_report(
     summaries: Sequence[ModelSummary],
     results: Sequence[TaskResult],
     ks: Sequence[int],
     meta: Mapping[str, Any],
+    *,
+    comparison: Comparison | None = None,
+    hours: HourPrices | None = None,
 ) -> dict[str, Any]:
-    """The ``pytest-passk/report/v1`` document."""
+    """The ``pytest-passk/report/v1`` document; ``comparison`` is ``null`` when fewer than two
+    models ran on shared tasks.
+    """
     models: dict[str, Any] = {}
     for s in summaries:
         models[s.label] = {
@@ -189,6 +214,8 @@ def json_report(
             "tasks_short": s.tasks_short,
             "tasks_without_samples": s.tasks_without_samples,
             "extraction": dict(s.extraction),
+            "selected_at_1": s.selected_at_1,
+            "cost_per_sample_usd": s.cost_per_sample_usd,
         }
     tasks = [
         {
@@ -203,6 +230,7 @@ def json_report(
             "distinct_programs": r.distinct,
             "tokens": {"prompt": r.prompt_tokens, "completion": r.completion_tokens},
             "duration": round(r.duration, 6),
+            "selected": r.selected,
             **_programs_json(r),
         }
         for r in sorted(results, key=lambda r: (r.model, r.task_id, r.nodeid))
@@ -212,6 +240,8 @@ def json_report(
         "k": list(ks),
         "models": models,
         "tasks": tasks,
+        "assumptions": assumptions_json(hours or HourPrices()),
+        "comparison": None if comparison is None else comparison_json(comparison),
     }
     clash = sorted(document.keys() & meta.keys())
     if clash:

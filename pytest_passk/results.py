@@ -195,6 +195,9 @@ class TaskResult:
     first_failure_detail: str = ""
     #: Samples per extraction kind (travels without the samples, for the per-model counts).
     extraction: dict[str, int] = field(default_factory=dict)
+    #: Whether the candidate picked without the task's tests passes (:mod:`~pytest_passk.
+    #: selection`); ``None`` without samples.
+    selected: bool | None = None
     #: Samples whose token usage the server undercounted (travels without the samples).
     undercounted: int = 0
     #: The distinct programs as the report lists them, when the samples did not travel;
@@ -230,6 +233,7 @@ class TaskResult:
             "duration": self.duration,
             "first_failure_detail": self.first_failure_detail,
             "extraction": dict(self.extraction),
+            "selected": self.selected,
             "undercounted": self.undercounted,
         }
         # The programs travel even without the samples: the HTML report lists them.
@@ -264,6 +268,7 @@ class TaskResult:
             samples=tuple(CandidateResult.from_json(s) for s in data.get("samples", ())),
             first_failure_detail=str(data.get("first_failure_detail", "")),
             extraction={str(k): int(v) for k, v in data.get("extraction", {}).items()},
+            selected=None if data.get("selected") is None else bool(data["selected"]),
             undercounted=int(data.get("undercounted", 0)),
             programs=tuple(ProgramRecord.from_json(p) for p in listed),
             programs_omitted=int(data.get("programs_omitted", 0)) if listed else 0,

@@ -23,6 +23,8 @@ import pytest
 
 from pytest_passk.backends import Backend, BackendContext, ModelSpec
 from pytest_passk.collect import JUDGE_KEY, RESULT_KEY, TaskItem
+from pytest_passk.comparison import Comparison, compare, runs_from_results
+from pytest_passk.comparison_report import comparison_lines
 from pytest_passk.errors import PassKError, SamplesNotYet, SamplesUnavailable
 from pytest_passk.estimate import ModelSummary, summarise_models
 from pytest_passk.evaluation import (
@@ -40,6 +42,7 @@ from pytest_passk.report import summary_lines
 from pytest_passk.results import RunCounters, TaskResult
 from pytest_passk.sampling import ItemToSample, SampleSupply, SamplingSetup
 from pytest_passk.sandbox import SandboxInfo
+from pytest_passk.selection import select_task
 from pytest_passk.settings import Settings
 from pytest_passk.store import SampleStore
 
@@ -150,6 +153,7 @@ class PassKSession:
         self._results: dict[str, TaskResult] = {}
         self._worker_counters = RunCounters()
         self._summaries: list[ModelSummary] = []
+        self._comparison: Comparison | None = None
         self._failures: list[str] = []
         config.stash[JUDGE_KEY] = self
 
@@ -238,8 +242,10 @@ class PassKSession:
             n_requested=requested,
         )
         # What the samples cost (``None``, never 0, when the model's price is unknown).
-        cost = self.settings.prices.samples_cost(model.spec, completions)
-        result = dataclasses.replace(result, cost_usd=cost)
+        cost = self.settings.prices.samples_cost(model.spec, completions, model.label)
+        # Picked here, where the samples are: they do not travel to the controller.
+        selected = select_task(result.samples)
+        result = dataclasses.replace(result, cost_usd=cost, selected=selected)
         return decide(result, item.task, self.settings.max_k)
 
     # -- hooks ---------------------------------------------------------------------------------
@@ -388,6 +394,10 @@ class PassKSession:
         verbose = self.config.get_verbosity() > 0
         for line in summary_lines(self._summaries, results, self.ks(), verbose):
             terminalreporter.write_line(line)
+        if self._comparison is not None:
+            terminalreporter.write_sep("-", "comparison")
+            for line in comparison_lines(self._comparison):
+                terminalreporter.write_line(line)
         for failure in self._failures:
             terminalreporter.write_line(failure, red=True)
         terminalreporter.write_line(f"sandbox: isolation={self._sandbox().isolation}")
@@ -446,16 +456,33 @@ class PassKSession:
         if not results and not (interrupted and s.report is not None and s.sampling_mode):
             return
         self._summaries = summarise_models(results, self.ks()) if s.sampling_mode else []
-        add_suite_properties(self.config, self._summaries)
+        self._comparison = self._compare(results)
+        add_suite_properties(self.config, self._summaries, self._comparison)
         if s.report is not None or s.html is not None or s.plot is not None:
             sandbox = sandbox_report(self._sandbox(), results, self.counters())
             write_report(
-                self.config, s, self._summaries, results, sandbox, complete=not interrupted
+                self.config,
+                s,
+                self._summaries,
+                results,
+                sandbox,
+                complete=not interrupted,
+                comparison=self._comparison,
             )
         if s.samples_out is not None:
             write_samples(s.samples_out, results)
         self._failures = fail_under(s, self._summaries)
         session.testsfailed += len(self._failures)
+
+    def _compare(self, results: list[TaskResult]) -> Comparison | None:
+        """Every model against the baseline, when two or more ran on shared tasks."""
+        options = self.settings.comparison
+        if len(self._summaries) < 2 or options.baseline is None:
+            return None
+        runs = runs_from_results(results, self._summaries)
+        return compare(
+            runs, options.baseline, self.ks(), budgets=options.budgets, target=options.target
+        )
 
 
 def _to_sample(item: TaskItem) -> ItemToSample:

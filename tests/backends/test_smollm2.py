@@ -104,6 +104,7 @@ def test_the_converted_folder_is_a_llama_chat_model(smollm2_store: Path) -> None
     folder = smollm2.converted_folder(smollm2_store)
     config = json.loads((folder / "config.json").read_text())
     assert config["model_type"] == "llama"
+    assert config["architectures"] == ["LlamaForCausalLM"]
     assert config["num_hidden_layers"] == 30
     template = (folder / "chat_template.jinja").is_file() or "chat_template" in json.loads(
         (folder / "tokenizer_config.json").read_text()

@@ -15,6 +15,7 @@ import pytest
 from pytest_passk.backends import Completion, GenerationRequest, SamplingParams
 from pytest_passk.backends.vllm import VllmBackend
 from pytest_passk.errors import BackendError
+from pytest_passk.pricing import ENGINE_DEVICE, ENGINE_DEVICES, ENGINE_SECONDS, PriceTable
 from pytest_passk.prompts import CompletionForm, PromptStyle, RenderedPrompt
 
 pytestmark = pytest.mark.vllm
@@ -175,13 +176,31 @@ def _children() -> set[int]:
 
 
 def test_close_shuts_the_engine_down_and_leaves_no_process(engine: VllmBackend) -> None:
+    # Other tests' children (a `vllm serve` fixture of this session) are not this engine's.
+    engine.close()
+    others = _children()
     engine.generate([GenerationRequest("z", PLAIN, 1)], PARAMS)
     assert engine.loaded
-    assert _children(), "the CPU engine runs in a child process"
+    assert _children() - others, "the CPU engine runs in a child process"
     engine.close()
     assert not engine.loaded
-    leftover = _children()
+    leftover = _children() - others
     assert not leftover, [Path(f"/proc/{pid}/cmdline").read_text() for pid in leftover]
     engine.close()  # a second close is harmless
     # A closed backend starts a fresh engine when asked again.
     assert len(engine.generate([GenerationRequest("z", PLAIN, 1)], PARAMS)[0]) == 1
+
+
+def test_each_sample_carries_its_share_of_engine_time(engine: VllmBackend) -> None:
+    before = engine.stats
+    (batch,) = engine.generate([GenerationRequest("time/0", PLAIN, 4)], PARAMS)
+    spent = engine.stats.generate_seconds - before.generate_seconds
+    shares = [c.metadata[ENGINE_SECONDS] for c in batch]
+    # The shares are the gaps between finished samples: together, the call's generation time.
+    assert all(share >= 0 for share in shares)
+    assert 0 < sum(shares) <= spent
+    assert {(c.metadata[ENGINE_DEVICE], c.metadata[ENGINE_DEVICES]) for c in batch} == {
+        ("cpu", len(os.sched_getaffinity(0)))
+    }
+    cost = PriceTable.with_overrides({}).samples_cost("vllm-cpu:tiny", batch)
+    assert cost is not None and cost > 0

@@ -104,9 +104,6 @@ def test_kill_mid_batch_keeps_every_received_sample(run_dir: Path, tiny_model: P
     assert engine_starts(run_dir) == 2
 
 
-@pytest.mark.xfail(
-    reason="until the shell draws every collected item's samples in the first worker", strict=False
-)
 def test_xdist_loads_the_model_once(run_dir: Path, tiny_model: Path) -> None:
     result = subprocess.run(
         [*args(tiny_model, 4, 32), "-n", "2"],

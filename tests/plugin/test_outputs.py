@@ -70,7 +70,7 @@ def test_json_report_schema(pytester: pytest.Pytester, dataset: Path, samples: P
     low, high = model["ci95"]["1"]
     assert low <= model["pass_at_k"]["1"] <= high
     assert model["outcomes"] == {"passed": 2, "failed": 4, "error": 2, "timeout": 0}
-    assert model["tokens"] == {"prompt": 0, "completion": 0}
+    assert model["tokens"] == {"prompt": 0, "completion": 0, "undercounted_samples": 0}
     assert model["cost_usd"] is None
     tasks = {t["task_id"]: t for t in report["tasks"]}
     assert tasks["Demo/0"]["c"] == 2 and tasks["Demo/0"]["n"] == 4
@@ -86,6 +86,10 @@ def test_junit_properties(pytester: pytest.Pytester, dataset: Path, samples: Pat
     assert suite == {
         "pass@1[replay:samples.jsonl]": "0.2500",
         "pass@2[replay:samples.jsonl]": "0.4167",
+        # Each task's first sample (all its programs differ): Demo/0's passes, Demo/1's fails.
+        "selected@1[replay:samples.jsonl]": "0.5000",
+        # The recording has no token counts: unknown, never 0.
+        "cost_per_sample_usd[replay:samples.jsonl]": "nan",
     }
     case = cases["Demo/0[replay:samples.jsonl]"]
     assert case == {

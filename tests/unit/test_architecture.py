@@ -20,6 +20,7 @@ SHELL = {
     "pytest_passk.plugin",
     "pytest_passk.hookspecs",
     "pytest_passk.settings",
+    "pytest_passk.compare_settings",
     "pytest_passk.collect",
     "pytest_passk.session",
     "pytest_passk.outputs",

@@ -6,11 +6,16 @@ from pytest_passk.backends import Completion
 from pytest_passk.pricing import (
     BAD_PRICE_LINE,
     BUILTIN_PRICES,
+    DEFAULT_CPU_HOUR_USD,
+    DEFAULT_GPU_HOUR_USD,
+    HourPrices,
     Price,
     PriceError,
     PriceTable,
+    cost_per_sample,
     cost_per_solved_task,
     cost_usd,
+    engine_metadata,
     parse_prices,
 )
 from pytest_passk.prompts import CompletionForm
@@ -88,3 +93,52 @@ def test_cost_per_solved_task() -> None:
     assert cost_per_solved_task(1.5, 3) == pytest.approx(0.5)
     assert cost_per_solved_task(1.5, 0) is None
     assert cost_per_solved_task(None, 3) is None
+
+
+def engine_sample(device: str, devices: int, seconds: float, tokens: int = 50) -> Completion:
+    metadata = {"seed": 1} | engine_metadata(device, devices, seconds)
+    return Completion("x", CompletionForm.CHAT, 0, tokens, metadata=metadata)
+
+
+def test_local_samples_cost_their_engine_time_at_the_hourly_prices() -> None:
+    table = PriceTable.with_overrides({}, HourPrices(gpu=3.60, cpu=0.036))
+    # 2 GPUs (tensor parallel) for 0.5 s and 1.5 s: 4 GPU-seconds at $3.60/h = $0.004.
+    gpu = [engine_sample("cuda", 2, 0.5), engine_sample("cuda", 2, 1.5)]
+    assert table.samples_cost("vllm:meta-llama/Llama-3.1-8B-Instruct", gpu) == pytest.approx(0.004)
+    # 8 CPUs for 10 s: 80 CPU-seconds at $0.036/h = $0.0008.
+    cpu = [engine_sample("cpu", 8, 10.0)]
+    assert table.samples_cost("vllm-cpu:HuggingFaceTB/SmolLM2-135M-Instruct", cpu) == (
+        pytest.approx(0.0008)
+    )
+
+
+def test_the_default_hour_prices() -> None:
+    assert HourPrices() == HourPrices(DEFAULT_GPU_HOUR_USD, DEFAULT_CPU_HOUR_USD)
+    assert HourPrices().cost("cuda", 1, 3600) == DEFAULT_GPU_HOUR_USD
+    assert HourPrices().cost("cpu", 4, 900) == pytest.approx(DEFAULT_CPU_HOUR_USD)
+
+
+def test_a_token_price_wins_over_engine_time() -> None:
+    table = PriceTable.with_overrides({"llama": Price(0.0, 1.0)})
+    samples = [engine_sample("cuda", 1, 100.0, tokens=1_000_000)]
+    assert table.samples_cost("vllm:llama", samples) == pytest.approx(1.0)
+
+
+def test_a_sample_without_tokens_or_engine_time_is_unknown_never_free() -> None:
+    recorded = Completion("x", CompletionForm.CONTINUATION, finish_reason="recorded")
+    priced = Completion("x", CompletionForm.CONTINUATION, 100, 10, finish_reason="recorded")
+    table = PriceTable.with_overrides({})
+    # A recording is priced by the label the user gave it (the model that was recorded).
+    assert table.samples_cost("replay:gpt4o.jsonl", [priced], label="gpt-4o") == pytest.approx(
+        (100 * 2.50 + 10 * 10.00) / 1e6
+    )
+    assert table.samples_cost("replay:gpt4o.jsonl", [priced, recorded], label="gpt-4o") is None
+    assert table.samples_cost("replay:gpt4o.jsonl", [priced]) is None
+    broken = Completion("x", CompletionForm.CHAT, metadata={"device": "cuda", "engine_seconds": -1})
+    assert table.samples_cost("vllm:m", [broken]) is None
+
+
+def test_cost_per_sample() -> None:
+    assert cost_per_sample(0.5, 10) == pytest.approx(0.05)
+    assert cost_per_sample(None, 10) is None
+    assert cost_per_sample(0.5, 0) is None

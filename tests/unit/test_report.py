@@ -131,6 +131,7 @@ def test_summary_lines_rows_notes_and_verbose_table() -> None:
         "pass@2",
         "[95%",
         "CI]",
+        "selected@1",
         "tokens",
         "cost",
     ]
@@ -170,7 +171,13 @@ def test_item_and_suite_properties() -> None:
         ("pass@2", "1.0000"),
     ]
     suite = dict(suite_properties(summarise_models(RESULTS, KS)))
-    assert suite == {"pass@1[m]": "0.5000", "pass@2[m]": "1.0000"}
+    assert suite == {
+        "pass@1[m]": "0.5000",
+        "pass@2[m]": "1.0000",
+        # No task carries a pick and no price is known: undefined, never 0.
+        "selected@1[m]": "nan",
+        "cost_per_sample_usd[m]": "nan",
+    }
     short = [result("t", "m", [candidate(0, P)])]
     assert dict(suite_properties(summarise_models(short, (1, 5))))["pass@5[m]"] == "nan"
 
