@@ -1,9 +1,9 @@
 """Two runs on the same tasks, compared: the paired difference of pass@k with a paired bootstrap
 interval over the tasks both runs have, and the tasks only one run solved.
 
-Pure: reads two ``pytest-passk/report/v1`` documents. The paired interval is the report's own
-percentile bootstrap (:func:`pytest_passk.estimate.bootstrap_interval`, same seed and resamples)
-applied to the per-task differences, so each resample draws tasks as pairs.
+Pure: reads two ``pytest-passk/report/v1`` documents. The paired interval is the in-run
+comparison's (:func:`pytest_passk.comparison.paired_difference`: the percentile bootstrap of the
+per-task differences, so each resample draws tasks as pairs, with its seed and resample count).
 """
 
 from __future__ import annotations
@@ -13,8 +13,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from pytest_passk.comparison import paired_difference as paired_bootstrap
 from pytest_passk.errors import PassKError
-from pytest_passk.estimate import bootstrap_interval, pass_at_k
+from pytest_passk.estimate import pass_at_k
 from pytest_passk.report_data import TaskCount, model_labels, task_counts
 
 __all__ = [
@@ -71,8 +72,6 @@ def paired_difference(pairs: Sequence[tuple[TaskCount, TaskCount]], k: int) -> P
     """Mean per-task difference of pass@k (B minus A) over the pairs where both have
     ``n >= k``, with a paired percentile bootstrap 95% interval; NaN where no pair qualifies.
 
-    This is the one place a comparison's statistics are computed; a richer comparison module
-    (baselines, equal-cost rows) can take its place behind the same signature.
     """
     usable = [(a, b) for a, b in pairs if a.n >= k and b.n >= k]
     if not usable:
@@ -80,17 +79,11 @@ def paired_difference(pairs: Sequence[tuple[TaskCount, TaskCount]], k: int) -> P
         return PairedDifference(k, nan, nan, nan, nan, nan, 0)
     values_a = [pass_at_k(a.n, a.c, k) for a, _ in usable]
     values_b = [pass_at_k(b.n, b.c, k) for _, b in usable]
-    diffs = [vb - va for va, vb in zip(values_a, values_b, strict=True)]
-    low, high = bootstrap_interval(diffs)
+    # The in-run comparison's statistic (and resample count), so the two always agree.
+    diff, low, high = paired_bootstrap(values_b, values_a)
     size = len(usable)
     return PairedDifference(
-        k,
-        math.fsum(values_a) / size,
-        math.fsum(values_b) / size,
-        math.fsum(diffs) / size,
-        low,
-        high,
-        size,
+        k, math.fsum(values_a) / size, math.fsum(values_b) / size, diff, low, high, size
     )
 
 

@@ -18,7 +18,8 @@ from pytest_passk.compare_runs import (
     compare_reports,
     paired_difference,
 )
-from pytest_passk.estimate import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, pass_at_k
+from pytest_passk.comparison import BOOTSTRAP_RESAMPLES
+from pytest_passk.estimate import BOOTSTRAP_SEED, pass_at_k
 from pytest_passk.html_report import render_html
 from pytest_passk.report_data import TaskCount
 
