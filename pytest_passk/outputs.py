@@ -1,5 +1,5 @@
-"""End of run on the controller: JUnit suite properties, the JSON report, the samples file, and
-the ``--passk-fail-under`` gate.
+"""End of run on the controller: JUnit suite properties, the JSON report, the HTML report and the
+curves (both drawn from the JSON document), the samples file, and the ``--passk-fail-under`` gate.
 
 Suite properties are added before pytest's own ``pytest_sessionfinish`` writes the JUnit file
 (``record_testsuite_property`` does not work under pytest-xdist).
@@ -63,11 +63,11 @@ def write_report(
     complete: bool = True,
     comparison: Comparison | None = None,
 ) -> None:
-    """The ``pytest-passk/report/v1`` JSON document at ``--passk-report``; ``complete`` is
+    """The ``pytest-passk/report/v1`` JSON document at ``--passk-report``, and the HTML report
+    (``--passk-html``) and curves (``--passk-plot``) drawn from it; ``complete`` is
     false for a run that was interrupted (Ctrl-C, ``-x``, ``--maxfail``), whose figures cover only
     the items that ran. Plugins may add to it through ``pytest_passk_update_report``.
     """
-    assert settings.report is not None
     meta = {
         "complete": complete,
         "mode": "sampling" if settings.sampling_mode else "check",
@@ -93,7 +93,19 @@ def write_report(
         hours=settings.prices.hours,
     )
     config.hook.pytest_passk_update_report(config=config, report=document)
-    _write_text(settings.report, json.dumps(document, indent=2) + "\n")
+    text = json.dumps(document, indent=2) + "\n"
+    if settings.report is not None:
+        _write_text(settings.report, text)
+    # Rendered from the document as saved, so `pytest-passk report` on the file gives the same.
+    saved = json.loads(text)
+    if settings.html is not None:
+        from pytest_passk.html_report import render_html
+
+        _write_text(settings.html, render_html(saved))
+    if settings.plot is not None and settings.sampling_mode:  # check mode has no curves
+        from pytest_passk.plots import write_plots
+
+        write_plots(saved, settings.plot)
 
 
 def write_samples(path: Path, results: Sequence[TaskResult]) -> None:

@@ -235,6 +235,7 @@ def json_report(
             "tokens": {"prompt": r.prompt_tokens, "completion": r.completion_tokens},
             "duration": round(r.duration, 6),
             "selected": r.selected,
+            **_programs_json(r),
         }
         | ({"stronger": found} if (found := stronger.task_json(r, ks)) is not None else {})
         for r in sorted(results, key=lambda r: (r.model, r.task_id, r.nodeid))
@@ -253,6 +254,11 @@ def json_report(
         raise ValueError(f"report metadata may not replace the fields {', '.join(clash)}")
     document.update(meta)
     return document
+
+
+def _programs_json(result: TaskResult) -> dict[str, Any]:
+    programs, omitted = result.programs_listed
+    return {"programs": [p.to_json() for p in programs], "programs_omitted": omitted}
 
 
 def _json_float(value: float) -> float | None:

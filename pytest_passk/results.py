@@ -11,7 +11,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["CandidateResult", "Outcome", "RunCounters", "TaskResult"]
+__all__ = [
+    "CandidateResult",
+    "Outcome",
+    "ProgramRecord",
+    "RunCounters",
+    "TaskResult",
+    "program_records",
+]
 
 
 class Outcome(enum.Enum):
@@ -99,6 +106,79 @@ class CandidateResult:
         )
 
 
+#: A program's text in the report is cut here (characters), and a task lists at most this many.
+PROGRAM_TEXT_LIMIT = 4096
+PROGRAMS_LISTED = 20
+
+
+@dataclass(frozen=True, slots=True)
+class ProgramRecord:
+    """One distinct program text of a task, as the report lists it: the text (cut at
+    :data:`PROGRAM_TEXT_LIMIT`), how many samples gave it, its outcome, the first line of its
+    failure message, and how it was obtained from the first such sample's answer.
+    """
+
+    program: str
+    count: int
+    outcome: str
+    message: str
+    extraction: str
+    truncated: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain data for the report."""
+        return {
+            "program": self.program,
+            "count": self.count,
+            "outcome": self.outcome,
+            "message": self.message,
+            "extraction": self.extraction,
+            "truncated": self.truncated,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ProgramRecord:
+        """Inverse of :meth:`to_json`."""
+        return cls(
+            program=str(data["program"]),
+            count=int(data["count"]),
+            outcome=str(data["outcome"]),
+            message=str(data.get("message", "")),
+            extraction=str(data.get("extraction", "as-is")),
+            truncated=bool(data.get("truncated", False)),
+        )
+
+
+def program_records(
+    samples: tuple[CandidateResult, ...], limit: int = PROGRAMS_LISTED
+) -> tuple[ProgramRecord, ...]:
+    """The distinct program texts of ``samples``, most frequent first (ties: first seen), at
+    most ``limit``. A sample without code has the empty program. Samples with the same text share
+    one verdict (the run de-duplicates them), so the first sample speaks for the rest.
+    """
+    first: dict[str, CandidateResult] = {}
+    counts: dict[str, int] = {}
+    for sample in samples:
+        first.setdefault(sample.program, sample)
+        counts[sample.program] = counts.get(sample.program, 0) + 1
+    order = sorted(first, key=lambda text: -counts[text])  # stable: ties keep first-seen order
+    records = []
+    for text in order[:limit]:
+        sample = first[text]
+        lines = sample.message.strip().splitlines()
+        records.append(
+            ProgramRecord(
+                program=text[:PROGRAM_TEXT_LIMIT],
+                count=counts[text],
+                outcome=sample.outcome.value,
+                message=lines[0][:500] if lines else "",
+                extraction=sample.extraction,
+                truncated=len(text) > PROGRAM_TEXT_LIMIT,
+            )
+        )
+    return tuple(records)
+
+
 @dataclass(frozen=True, slots=True)
 class TaskResult:
     """The outcome of one item: one task sampled from one model.
@@ -141,6 +221,20 @@ class TaskResult:
     selected: bool | None = None
     #: Samples whose token usage the server undercounted (travels without the samples).
     undercounted: int = 0
+    #: The distinct programs as the report lists them, when the samples did not travel;
+    #: :attr:`programs_listed` prefers the samples.
+    programs: tuple[ProgramRecord, ...] = ()
+    #: Distinct program texts beyond those listed.
+    programs_omitted: int = 0
+
+    @property
+    def programs_listed(self) -> tuple[tuple[ProgramRecord, ...], int]:
+        """The distinct programs the report lists, and how many more there were."""
+        if not self.samples:
+            return self.programs, self.programs_omitted
+        texts = len({sample.program for sample in self.samples})
+        listed = program_records(self.samples)
+        return listed, texts - len(listed)
 
     def to_json(self, *, with_samples: bool = True) -> dict[str, Any]:
         """Plain JSON data (what travels on the test report)."""
@@ -165,6 +259,10 @@ class TaskResult:
         }
         if self.c_original is not None:
             data["c_original"] = self.c_original
+        # The programs travel even without the samples: the HTML report lists them.
+        programs, omitted = self.programs_listed
+        data["programs"] = [record.to_json() for record in programs]
+        data["programs_omitted"] = omitted
         if with_samples:
             data["samples"] = [sample.to_json() for sample in self.samples]
         return data
@@ -173,6 +271,8 @@ class TaskResult:
     def from_json(cls, data: Mapping[str, Any]) -> TaskResult:
         """Inverse of :meth:`to_json`."""
         tokens = data.get("tokens", {})
+        # With the samples at hand the programs are derived from them again.
+        listed = () if data.get("samples") else data.get("programs", ())
         return cls(
             task_id=str(data["task_id"]),
             model=str(data["model"]),
@@ -194,6 +294,8 @@ class TaskResult:
             c_original=None if data.get("c_original") is None else int(data["c_original"]),
             selected=None if data.get("selected") is None else bool(data["selected"]),
             undercounted=int(data.get("undercounted", 0)),
+            programs=tuple(ProgramRecord.from_json(p) for p in listed),
+            programs_omitted=int(data.get("programs_omitted", 0)) if listed else 0,
         )
 
 

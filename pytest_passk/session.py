@@ -464,7 +464,7 @@ class PassKSession:
         self._summaries = summarise_models(results, self.ks()) if s.sampling_mode else []
         self._comparison = self._compare(results)
         add_suite_properties(self.config, self._summaries, self._comparison, results, self.ks())
-        if s.report is not None:
+        if s.report is not None or s.html is not None or s.plot is not None:
             sandbox = sandbox_report(self._sandbox(), results, self.counters())
             write_report(
                 self.config,

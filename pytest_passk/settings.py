@@ -27,6 +27,7 @@ from pytest_passk.differential import AUGMENT_HELP, DEFAULT_EXAMPLES, EXAMPLES_H
 from pytest_passk.errors import ModelSpecError
 from pytest_passk.extract import ExtractMode
 from pytest_passk.pricing import PriceError, PriceTable, parse_prices
+from pytest_passk.render_options import RENDER_OPTIONS, render_paths
 from pytest_passk.sandbox.isolation import LEVEL_CHOICES, IsolationLevel
 
 __all__ = ["SETTINGS_KEY", "Settings", "add_options"]
@@ -178,6 +179,7 @@ OPTIONS = (
     ),
     Option(("--passk-augment",), "passk_augment", AUGMENT_HELP, "", action="store_true"),
     Option(("--passk-examples",), "passk_examples", EXAMPLES_HELP, "N"),
+    *(Option(*spec) for spec in RENDER_OPTIONS),
 )
 
 
@@ -250,6 +252,9 @@ class Settings:
     prices: PriceTable = dataclasses.field(default_factory=lambda: PriceTable.with_overrides({}))
     #: The comparison's baseline, budgets, target; the prices of local engine time.
     comparison: ComparisonSettings = dataclasses.field(default_factory=ComparisonSettings)
+    #: ``--passk-plot`` directory and ``--passk-html`` file (:mod:`pytest_passk.render_options`).
+    plot: Path | None = None
+    html: Path | None = None
 
     @property
     def sampling_mode(self) -> bool:
@@ -298,6 +303,7 @@ class Settings:
         report = reader.get("passk_report", str)
         samples_out = reader.get("passk_samples_out", str)
         comparison = read_comparison(config, models)
+        plot, html = render_paths(config)
         return cls(
             ks=ks,
             n=n,
@@ -328,6 +334,8 @@ class Settings:
             examples=reader.get("passk_examples", parse.positive_int) or DEFAULT_EXAMPLES,
             prices=_prices(config.getini("passk_prices"), comparison),
             comparison=comparison,
+            plot=plot,
+            html=html,
         )
 
 

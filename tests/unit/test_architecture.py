@@ -24,6 +24,7 @@ SHELL = {
     "pytest_passk.collect",
     "pytest_passk.session",
     "pytest_passk.outputs",
+    "pytest_passk.render_options",
 }
 #: What code under ``sandbox/inside/`` may import from the package.
 INSIDE_MAY_IMPORT = {"pytest_passk.sandbox.protocol", "pytest_passk.sandbox.plain"}

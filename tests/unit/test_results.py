@@ -7,7 +7,15 @@ import json
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pytest_passk.results import CandidateResult, Outcome, TaskResult, empty_counts
+from pytest_passk.results import (
+    PROGRAM_TEXT_LIMIT,
+    PROGRAMS_LISTED,
+    CandidateResult,
+    Outcome,
+    TaskResult,
+    empty_counts,
+    program_records,
+)
 
 
 def sample(index: int, outcome: Outcome = Outcome.PASSED) -> CandidateResult:
@@ -61,7 +69,9 @@ def test_unknown_cost_round_trips_as_null() -> None:
 def test_without_samples() -> None:
     data = task_result().to_json(with_samples=False)
     assert "samples" not in data
-    assert TaskResult.from_json(data) == task_result(samples=())
+    programs, omitted = task_result().programs_listed
+    assert TaskResult.from_json(data) == task_result(samples=(), programs=programs)
+    assert TaskResult.from_json(data).programs_listed == (programs, omitted)
 
 
 def test_candidate_round_trip_and_outcome_values() -> None:
@@ -100,3 +110,38 @@ def test_round_trip_of_arbitrary_values(
         first_failure_detail=detail,
     )
     assert TaskResult.from_json(json.loads(json.dumps(original.to_json()))) == original
+
+
+def _candidate(index: int, program: str, outcome: Outcome, message: str = "") -> CandidateResult:
+    return CandidateResult(index, outcome, message, program, program, 0.0, extraction="fence")
+
+
+def test_program_records_group_by_text_most_frequent_first() -> None:
+    samples = (
+        _candidate(0, "a", Outcome.FAILED, "AssertionError: 1 != 2\n  more"),
+        _candidate(1, "b", Outcome.PASSED),
+        _candidate(2, "b", Outcome.PASSED),
+        _candidate(3, "", Outcome.ERROR, "no code found"),
+    )
+    records = program_records(samples)
+    assert [(r.program, r.count, r.outcome) for r in records] == [
+        ("b", 2, "passed"),
+        ("a", 1, "failed"),
+        ("", 1, "error"),
+    ]
+    assert records[1].message == "AssertionError: 1 != 2"
+    assert records[0].extraction == "fence"
+
+
+def test_program_records_cap_text_and_count() -> None:
+    long = "x" * (PROGRAM_TEXT_LIMIT + 10)
+    samples = tuple(_candidate(i, f"p{i}", Outcome.FAILED) for i in range(PROGRAMS_LISTED + 5))
+    result = task_result(samples=(_candidate(0, long, Outcome.FAILED), *samples))
+    listed, omitted = result.programs_listed
+    assert len(listed) == PROGRAMS_LISTED
+    assert omitted == 6
+    assert len(listed[0].program) == PROGRAM_TEXT_LIMIT
+    assert listed[0].truncated
+    data = json.loads(json.dumps(result.to_json(with_samples=False)))
+    assert data["programs_omitted"] == 6
+    assert TaskResult.from_json(data).programs_listed == (listed, omitted)

@@ -1,0 +1,170 @@
+"""``pytest-passk report`` and ``pytest-passk compare`` on saved reports."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_passk.cli import main
+from pytest_passk.cli_reports import BAD_INPUT_STATUS
+from pytest_passk.compare_runs import (
+    NO_COMMON_MODEL,
+    NO_SHARED_TASKS,
+    compare_reports,
+    paired_difference,
+)
+from pytest_passk.comparison import BOOTSTRAP_RESAMPLES
+from pytest_passk.estimate import BOOTSTRAP_SEED, pass_at_k
+from pytest_passk.html_report import render_html
+from pytest_passk.report_data import TaskCount
+
+from .reports import report
+
+
+def _save(path: Path, document: Any) -> Path:
+    path.write_text(json.dumps(document), encoding="utf-8")
+    return path
+
+
+def test_report_renders_the_same_html_as_the_run_would(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    document = report()
+    saved = _save(tmp_path / "r.json", document)
+    page = tmp_path / "r.html"
+    assert main(["report", str(saved), "--html", str(page), "--plot", str(tmp_path / "p")]) == 0
+    assert page.read_text(encoding="utf-8") == render_html(json.loads(json.dumps(document)))
+    assert sorted(p.name for p in (tmp_path / "p").iterdir()) == [
+        "pass_at_k.png",
+        "pass_at_k.svg",
+        "pass_at_k_cost.png",
+        "pass_at_k_cost.svg",
+    ]
+    out = capsys.readouterr().out
+    assert "small: 6 tasks; pass@1 0.267 [0.050, 0.533]" in out
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (None, "no such file"),
+        ("not json", "not JSON"),
+        ("[1, 2]", "not a pytest-passk report (the top level is a list"),
+        ('{"models": {}}', "no 'schema' field"),
+        ('{"schema": "pytest-passk/report/v0"}', "is not 'pytest-passk/report/v1'"),
+        ('{"schema": "pytest-passk/report/v1", "models": {}, "tasks": [{}]}', "task record 0"),
+    ],
+)
+@pytest.mark.parametrize("command", ["report", "compare"])
+def test_bad_input_is_one_line_and_status_2(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    content: str | None,
+    expected: str,
+    command: str,
+) -> None:
+    bad = tmp_path / "bad.json"
+    if content is not None:
+        bad.write_text(content)
+    good = _save(tmp_path / "good.json", report())
+    argv = ["report", str(bad)] if command == "report" else ["compare", str(good), str(bad)]
+    assert main(argv) == BAD_INPUT_STATUS
+    captured = capsys.readouterr()
+    assert captured.err.count("\n") == 1 and expected in captured.err
+    assert "Traceback" not in captured.err
+    assert captured.err.startswith("pytest-passk: error: ")
+
+
+def test_report_html_into_a_missing_directory_is_status_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    saved = _save(tmp_path / "r.json", report())
+    assert main(["report", str(saved), "--html", str(tmp_path / "no" / "r.html")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_report_plot_without_matplotlib_names_the_extra(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("pytest_passk.plots.matplotlib_available", lambda: False)
+    saved = _save(tmp_path / "r.json", report())
+    assert main(["report", str(saved), "--plot", str(tmp_path / "p")]) == 2
+    assert "pip install 'pytest-passk[plot]'" in capsys.readouterr().err
+
+
+def _direct_paired_interval(diffs: list[float]) -> tuple[float, float]:
+    """The paired percentile bootstrap written out: resample task indices, mean the pairs'
+    differences, take the 2.5th and 97.5th percentile (the report's seed and count).
+    """
+    rng = random.Random(BOOTSTRAP_SEED)
+    size = len(diffs)
+    means = []
+    for _ in range(BOOTSTRAP_RESAMPLES):
+        picks = [math.floor(rng.random() * size) for _ in range(size)]
+        means.append(math.fsum(diffs[i] for i in picks) / size)
+    means.sort()
+    return (
+        means[math.floor(0.025 * (BOOTSTRAP_RESAMPLES - 1))],
+        means[math.ceil(0.975 * (BOOTSTRAP_RESAMPLES - 1))],
+    )
+
+
+def test_paired_difference_against_a_direct_computation() -> None:
+    a = [TaskCount(f"t{i}", 10, c) for i, c in enumerate([0, 3, 10, 5, 1, 0, 7, 2])]
+    b = [TaskCount(f"t{i}", 10, c) for i, c in enumerate([1, 3, 10, 9, 0, 4, 7, 6])]
+    for k in (1, 5):
+        result = paired_difference(list(zip(a, b, strict=True)), k)
+        diffs = [pass_at_k(y.n, y.c, k) - pass_at_k(x.n, x.c, k) for x, y in zip(a, b, strict=True)]
+        assert result.diff == pytest.approx(sum(diffs) / len(diffs), abs=1e-12)
+        low, high = _direct_paired_interval(diffs)
+        assert result.low == pytest.approx(low)
+        assert result.high == pytest.approx(high)
+        assert result.low <= result.diff <= result.high
+        assert result.tasks == 8
+
+
+def test_paired_difference_leaves_out_tasks_with_n_below_k() -> None:
+    pairs = [
+        (TaskCount("a", 10, 5), TaskCount("a", 3, 3)),
+        (TaskCount("b", 10, 0), TaskCount("b", 10, 10)),
+    ]
+    result = paired_difference(pairs, 5)
+    assert result.tasks == 1 and result.diff == 1.0
+    assert math.isnan(paired_difference(pairs, 11).diff)
+
+
+def test_compare_pairs_one_model_each_and_counts_one_sided_solves(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    small, large = report(("small",)), report(("large",))
+    comparison = compare_reports(small, large)
+    assert len(comparison) == 1
+    assert (comparison[0].model_a, comparison[0].model_b) == ("small", "large")
+    assert comparison[0].shared_tasks == 6
+    assert (comparison[0].solved_only_by_a, comparison[0].solved_only_by_b) == (1, 1)
+    a, b = _save(tmp_path / "a.json", small), _save(tmp_path / "b.json", large)
+    assert main(["compare", str(a), str(b)]) == 0
+    out = capsys.readouterr().out
+    assert "small (A) vs large (B): 6 shared tasks" in out
+    assert "+0.200 [" in out  # pass@1: 0.467 - 0.267
+    assert "solved in one run only: 1 by A, 1 by B" in out
+
+
+def test_compare_refuses_reports_without_common_ground(tmp_path: Path) -> None:
+    both = report()
+    other = json.loads(json.dumps(report(("small",))))
+    other["models"] = {"x": {}, "y": {}}
+    for task in other["tasks"]:
+        task["model"] = "x"
+    with pytest.raises(Exception, match=NO_COMMON_MODEL.split("(")[0].strip()):
+        compare_reports(both, other)
+    renamed = json.loads(json.dumps(report(("small",))))
+    for task in renamed["tasks"]:
+        task["task_id"] = "Other/" + task["task_id"]
+    with pytest.raises(Exception, match=NO_SHARED_TASKS):
+        compare_reports(report(("small",)), renamed)

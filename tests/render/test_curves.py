@@ -1,0 +1,63 @@
+"""The curve agrees with the report's own pass@k and interval at every k."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import pytest
+
+from pytest_passk.curves import curve_ks, pass_at_k_curve
+from pytest_passk.estimate import aggregate
+from pytest_passk.report_data import TaskCount
+
+pytest.importorskip("numpy")
+
+
+def _counts() -> list[TaskCount]:
+    # Mixed n: tasks with n < k leave that k, as in the report.
+    shapes = [(10, 0), (10, 3), (10, 10), (6, 1), (6, 5), (3, 0), (10, 1), (8, 2)]
+    return [TaskCount(f"t{i:02d}", n, c) for i, (n, c) in enumerate(shapes)]
+
+
+def test_curve_matches_the_reports_estimate_and_interval_at_every_k() -> None:
+    counts = _counts()
+    curve = pass_at_k_curve("m", counts)
+    assert curve.ks == tuple(range(1, 11))
+    expected = aggregate([(t.n, t.c) for t in counts], curve.ks)
+    for k, value, low, high, tasks in zip(
+        curve.ks, curve.values, curve.low, curve.high, curve.tasks, strict=True
+    ):
+        assert value == pytest.approx(expected[k].value, abs=1e-12)
+        assert low == pytest.approx(expected[k].low, abs=1e-9)
+        assert high == pytest.approx(expected[k].high, abs=1e-9)
+        assert tasks == expected[k].tasks
+        assert low <= value <= high
+
+
+def test_single_task_band_is_the_value() -> None:
+    curve = pass_at_k_curve("m", [TaskCount("a", 4, 1)])
+    assert curve.values == curve.low == curve.high
+    assert curve.values[0] == pytest.approx(0.25)
+    assert curve.values[-1] == 1.0
+
+
+def test_no_samples_gives_an_empty_curve() -> None:
+    assert pass_at_k_curve("m", [TaskCount("a", 0, 0)]).ks == ()
+
+
+def test_large_n_samples_k_on_a_log_scale_keeping_reported_k() -> None:
+    ks = curve_ks(20_000, reported=(1, 10, 100, 7777), max_points=200)
+    assert ks[0] == 1 and ks[-1] == 20_000
+    assert {10, 100, 7777} <= set(ks)
+    assert len(ks) <= 204
+    assert ks == sorted(set(ks))
+
+
+def test_hundreds_of_tasks_with_n_200_take_seconds_not_minutes() -> None:
+    counts = [TaskCount(f"t{i:03d}", 200, (i * 7) % 201) for i in range(164)]
+    started = time.process_time()
+    curve = pass_at_k_curve("m", counts)
+    assert len(curve.ks) == 200
+    assert all(not math.isnan(v) for v in curve.values)
+    assert time.process_time() - started < 60

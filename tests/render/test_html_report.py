@@ -1,0 +1,152 @@
+"""The HTML report: self-contained, escaped, with every section it promises."""
+
+from __future__ import annotations
+
+import html
+import html.parser
+import re
+from typing import Any
+
+import pytest
+
+from pytest_passk.html_report import CHECK_MODE, INCOMPLETE, NO_FIGURES, ONLY_ONE, render_html
+from pytest_passk.plots import NO_COST
+
+from .reports import HOSTILE_MESSAGE, HOSTILE_PROGRAM, HOSTILE_TASK, report
+
+
+class Elements(html.parser.HTMLParser):
+    """Every start tag with its attributes, and the text inside <script> elements."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+        self.scripts: list[str] = []
+        self._in_script = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append((tag, dict(attrs)))
+        self._in_script = tag == "script"
+        if self._in_script:
+            self.scripts.append("")
+
+    def handle_endtag(self, tag: str) -> None:
+        self._in_script = False
+
+    def handle_data(self, data: str) -> None:
+        if self._in_script:
+            self.scripts[-1] += data
+
+
+def parse(page: str) -> Elements:
+    parser = Elements()
+    parser.feed(page)
+    return parser
+
+
+@pytest.fixture(scope="module")
+def page() -> str:
+    return render_html(report())
+
+
+def test_hostile_texts_are_inert_and_shown_as_text(page: str) -> None:
+    elements = parse(page)
+    assert len(elements.scripts) == 1, "only the report's own script"
+    assert "pwned" not in elements.scripts[0]
+    assert not [tag for tag, _ in elements.tags if tag in ("img", "iframe", "object", "embed")]
+    handlers = [(t, a) for t, a in elements.tags for name in a if name.lower().startswith("on")]
+    assert handlers == []
+    assert not [t for t, _ in elements.tags if t == "b"]  # the task id's markup stays text
+    # Shown, escaped, where a reader looks for them.
+    assert html.escape(HOSTILE_PROGRAM) in page
+    assert html.escape(HOSTILE_MESSAGE.splitlines()[0]) in page
+    assert "&lt;img src=x onerror=" in page and "&amp;amp; more" in page
+    assert "Task/&lt;b id=&quot;evil&quot;&gt;7&lt;/b&gt;" in page
+    assert HOSTILE_PROGRAM not in page and HOSTILE_MESSAGE.splitlines()[0] not in page
+    assert HOSTILE_TASK not in page
+
+
+def test_self_contained(page: str) -> None:
+    for tag, attrs in parse(page).tags:
+        for name in ("src", "href", "xlink:href", "action", "data"):
+            value = attrs.get(name)
+            assert value is None or value.startswith("#"), (tag, name, value)
+    assert "Content-Security-Policy" in page
+    ids = [attrs["id"] for _, attrs in parse(page).tags if attrs.get("id")]
+    assert len(ids) == len(set(ids)), "two inline figures share an element id"
+    assert "@import" not in page
+    assert set(re.findall(r"url\((.)", page)) == {"#"}  # only the SVG's own clip paths
+
+
+def test_sections_and_figures(page: str) -> None:
+    for heading in ("Summary", "Comparison", "At equal cost", "Curves", "Tasks", "Programs"):
+        assert f"<h2>{heading}" in page or f"<h3>{heading}" in page, heading
+    assert page.count("<svg") == 2
+    assert "selected@1" in page
+    assert "0.050 [-0.100, 0.200]" in page  # pass@1 - baseline
+    assert "k=20, n/a" in page and "k=1, 0.470" in page
+    assert "not reached" in page
+    assert "gpu_hour_usd" in page
+    assert NO_FIGURES not in page
+
+
+def test_per_task_table_highlights_tasks_one_model_solved(page: str) -> None:
+    rows = re.findall(r'<tr class="only-one">(.*?)</tr>', page)
+    # HumanEval/1 only large solved; HumanEval/2 only small.
+    assert len(rows) == 2
+    assert "HumanEval/1" in rows[0] and ">large<" in rows[0]
+    assert "HumanEval/2" in rows[1] and ">small<" in rows[1]
+    assert ONLY_ONE in page
+    assert '<td data-v="0.9">9/10</td>' in page
+
+
+def test_programs_with_outcome_extraction_and_failure(page: str) -> None:
+    assert page.count("<details") == 6
+    assert "extraction: fence" in page
+    assert '<span class="outcome-failed">failed</span> &times; 5' in page
+    assert "<pre>assert 1 == 2</pre>" in page
+
+
+def test_without_the_additions_their_parts_are_left_out() -> None:
+    page = render_html(report(extras=False))
+    assert "Comparison" not in page and "selected@1" not in page
+    assert "Cost assumptions" not in page
+    assert "cost unknown (no price): small, large" in page
+    assert NO_COST in page
+    assert page.count("<svg") == 1  # the cost figure would hold nothing but that note
+
+
+def test_one_model_has_no_highlight() -> None:
+    page = render_html(report(("small",)))
+    assert 'class="only-one"' not in page
+    assert "solved only by" not in page
+    assert page.count("<details") == 6
+
+
+def test_incomplete_run_and_missing_programs_are_said() -> None:
+    document: dict[str, Any] = report(extras=False)
+    document["complete"] = False
+    for task in document["tasks"]:
+        del task["programs"]
+    page = render_html(document, figures=False)
+    assert INCOMPLETE in page
+    assert "does not list programs" in page
+    assert "<svg" not in page
+
+
+def test_without_matplotlib_the_page_says_how_to_get_curves(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("pytest_passk.html_report.matplotlib_available", lambda: False)
+    page = render_html(report())
+    assert "pip install &#x27;pytest-passk[plot]&#x27;" in page
+    assert "<svg" not in page
+
+
+def test_check_mode_says_so_instead_of_a_summary_and_curves() -> None:
+    document = report(("small",), extras=False)
+    document["mode"] = "check"
+    page = render_html(document)
+    assert html.escape(CHECK_MODE) in page
+    assert "<svg" not in page and "pass@1 [95% CI]" not in page
+    assert page.count("<details") == 6

@@ -1,0 +1,51 @@
+"""The figures: both files of both figures, from a report with and without costs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from .reports import report
+
+pytest.importorskip("matplotlib")
+
+from pytest_passk.plots import NO_COST, render_figures, write_plots
+
+
+def test_writes_png_and_svg_of_both_figures(tmp_path: Path) -> None:
+    written = write_plots(report(), tmp_path / "plots")
+    names = sorted(path.name for path in written)
+    assert names == [
+        "pass_at_k.png",
+        "pass_at_k.svg",
+        "pass_at_k_cost.png",
+        "pass_at_k_cost.svg",
+    ]
+    for path in written:
+        data = path.read_bytes()
+        assert data.startswith(b"\x89PNG") if path.suffix == ".png" else b"<svg" in data
+        assert len(data) > 2000
+
+
+def test_same_report_same_svg() -> None:
+    first = render_figures(report(), png=False)
+    second = render_figures(report(), png=False)
+    assert [f.svg for f in first] == [f.svg for f in second]
+
+
+def test_cost_figure_says_when_no_cost_is_known() -> None:
+    without = render_figures(report(extras=False), png=False)[1]
+    with_costs = render_figures(report(), png=False)[1]
+    # Text is drawn as paths; the note leaves its glyphs, and the axis ticks are gone.
+    assert without.svg != with_costs.svg
+    assert "xtick" not in without.svg
+    assert "xtick" in with_costs.svg
+    # matplotlib keeps each text in a comment beside its glyphs.
+    assert NO_COST[:40] in without.svg
+    assert NO_COST[:40] not in with_costs.svg
+
+
+def test_one_model() -> None:
+    figures = render_figures(report(("small",)), png=False)
+    assert len(figures) == 2
