@@ -42,6 +42,12 @@ from pytest_passk.sampling import ItemToSample, SampleSupply, SamplingSetup
 from pytest_passk.sandbox import SandboxInfo
 from pytest_passk.settings import Settings
 from pytest_passk.store import SampleStore
+from pytest_passk.unjudged import (
+    UNJUDGED_ATTRIBUTE,
+    UNJUDGED_REPORT_KEY,
+    UnjudgedItems,
+    first_line,
+)
 
 __all__ = [
     "REPLAYED_TOO",
@@ -146,6 +152,7 @@ class PassKSession:
         )
         self._probe: SandboxInfo | None = None
         self._results: dict[str, TaskResult] = {}
+        self._unjudged = UnjudgedItems()
         self._worker_counters = RunCounters()
         self._summaries: list[ModelSummary] = []
         self._failures: list[str] = []
@@ -355,17 +362,41 @@ class PassKSession:
         if call.when == "call" and result is not None:
             with_samples = self.settings.samples_out is not None
             report.__dict__[REPORT_ATTRIBUTE] = result.to_json(with_samples=with_samples)
+        elif _unjudged(item, call, report):
+            # Interrupted while judged (pytest-timeout) or failed without samples: counted apart.
+            assert isinstance(item, TaskItem) and call.excinfo is not None
+            reason = first_line(call.excinfo.exconly())
+            report.__dict__[UNJUDGED_ATTRIBUTE] = {"model": item.model, "reason": reason}
         return report
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         """Collect results where reports end up (the controller under xdist)."""
+        if not self.role.reports:
+            return
         data = report.__dict__.get(REPORT_ATTRIBUTE)
-        if data is not None and self.role.reports:
+        if data is not None:
             self._results[report.nodeid] = TaskResult.from_json(data)
+            self._unjudged.discard(report.nodeid)
+        elif UNJUDGED_ATTRIBUTE in report.__dict__:
+            self._unjudged.from_report(report.nodeid, report.__dict__[UNJUDGED_ATTRIBUTE])
+        elif self.settings.sampling_mode:
+            labels = [model.label for model in self.settings.models]
+            self._unjudged.from_crash(
+                report.nodeid, report.when, report.failed, report.longrepr, labels
+            )
+
+    def pytest_passk_update_report(self, config: pytest.Config, report: dict[str, Any]) -> None:
+        """List the items without a verdict in the JSON report (the hook plugins use)."""
+        if self._unjudged:
+            report[UNJUDGED_REPORT_KEY] = self._unjudged.to_json()
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         """The ``pass@k`` section (``passk check`` in check mode)."""
         if not self._results:
+            if self._unjudged:
+                terminalreporter.write_sep("=", "pass@k")
+                for line in self._unjudged.lines():
+                    terminalreporter.write_line(line, red=True)
             return
         results = list(self._results.values())
         if not self.settings.sampling_mode:
@@ -380,7 +411,7 @@ class PassKSession:
         verbose = self.config.get_verbosity() > 0
         for line in summary_lines(self._summaries, results, self.ks(), verbose):
             terminalreporter.write_line(line)
-        for failure in self._failures:
+        for failure in [*self._unjudged.lines(), *self._failures]:
             terminalreporter.write_line(failure, red=True)
         terminalreporter.write_line(f"sandbox: isolation={self._sandbox().isolation}")
         counters = self.counters()
@@ -435,6 +466,8 @@ class PassKSession:
         """
         results = list(self._results.values())
         s = self.settings
+        # An item that ended without a verdict leaves pass@k partial: never report it complete.
+        interrupted = interrupted or bool(self._unjudged)
         if not results and not (interrupted and s.report is not None and s.sampling_mode):
             return
         self._summaries = summarise_models(results, self.ks()) if s.sampling_mode else []
@@ -448,6 +481,12 @@ class PassKSession:
             write_samples(s.samples_out, results)
         self._failures = fail_under(s, self._summaries)
         session.testsfailed += len(self._failures)
+
+
+def _unjudged(item: pytest.Item, call: pytest.CallInfo[None], report: pytest.TestReport) -> bool:
+    """Whether a sampled item's call failed before it had a result."""
+    sampled = isinstance(item, TaskItem) and item.model is not None
+    return sampled and call.when == "call" and call.excinfo is not None and report.failed
 
 
 def _to_sample(item: TaskItem) -> ItemToSample:
