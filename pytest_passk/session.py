@@ -423,6 +423,12 @@ class PassKSession:
             if stored and counters.replayed:
                 terminalreporter.write_line(REPLAYED_TOO.format(**fields))
 
+    def summary_lines(self) -> list[str]:
+        """The ``pass@k`` rows as on the terminal (without ``-v``), for pytest-html's page."""
+        results = list(self._results.values())
+        rows = summary_lines(self._summaries, results, self.ks(), False) if self._summaries else []
+        return [*rows, *self._unjudged.lines()]
+
     def counters(self) -> RunCounters:
         """Samples drawn, read and replayed, programs executed and verdicts reused: this
         process's own, plus every xdist worker's once they have finished.

@@ -23,6 +23,7 @@ SHELL = {
     "pytest_passk.collect",
     "pytest_passk.session",
     "pytest_passk.outputs",
+    "pytest_passk.pytest_html_hooks",
 }
 #: What code under ``sandbox/inside/`` may import from the package.
 INSIDE_MAY_IMPORT = {"pytest_passk.sandbox.protocol", "pytest_passk.sandbox.plain"}
