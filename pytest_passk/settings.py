@@ -20,6 +20,7 @@ from pytest_passk.backends import SamplingParams
 from pytest_passk.backends.registry import DEFAULT_MODEL, MODEL_ERROR, ModelSpec, resolve_model
 from pytest_passk.errors import ModelSpecError
 from pytest_passk.extract import ExtractMode
+from pytest_passk.ini_types import ini_type
 from pytest_passk.pricing import PriceError, PriceTable, parse_prices
 from pytest_passk.sandbox.isolation import LEVEL_CHOICES, IsolationLevel
 
@@ -173,7 +174,7 @@ def add_options(parser: pytest.Parser) -> None:
         group.addoption(
             *option.flags, action=option.action, dest=dest, default=None, help=option.help, **extra
         )
-        parser.addini(dest, option.help.replace("%%", "%"), type="string", default=None)
+        parser.addini(dest, option.help.replace("%%", "%"), type=ini_type(dest), default=None)
     parser.addini(
         "passk_files",
         "Glob patterns of dataset files to collect as tasks",
@@ -348,8 +349,8 @@ def _flag(dest: str) -> str:
 
 
 def _ini_models(config: pytest.Config) -> list[str]:
-    raw = config.getini("passk_model")
-    return [part for part in str(raw or "").replace(",", " ").split() if part]
+    text = " ".join(str(entry) for entry in config.getini("passk_model") or [])
+    return [part for part in text.replace(",", " ").split() if part]
 
 
 def _default(value: T | None, default: T) -> T:

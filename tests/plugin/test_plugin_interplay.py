@@ -1,5 +1,6 @@
 """Third-party pytest plugins in sampling mode: pytest-timeout, pytest-html and pytest-randomly
-(each test skips where its plugin is not installed; the dev extra installs them).
+(each test skips where its plugin is not installed; the dev extra installs pytest-timeout and
+pytest-html).
 """
 
 from __future__ import annotations
@@ -42,13 +43,16 @@ def test_a_task_interrupted_by_pytest_timeout_is_listed_and_the_run_incomplete(
     pytest.importorskip("pytest_timeout")
     pytester.makepyfile(test_tasks=SLOW_TASKS, fakes=SLOW_FAKES)
     report = tmp_path / "report.json"
-    args = ["--passk=1", "--model=fake:fakes:answers", "--timeout=1", f"--passk-report={report}"]
-    result = pytester.runpytest(*args, *(["-n", "2"] if xdist else ["-p", "no:xdist"]))
+    # pytest-timeout at 3 s stops the slow task long before its candidate's own limit (30 s);
+    # the quick one needs far less than 3 s, even under load.
+    args = ["--passk=1", "--model=fake:fakes:answers", "--timeout=3", "--passk-timeout=30"]
+    args += [f"--passk-report={report}", *(["-n", "2"] if xdist else ["-p", "no:xdist"])]
+    result = pytester.runpytest(*args)
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(
         [
             UNJUDGED_SUMMARY.format(count=1),
-            "  test_tasks.py::test_slow[[]fake:fakes:answers[]]: Failed: Timeout (>1.0s)*",
+            "  test_tasks.py::test_slow[[]fake:fakes:answers[]]: Failed: Timeout (>3.0s)*",
         ]
     )
     document = json.loads(report.read_text())
@@ -58,7 +62,7 @@ def test_a_task_interrupted_by_pytest_timeout_is_listed_and_the_run_incomplete(
         {
             "nodeid": "test_tasks.py::test_slow[fake:fakes:answers]",
             "model": "fake:fakes:answers",
-            "reason": "Failed: Timeout (>1.0s) from pytest-timeout.",
+            "reason": "Failed: Timeout (>3.0s) from pytest-timeout.",
         }
     ]
 
