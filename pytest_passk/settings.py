@@ -327,7 +327,7 @@ class _Reader:
         if raw is None:
             raw = self._config.getini(dest)
             source = f"ini {dest}"
-        if raw is None or raw == "":
+        if raw is None or raw == "" or raw == []:  # pytest < 8 answers [] for an unset key
             return None
         self._sources[dest] = source
         try:
