@@ -408,7 +408,7 @@ class PassKSession:
             )
             return
         terminalreporter.write_sep("=", "pass@k")
-        verbose = self.config.get_verbosity() > 0
+        verbose = int(self.config.getoption("verbose", 0) or 0) > 0  # pytest 7 has no get_verbosity
         for line in summary_lines(self._summaries, results, self.ks(), verbose):
             terminalreporter.write_line(line)
         for failure in [*self._unjudged.lines(), *self._failures]:
