@@ -8,6 +8,7 @@ from __future__ import annotations
 import html
 import json
 import re
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -123,7 +124,10 @@ FIGURES = ("task_id", "model", "n", "c", "pass_at_k", "outcomes")
 def test_pytest_randomly_changes_the_order_not_the_figures(
     pytester: pytest.Pytester, dataset: Path, samples: Path, tmp_path: Path
 ) -> None:
-    pytest.importorskip("pytest_randomly")
+    try:  # installed as a distribution, so its entry point loads it (not a leftover directory)
+        metadata.distribution("pytest-randomly")
+    except metadata.PackageNotFoundError:
+        pytest.skip("pytest-randomly is not installed")
     documents = []
     for name, order in (("shuffled", "--randomly-seed=3"), ("plain", "-p no:randomly")):
         report = tmp_path / f"{name}.json"
