@@ -42,12 +42,7 @@ from pytest_passk.sampling import ItemToSample, SampleSupply, SamplingSetup
 from pytest_passk.sandbox import SandboxInfo
 from pytest_passk.settings import Settings
 from pytest_passk.store import SampleStore
-from pytest_passk.unjudged import (
-    UNJUDGED_ATTRIBUTE,
-    UNJUDGED_REPORT_KEY,
-    UnjudgedItems,
-    first_line,
-)
+from pytest_passk.unjudged import UNJUDGED_REPORT_KEY, UnjudgedItems, mark_unjudged
 
 __all__ = [
     "REPLAYED_TOO",
@@ -362,11 +357,9 @@ class PassKSession:
         if call.when == "call" and result is not None:
             with_samples = self.settings.samples_out is not None
             report.__dict__[REPORT_ATTRIBUTE] = result.to_json(with_samples=with_samples)
-        elif _unjudged(item, call, report):
+        elif isinstance(item, TaskItem) and call.when == "call" and call.excinfo is not None:
             # Interrupted while judged (pytest-timeout) or failed without samples: counted apart.
-            assert isinstance(item, TaskItem) and call.excinfo is not None
-            reason = first_line(call.excinfo.exconly())
-            report.__dict__[UNJUDGED_ATTRIBUTE] = {"model": item.model, "reason": reason}
+            mark_unjudged(report, item.model, call.excinfo.exconly())
         return report
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
@@ -376,14 +369,8 @@ class PassKSession:
         data = report.__dict__.get(REPORT_ATTRIBUTE)
         if data is not None:
             self._results[report.nodeid] = TaskResult.from_json(data)
-            self._unjudged.discard(report.nodeid)
-        elif UNJUDGED_ATTRIBUTE in report.__dict__:
-            self._unjudged.from_report(report.nodeid, report.__dict__[UNJUDGED_ATTRIBUTE])
-        elif self.settings.sampling_mode:
-            labels = [model.label for model in self.settings.models]
-            self._unjudged.from_crash(
-                report.nodeid, report.when, report.failed, report.longrepr, labels
-            )
+        labels = [m.label for m in self.settings.models] if self.settings.sampling_mode else []
+        self._unjudged.take(report, judged=data is not None, labels=labels)
 
     def pytest_passk_update_report(self, config: pytest.Config, report: dict[str, Any]) -> None:
         """List the items without a verdict in the JSON report (the hook plugins use)."""
@@ -487,12 +474,6 @@ class PassKSession:
             write_samples(s.samples_out, results)
         self._failures = fail_under(s, self._summaries)
         session.testsfailed += len(self._failures)
-
-
-def _unjudged(item: pytest.Item, call: pytest.CallInfo[None], report: pytest.TestReport) -> bool:
-    """Whether a sampled item's call failed before it had a result."""
-    sampled = isinstance(item, TaskItem) and item.model is not None
-    return sampled and call.when == "call" and call.excinfo is not None and report.failed
 
 
 def _to_sample(item: TaskItem) -> ItemToSample:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 __all__ = [
     "UNJUDGED_ATTRIBUTE",
@@ -19,6 +20,7 @@ __all__ = [
     "UnjudgedItem",
     "UnjudgedItems",
     "first_line",
+    "mark_unjudged",
 ]
 
 #: Key of an item that ended without a verdict on its test report (plain JSON: survives xdist).
@@ -67,6 +69,18 @@ class UnjudgedItems:
         """Forget an item that got its verdict after all (e.g. rerun by pytest-rerunfailures)."""
         self._items.pop(nodeid, None)
 
+    def take(self, report: Any, *, judged: bool, labels: Iterable[str]) -> None:
+        """Note a test report where reports end up: a verdict takes its item off the list; an
+        item marked by :func:`mark_unjudged` goes on it, and so does a sampled item (one of
+        ``labels``, empty in check mode) whose xdist worker crashed.
+        """
+        if judged:
+            self.discard(report.nodeid)
+        elif UNJUDGED_ATTRIBUTE in report.__dict__:
+            self.from_report(report.nodeid, report.__dict__[UNJUDGED_ATTRIBUTE])
+        else:
+            self.from_crash(report.nodeid, report.when, report.failed, report.longrepr, labels)
+
     def from_report(self, nodeid: str, data: object) -> None:
         """Record the data the item's own process attached to its report, if any."""
         if isinstance(data, dict) and {"model", "reason"} <= data.keys():
@@ -97,6 +111,14 @@ class UnjudgedItems:
     def to_json(self) -> list[dict[str, str]]:
         """The JSON report's list, by node id."""
         return [self._items[nodeid].to_json() for nodeid in sorted(self._items)]
+
+
+def mark_unjudged(report: Any, model: str | None, error: str) -> None:
+    """Mark the failed call report of a sampled item (``model`` set) that has no result, with
+    the first line of its ``error``, as plain JSON that survives pytest-xdist.
+    """
+    if model is not None and report.failed:
+        report.__dict__[UNJUDGED_ATTRIBUTE] = {"model": model, "reason": first_line(error)}
 
 
 def first_line(text: str) -> str:

@@ -1,6 +1,12 @@
 from __future__ import annotations
 
-from pytest_passk.unjudged import UNJUDGED_LINE, UNJUDGED_SUMMARY, UnjudgedItem, UnjudgedItems
+from pytest_passk.unjudged import (
+    UNJUDGED_LINE,
+    UNJUDGED_SUMMARY,
+    UnjudgedItem,
+    UnjudgedItems,
+    mark_unjudged,
+)
 
 LABELS = ("replay:a.jsonl", "gpt")
 
@@ -45,3 +51,19 @@ def test_a_later_verdict_takes_the_item_off_the_list() -> None:
     items.add(UnjudgedItem("t.py::test_x[gpt]", "gpt", "Failed: Timeout"))
     items.discard("t.py::test_x[gpt]")
     assert len(items) == 0
+
+
+class Report:
+    def __init__(self, nodeid: str, when: str, failed: bool, longrepr: str = "") -> None:
+        self.nodeid, self.when, self.failed, self.longrepr = nodeid, when, failed, longrepr
+
+
+def test_a_marked_report_is_taken_and_a_verdict_takes_it_back() -> None:
+    report = Report("t.py::test_x[gpt]", "call", True)
+    mark_unjudged(report, "gpt", "Failed: Timeout (>3.0s) from pytest-timeout.\nstack")
+    mark_unjudged(Report("t.py::test_ref", "call", True), None, "check mode: not marked")
+    items = UnjudgedItems()
+    items.take(report, judged=False, labels=LABELS)
+    assert items.to_json()[0]["reason"] == "Failed: Timeout (>3.0s) from pytest-timeout."
+    items.take(report, judged=True, labels=LABELS)
+    assert not items
