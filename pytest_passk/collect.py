@@ -254,16 +254,30 @@ def _items(
     parent: pytest.Collector, task: Task, settings: Settings, lineno: int | None
 ) -> Iterator[TaskItem]:
     if not settings.sampling_mode:
-        yield TaskItem.from_parent(parent, name=_name(task), task=task, model=None, lineno=lineno)
+        name = _name(task)
+        yield TaskItem.from_parent(
+            parent, name=name, nodeid=_nodeid(parent, name), task=task, model=None, lineno=lineno
+        )
         return
     for model in settings.models:
+        name = f"{_name(task)}[{model.label}]"
         yield TaskItem.from_parent(
             parent,
-            name=f"{_name(task)}[{model.label}]",
+            name=name,
+            nodeid=_nodeid(parent, name),
             task=task,
             model=model.label,
             lineno=lineno,
         )
+
+
+def _nodeid(parent: pytest.Collector, name: str) -> str:
+    """The item's node id as a string, for pytest to parse: pytest >= 9 then reads the model in
+    ``task[model]`` as the item's parameter id, as it reads the ids it keeps in its cache, so
+    ``--lf``, ``--ff``, ``--sw`` and ``--nf`` recognise the item (a name that merely contains
+    brackets never equals a parsed id). pytest 8 keeps the string as it is.
+    """
+    return f"{parent.nodeid}::{name}" if parent.nodeid else name
 
 
 def _failure_repr(item: TaskItem, failed: TaskFailed, style: str) -> ExceptionChainRepr:

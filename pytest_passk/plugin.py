@@ -34,7 +34,13 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[SETTINGS_KEY] = settings
     from pytest_passk.session import PassKSession
 
-    config.pluginmanager.register(PassKSession(config, settings), "passk-session")
+    session = PassKSession(config, settings)
+    config.pluginmanager.register(session, "passk-session")
+    if config.pluginmanager.hasplugin("html"):
+        # pytest-html is optional: its hooks exist only when it is installed and active.
+        from pytest_passk.pytest_html_hooks import PytestHtmlHooks
+
+        config.pluginmanager.register(PytestHtmlHooks(session), "passk-pytest-html")
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:

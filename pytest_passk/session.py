@@ -24,7 +24,6 @@ import pytest
 from pytest_passk.backends import Backend, BackendContext, ModelSpec
 from pytest_passk.collect import JUDGE_KEY, RESULT_KEY, TaskItem
 from pytest_passk.comparison import Comparison, compare, runs_from_results
-from pytest_passk.comparison_report import comparison_lines
 from pytest_passk.errors import PassKError, SamplesNotYet, SamplesUnavailable, TaskFormatError
 from pytest_passk.estimate import ModelSummary, summarise_models
 from pytest_passk.evaluation import (
@@ -45,12 +44,11 @@ from pytest_passk.sandbox import SandboxInfo
 from pytest_passk.selection import select_task
 from pytest_passk.settings import Settings
 from pytest_passk.store import SampleStore
+from pytest_passk.terminal import RunView, write_summary
+from pytest_passk.unjudged import UNJUDGED_REPORT_KEY, UnjudgedItems, mark_unjudged
 
 __all__ = [
-    "REPLAYED_TOO",
-    "REPLAY_SUMMARY",
     "REPORT_ATTRIBUTE",
-    "STORE_SUMMARY",
     "PassKSession",
     "Role",
     "StoreWarning",
@@ -58,10 +56,6 @@ __all__ = [
 
 #: Key of the plain-JSON task result on a test report (survives pytest-xdist serialisation).
 REPORT_ATTRIBUTE = "passk"
-STORE_SUMMARY = (
-    "passk store {root}: {drawn} samples drawn, {reused} read from the store; "
-    "{executed} programs executed, {cached} verdicts from the cache"
-)
 FAIL_UNDER_IGNORED = (
     "passk: --passk-fail-under is ignored in check mode (it gates pass@k; add --passk=K)"
 )
@@ -69,17 +63,11 @@ FAIL_UNDER_IGNORED = (
 COUNTERS_KEY = "passk_counters"
 #: Key of the run's start time in xdist's ``workerinput``.
 STARTED_KEY = "passk_started"
-REPLAY_SUMMARY = (
-    "passk: {replayed} samples replayed from recordings (not stored); "
-    "{executed} programs executed, {cached} verdicts from the cache"
-)
 SAMPLES_NOT_YET = "passk: nothing judged yet: {reason}"
 INTERRUPTED_SAMPLING = (
     "passk: interrupted while sampling; every sample received so far is kept in {store}, "
     "and a rerun draws only the rest"
 )
-#: After :data:`STORE_SUMMARY` when some models were replayed and others drawn.
-REPLAYED_TOO = "passk: and {replayed} samples replayed from recordings (not stored)"
 
 
 class StoreWarning(UserWarning):
@@ -153,6 +141,7 @@ class PassKSession:
         )
         self._probe: SandboxInfo | None = None
         self._results: dict[str, TaskResult] = {}
+        self._unjudged = UnjudgedItems()
         self._worker_counters = RunCounters()
         self._summaries: list[ModelSummary] = []
         self._comparison: Comparison | None = None
@@ -375,46 +364,50 @@ class PassKSession:
         if call.when == "call" and result is not None:
             with_samples = self.settings.samples_out is not None
             report.__dict__[REPORT_ATTRIBUTE] = result.to_json(with_samples=with_samples)
+        elif isinstance(item, TaskItem) and call.when == "call" and call.excinfo is not None:
+            # Interrupted while judged (pytest-timeout) or failed without samples: counted apart.
+            mark_unjudged(report, item.model, call.excinfo.exconly())
         return report
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         """Collect results where reports end up (the controller under xdist)."""
+        if not self.role.reports:
+            return
         data = report.__dict__.get(REPORT_ATTRIBUTE)
-        if data is not None and self.role.reports:
+        if data is not None:
             self._results[report.nodeid] = TaskResult.from_json(data)
+        labels = [m.label for m in self.settings.models] if self.settings.sampling_mode else []
+        self._unjudged.take(report, judged=data is not None, labels=labels)
+
+    def pytest_passk_update_report(self, config: pytest.Config, report: dict[str, Any]) -> None:
+        """List the items without a verdict in the JSON report (the hook plugins use)."""
+        if self._unjudged:
+            report[UNJUDGED_REPORT_KEY] = self._unjudged.to_json()
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         """The ``pass@k`` section (``passk check`` in check mode)."""
-        if not self._results:
-            return
+        sampling = self.settings.sampling_mode
+        view = RunView(
+            results=list(self._results.values()),
+            summaries=self._summaries,
+            comparison=self._comparison,
+            ks=self.ks(),
+            sampling_mode=sampling,
+            # pytest 7 has no Config.get_verbosity
+            verbose=int(self.config.getoption("verbose", 0) or 0) > 0,
+            unjudged=self._unjudged.lines(),
+            failures=self._failures,
+            isolation=self._sandbox().isolation if self._results and sampling else "",
+            counters=self.counters(),
+            store=self.settings.store,
+        )
+        write_summary(terminalreporter, view)
+
+    def summary_lines(self) -> list[str]:
+        """The ``pass@k`` rows as on the terminal (without ``-v``), for pytest-html's page."""
         results = list(self._results.values())
-        if not self.settings.sampling_mode:
-            passed = sum(r.c for r in results)
-            terminalreporter.write_sep("=", "passk check")
-            terminalreporter.write_line(
-                f"references: {passed} passed, {len(results) - passed} failed "
-                f"(of {len(results)} tasks)"
-            )
-            return
-        terminalreporter.write_sep("=", "pass@k")
-        verbose = self.config.get_verbosity() > 0
-        for line in summary_lines(self._summaries, results, self.ks(), verbose):
-            terminalreporter.write_line(line)
-        if self._comparison is not None:
-            terminalreporter.write_sep("-", "comparison")
-            for line in comparison_lines(self._comparison):
-                terminalreporter.write_line(line)
-        for failure in self._failures:
-            terminalreporter.write_line(failure, red=True)
-        terminalreporter.write_line(f"sandbox: isolation={self._sandbox().isolation}")
-        counters = self.counters()
-        if counters.judged:
-            stored = counters.drawn or counters.reused
-            template = STORE_SUMMARY if stored else REPLAY_SUMMARY
-            fields = counters.to_json()
-            terminalreporter.write_line(template.format(root=self.settings.store, **fields))
-            if stored and counters.replayed:
-                terminalreporter.write_line(REPLAYED_TOO.format(**fields))
+        rows = summary_lines(self._summaries, results, self.ks(), False) if self._summaries else []
+        return [*rows, *self._unjudged.lines()]
 
     def counters(self) -> RunCounters:
         """Samples drawn, read and replayed, programs executed and verdicts reused: this
@@ -459,6 +452,8 @@ class PassKSession:
         """
         results = list(self._results.values())
         s = self.settings
+        # An item that ended without a verdict leaves pass@k partial: never report it complete.
+        interrupted = interrupted or bool(self._unjudged)
         if not results and not (interrupted and s.report is not None and s.sampling_mode):
             return
         self._summaries = summarise_models(results, self.ks()) if s.sampling_mode else []

@@ -26,6 +26,7 @@ from pytest_passk.compare_settings import (
 from pytest_passk.differential import AUGMENT_HELP, DEFAULT_EXAMPLES, EXAMPLES_HELP
 from pytest_passk.errors import ModelSpecError
 from pytest_passk.extract import ExtractMode
+from pytest_passk.ini_types import ini_type
 from pytest_passk.pricing import PriceError, PriceTable, parse_prices
 from pytest_passk.render_options import RENDER_OPTIONS, render_paths
 from pytest_passk.sandbox.isolation import LEVEL_CHOICES, IsolationLevel
@@ -192,7 +193,7 @@ def add_options(parser: pytest.Parser) -> None:
         group.addoption(
             *option.flags, action=option.action, dest=dest, default=None, help=option.help, **extra
         )
-        parser.addini(dest, option.help.replace("%%", "%"), type="string", default=None)
+        parser.addini(dest, option.help.replace("%%", "%"), type=ini_type(dest), default=None)
     add_comparison_options(group, parser)
     parser.addini(
         "passk_files",
@@ -363,7 +364,7 @@ class _Reader:
         if raw is None:
             raw = self._config.getini(dest)
             source = f"ini {dest}"
-        if raw is None or raw == "":
+        if raw is None or raw == "" or raw == []:  # pytest < 8 answers [] for an unset key
             return None
         self._sources[dest] = source
         try:
@@ -385,8 +386,8 @@ def _flag(dest: str) -> str:
 
 
 def _ini_models(config: pytest.Config) -> list[str]:
-    raw = config.getini("passk_model")
-    return [part for part in str(raw or "").replace(",", " ").split() if part]
+    text = " ".join(str(entry) for entry in config.getini("passk_model") or [])
+    return [part for part in text.replace(",", " ").split() if part]
 
 
 def _default(value: T | None, default: T) -> T:

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_passk.session import REPLAYED_TOO, STORE_SUMMARY
 from pytest_passk.store import SampleStore
+from pytest_passk.terminal import REPLAYED_TOO, STORE_SUMMARY
 
 from .store_scripted import read_log
 

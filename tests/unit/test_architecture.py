@@ -25,6 +25,8 @@ SHELL = {
     "pytest_passk.session",
     "pytest_passk.outputs",
     "pytest_passk.render_options",
+    "pytest_passk.pytest_html_hooks",
+    "pytest_passk.ini_types",
 }
 #: What code under ``sandbox/inside/`` may import from the package.
 INSIDE_MAY_IMPORT = {"pytest_passk.sandbox.protocol", "pytest_passk.sandbox.plain"}
