@@ -99,6 +99,7 @@ def smollm2_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @needs_gguf
+@pytest.mark.vllm  # needs the cpu extra: CI runs it in the vllm step, beside the end-to-end run
 @pytest.mark.slow
 def test_the_converted_folder_is_a_llama_chat_model(smollm2_store: Path) -> None:
     folder = smollm2.converted_folder(smollm2_store)
