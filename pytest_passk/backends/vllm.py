@@ -203,6 +203,10 @@ class VllmBackend:
             # machine that outlasts vLLM's 5-minute step timeout, which kills the engine.
             for name in ("VLLM_EXECUTE_MODEL_TIMEOUT_SECONDS", "VLLM_ENGINE_READY_TIMEOUT_S"):
                 os.environ.setdefault(name, CPU_SLOW_TIMEOUT)
+            # Dynamo with the eager backend (vLLM's own CPU CI switch): inductor's C++ compile
+            # kept SmolLM2 loading for over 6 minutes on an idle 2-core machine; VLLM_CPU_CI_ENV=0
+            # asks for it (faster per token, cached after the first start).
+            os.environ.setdefault("VLLM_CPU_CI_ENV", "1")
         self._say(LOADING.format(model=self._model_id, device=self._device))
         started = time.monotonic()
         self._children_before = {child.pid or 0 for child in multiprocessing.active_children()}
