@@ -14,8 +14,8 @@ from typing import TypeVar
 
 import pytest
 
+from pytest_passk import option_values as parse
 from pytest_passk.backends import ModelSpec
-from pytest_passk.option_values import number
 from pytest_passk.pricing import DEFAULT_CPU_HOUR_USD, DEFAULT_GPU_HOUR_USD, HourPrices
 
 __all__ = [
@@ -103,10 +103,10 @@ def read_comparison(config: pytest.Config, models: Sequence[ModelSpec]) -> Compa
         pytest.UsageError: naming the option or ini key and the fix.
 
     """
-    budgets = _values(config, "passk_budget", _budget, many=True)
-    target = _values(config, "passk_target", _target)
-    gpu = _values(config, "passk_gpu_hour_usd", _hour_price, ini_only=True)
-    cpu = _values(config, "passk_cpu_hour_usd", _hour_price, ini_only=True)
+    budgets = _values(config, "passk_budget", parse.usd_per_task, many=True)
+    target = _values(config, "passk_target", parse.pass_target)
+    gpu = _values(config, "passk_gpu_hour_usd", parse.usd_per_hour, ini_only=True)
+    cpu = _values(config, "passk_cpu_hour_usd", parse.usd_per_hour, ini_only=True)
     return ComparisonSettings(
         baseline=_baseline(config, models),
         budgets=tuple(sorted(set(budgets))),
@@ -146,34 +146,6 @@ def _values(
                 BAD_COMPARISON_VALUE.format(source=source, value=text, problem=problem, fix=fix)
             ) from None
     return values
-
-
-def _number(text: str) -> float:
-    return number(text.removeprefix("$"))  # "$0.01" reads as 0.01
-
-
-def _budget(text: str) -> float:
-    value = _number(text)
-    if value <= 0:
-        raise ValueError("must be greater than 0|give USD per task, e.g. 0.01")
-    return value
-
-
-def _hour_price(text: str) -> float:
-    value = _number(text)
-    if value < 0:
-        raise ValueError("must be 0 or more|give USD per hour, e.g. 2.50")
-    return value
-
-
-def _target(text: str) -> float:
-    percent = text.endswith("%")
-    value = _number(text.rstrip("%").strip())
-    if percent:
-        value /= 100.0
-    if not 0.0 < value <= 1.0:
-        raise ValueError("must be above 0 and at most 1|give a pass@k such as 0.9 or 90%")
-    return value
 
 
 def _baseline(config: pytest.Config, models: Sequence[ModelSpec]) -> str | None:

@@ -19,11 +19,15 @@ __all__ = [
     "isolation",
     "ks",
     "number",
+    "pass_target",
     "positive_int",
     "positive_number",
     "seconds",
     "temperature",
     "top_p",
+    "usd",
+    "usd_per_hour",
+    "usd_per_task",
 ]
 
 
@@ -117,3 +121,31 @@ def flag(text: str) -> bool:
     if text.lower() in ("0", "false", "no", "off", ""):
         return False
     raise ValueError("not a boolean|write true or false")
+
+
+def usd(text: str) -> float:
+    return number(text.removeprefix("$"))  # "$0.01" reads as 0.01
+
+
+def usd_per_task(text: str) -> float:
+    value = usd(text)
+    if value <= 0:
+        raise ValueError("must be greater than 0|give USD per task, e.g. 0.01")
+    return value
+
+
+def usd_per_hour(text: str) -> float:
+    value = usd(text)
+    if value < 0:
+        raise ValueError("must be 0 or more|give USD per hour, e.g. 2.50")
+    return value
+
+
+def pass_target(text: str) -> float:
+    percent = text.endswith("%")
+    value = usd(text.rstrip("%").strip())
+    if percent:
+        value /= 100.0
+    if not 0.0 < value <= 1.0:
+        raise ValueError("must be above 0 and at most 1|give a pass@k such as 0.9 or 90%")
+    return value
