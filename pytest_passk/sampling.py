@@ -231,7 +231,9 @@ class SampleSupply:
                 extract=lambda r, c: build_program(
                     tasks[r.task_id], c.text, c.form, self._setup.extract
                 ),
-                on_sample=on_sample,
+                # A backend with its own progress lines (vLLM: loading, then samples and tokens/s
+                # timed from when its engine was ready) says it better than a count from here.
+                on_sample=None if hasattr(backend, "progress") else on_sample,
             )
         except (BackendError, StoreError) as exc:
             if isinstance(exc, SamplesPending):

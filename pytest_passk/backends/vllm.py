@@ -22,6 +22,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from pytest_passk.backends import (
@@ -41,6 +42,18 @@ from pytest_passk.backends.vllm_checks import (
     model_max_len,
     prompt_style_of,
 )
+from pytest_passk.backends.vllm_process import (
+    ENGINE_FAILED,
+    LOG_NAME,
+    SHUTDOWN_SECONDS,
+    cpu_environment,
+    log_tail,
+    one_line,
+    reap,
+    refused,
+    release_cuda,
+    start_engine,
+)
 from pytest_passk.errors import BackendError, PassKError
 from pytest_passk.pricing import engine_metadata
 from pytest_passk.prompts import CompletionForm, PromptStyle, RenderedPrompt
@@ -54,20 +67,15 @@ __all__ = [
     "sample_seed",
 ]
 
-ENGINE_FAILED = "vLLM could not start {model}: {error}"
-ENGINE_DIED = "the vLLM engine failed while generating: {error} (its log above says why)"
-LOADING = "passk: loading {model} into vLLM ({device})"
+ENGINE_DIED = "the vLLM engine failed while generating: {error}{log}"
+LOADING = "passk: loading {model} into vLLM ({device}){log}"
 LOADED = "passk: {model} loaded in {seconds:.0f} s"
+#: While nothing has finished yet, and then with the tokens/s of the samples finished so far.
+GENERATING_FIRST = "passk: {model}: 0/{total} samples, generating for {seconds:.0f} s"
 GENERATING = "passk: {model}: {done}/{total} samples, {rate:.0f} tokens/s"
 #: The context length asked of the engine when the model allows more: long enough for a prompt
 #: and a long answer, small enough that the KV cache of one sequence fits beside 8B weights.
 DEFAULT_MAX_MODEL_LEN = 8192
-#: The CPU engine's KV cache in GiB when the user has not chosen (vLLM's own default is 4).
-CPU_KVCACHE_GIB = "1"
-#: vLLM's step and start timeouts on the CPU, in seconds (its defaults: 300 and 600).
-CPU_SLOW_TIMEOUT = "1800"
-#: Seconds the engine gets to stop by itself before its processes are killed.
-SHUTDOWN_SECONDS = 10.0
 #: Seconds between two progress lines while generating.
 REPORT_EVERY = 5.0
 #: Environment variable that, when set, names a file each engine start appends a line to (tests
@@ -115,14 +123,20 @@ class VllmBackend:
         prompt_style: PromptStyle | None = None,
         progress: Callable[[str], None] | None = None,
         engine_args: dict[str, Any] | None = None,
+        log: Path | None = None,
     ) -> None:
-        """``device`` is ``"cuda"`` or ``"cpu"``; ``engine_args`` go to ``vllm.LLM`` as they are."""
+        """``device`` is ``"cuda"`` or ``"cpu"``; ``engine_args`` go to ``vllm.LLM`` as they are;
+        the engine's processes write their standard error to ``log`` (``None``: to this one's).
+        """
         self._model_id = model_id
         self._source = source
         self._device = device
         self._tensor_parallel = tensor_parallel
         self._style = prompt_style or prompt_style_of(source)
         self._engine_args = dict(engine_args or {})
+        self._log = log
+        #: The log the running engine writes to (None: the terminal).
+        self._running_log: Path | None = None
         #: Called with progress lines (model loading, samples done, tokens/s); rate-limit it.
         self.progress = progress
         self._llm: Any = None
@@ -163,8 +177,9 @@ class VllmBackend:
         if not any(request.n for request in requests):
             return [[] for _ in requests]
         with self._lock:
-            llm = self._engine(params, requests)
-            return self._run(llm, requests, params, sink)
+            # The engine, never the LLM object, travels down the stack: see start_engine.
+            engine = self._engine(params, requests).llm_engine
+            return self._run(engine, requests, params, sink)
 
     def close(self) -> None:
         """Shut the engine (and its worker processes) down; release its memory."""
@@ -181,8 +196,8 @@ class VllmBackend:
             del llm, engine, core
             gc.collect()
             if self._device == "cuda":
-                _release_cuda()
-            _reap(self._children_before)
+                release_cuda()
+            reap(self._children_before)
 
     # -- the engine ----------------------------------------------------------------------------
 
@@ -195,19 +210,14 @@ class VllmBackend:
             smollm2.convert(path, self._say)
         # Set before vLLM is imported and its engine process starts: both read them then.
         # vLLM's INFO and WARNING lines (dozens per start, and warnings about settings the plugin
-        # chose on purpose) would bury pytest's output; the user may ask for them.
+        # chose on purpose) would bury pytest's output; a user who sets the level sees them on
+        # the terminal instead of in the log file.
+        log = None if "VLLM_LOGGING_LEVEL" in os.environ else self._log
         os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")
         if self._device == "cpu":
-            os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", CPU_KVCACHE_GIB)
-            # The CPU engine compiles its kernels during its first steps; on a small, busy
-            # machine that outlasts vLLM's 5-minute step timeout, which kills the engine.
-            for name in ("VLLM_EXECUTE_MODEL_TIMEOUT_SECONDS", "VLLM_ENGINE_READY_TIMEOUT_S"):
-                os.environ.setdefault(name, CPU_SLOW_TIMEOUT)
-            # Dynamo with the eager backend (vLLM's own CPU CI switch): inductor's C++ compile
-            # kept SmolLM2 loading for over 6 minutes on an idle 2-core machine; VLLM_CPU_CI_ENV=0
-            # asks for it (faster per token, cached after the first start).
-            os.environ.setdefault("VLLM_CPU_CI_ENV", "1")
-        self._say(LOADING.format(model=self._model_id, device=self._device))
+            cpu_environment()
+        where = f"; its log: {log}" if log is not None else ""
+        self._say(LOADING.format(model=self._model_id, device=self._device, log=where))
         started = time.monotonic()
         self._children_before = {child.pid or 0 for child in multiprocessing.active_children()}
         args: dict[str, Any] = {
@@ -232,7 +242,8 @@ class VllmBackend:
             args["enable_chunked_prefill"] = False
             args["max_num_batched_tokens"] = args["max_model_len"]
         args.update(self._engine_args)
-        self._llm = _start(args)
+        self._llm = start_engine(args, log)
+        self._running_log = log
         self._tokenizer = self._llm.get_tokenizer()
         seconds = time.monotonic() - started
         self._stats = _add(self._stats, starts=1, load_seconds=seconds)
@@ -253,12 +264,11 @@ class VllmBackend:
 
     def _run(
         self,
-        llm: Any,
+        engine: Any,
         requests: Sequence[GenerationRequest],
         params: SamplingParams,
         sink: SampleSink | None,
     ) -> list[list[Completion]]:
-        engine = llm.llm_engine
         results: list[list[Completion | None]] = [[None] * r.n for r in requests]
         where: dict[str, tuple[int, int]] = {}
         total = sum(r.n for r in requests)
@@ -270,6 +280,8 @@ class VllmBackend:
         try:
             self._submit(engine, requests, params, where)
             while engine.has_unfinished_requests():
+                # Long before the first sample finishes (all of them run at once), say so.
+                self._report(done, total, completion_tokens, started)
                 for output in engine.step():
                     if not output.finished or output.request_id not in where:
                         continue
@@ -312,9 +324,10 @@ class VllmBackend:
                     engine.abort_request(list(where))
             if exc is from_sink or isinstance(exc, PassKError) or not isinstance(exc, Exception):
                 raise
-            if _refused(exc):  # vLLM's refusal of a request (a prompt too long)
-                raise BackendError(f"vLLM refused a request: {_one_line(exc)}") from exc
-            raise BackendError(ENGINE_DIED.format(error=_one_line(exc))) from exc
+            if refused(exc):  # vLLM's refusal of a request (a prompt too long)
+                raise BackendError(f"vLLM refused a request: {one_line(exc)}") from exc
+            error = ENGINE_DIED.format(error=one_line(exc), log=log_tail(self._running_log))
+            raise BackendError(error) from exc
         finally:
             seconds = time.monotonic() - started
             self._stats = _add(
@@ -371,78 +384,26 @@ class VllmBackend:
 
     def _report(self, done: int, total: int, tokens: int, started: float) -> None:
         now = time.monotonic()
-        if self.progress is not None and (done == total or now - self._last_report >= REPORT_EVERY):
-            self._last_report = now
-            rate = tokens / max(time.monotonic() - started, 1e-9)
-            self.progress(
-                GENERATING.format(model=self._model_id, done=done, total=total, rate=rate)
-            )
+        if self.progress is None or (done < total and now - self._last_report < REPORT_EVERY):
+            return
+        if self._last_report < started:  # the first line of a call comes after one interval
+            self._last_report = started
+            return
+        self._last_report = now
+        if done:
+            rate = tokens / max(now - started, 1e-9)
+            line = GENERATING.format(model=self._model_id, done=done, total=total, rate=rate)
+        else:
+            line = GENERATING_FIRST.format(model=self._model_id, total=total, seconds=now - started)
+        self.progress(line)
 
     def _say(self, text: str) -> None:
         if self.progress is not None:
             self.progress(text)
 
 
-def _start(args: dict[str, Any]) -> Any:
-    """Start the engine; once more if the first start dies (a rare, silent failure on the CPU)."""
-    from vllm import LLM
-
-    try:
-        return LLM(**args)
-    except Exception as first:
-        gc.collect()
-        try:
-            return LLM(**args)
-        except Exception as exc:
-            raise BackendError(
-                ENGINE_FAILED.format(model=args["model"], error=_one_line(exc))
-            ) from first
-
-
 def _form(prompt: RenderedPrompt) -> CompletionForm:
     return CompletionForm.CHAT if prompt.style is PromptStyle.CHAT else CompletionForm.CONTINUATION
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[-1] if text else ''}"
-
-
-def _reap(before: set[int]) -> None:
-    """Wait for the engine's processes, so none is left behind, not even as a zombie."""
-    deadline = time.monotonic() + SHUTDOWN_SECONDS
-    for child in multiprocessing.active_children():
-        if child.pid not in before:
-            child.join(max(0.0, deadline - time.monotonic()))
-            if child.is_alive():
-                child.kill()
-                child.join(1.0)
-
-
-def _release_cuda() -> None:
-    try:
-        import torch
-        from vllm.distributed.parallel_state import (
-            destroy_distributed_environment,
-            destroy_model_parallel,
-        )
-    except ImportError:
-        return
-    destroy_model_parallel()
-    destroy_distributed_environment()
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
-
-
-def _refused(exc: BaseException) -> bool:
-    """Whether vLLM refused a request (a prompt too long), rather than failed.
-
-    vLLM raised ``ValueError`` for that before 0.30, and now ``VLLMValidationError``, one of its
-    ``VLLMClientError``s ("caused by the request"); matched by name, so any version works.
-    """
-    return isinstance(exc, ValueError) or any(
-        cls.__name__ == "VLLMClientError" for cls in type(exc).__mro__
-    )
 
 
 def _add(stats: EngineStats, **more: float) -> EngineStats:
@@ -492,4 +453,5 @@ def _build(model: ModelSpec, context: BackendContext, device: str) -> Backend:
         source,
         device=device,
         tensor_parallel=tensor_parallel,
+        log=context.store_dir / "logs" / LOG_NAME if context.store_dir is not None else None,
     )

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from pytest_passk.backends.vllm import ENGINE_LOG_ENV
+from pytest_passk.session import INTERRUPTED_SAMPLING
 from pytest_passk.store import SampleStore
 from tests.support.processes import run_in_group
 
@@ -103,7 +104,57 @@ def test_kill_mid_batch_keeps_every_received_sample(run_dir: Path, tiny_model: P
     assert engine_starts(run_dir) == 2
 
 
+def group_members(pgid: int) -> list[int]:
+    """The processes still in process group ``pgid`` (from /proc)."""
+    members = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            # Fields after the command's closing parenthesis: state, ppid, pgrp, ...
+            if int(stat.rsplit(")", 1)[1].split()[2]) == pgid:
+                members.append(int(entry.name))
+    return members
+
+
+def test_ctrl_c_mid_batch_ends_the_run_and_keeps_every_received_sample(
+    run_dir: Path, tiny_model: Path
+) -> None:
+    run = subprocess.Popen(
+        args(tiny_model, 60, 256),
+        cwd=run_dir,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 900
+    while time.monotonic() < deadline and run.poll() is None and stored(run_dir) < 5:
+        time.sleep(0.05)
+    # A terminal's Ctrl-C reaches the whole foreground group: pytest and the engine's processes.
+    os.killpg(run.pid, signal.SIGINT)
+    try:
+        # Generous for a loaded machine; the bug this guards against never ended at all
+        # (pytest's report of the interrupt asked the stopped engine for its repr).
+        output = run.communicate(timeout=180)[0].decode()
+    except subprocess.TimeoutExpired:
+        os.killpg(run.pid, signal.SIGKILL)
+        pytest.fail("still running 180 s after Ctrl-C:\n" + run.communicate()[0].decode())
+    assert run.returncode == pytest.ExitCode.INTERRUPTED, output
+    assert INTERRUPTED_SAMPLING.split(";")[0] in output
+    assert stored(run_dir) >= 5
+    deadline = time.monotonic() + 60
+    while group_members(run.pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert group_members(run.pid) == [], output
+
+
 def test_xdist_loads_the_model_once(run_dir: Path, tiny_model: Path) -> None:
     result = run_in_group([*args(tiny_model, 4, 32), "-n", "2"], cwd=run_dir, timeout=600)
     assert stored(run_dir) == 12, result.stdout + result.stderr
     assert engine_starts(run_dir) == 1, result.stdout
+    # The engine's processes write their warnings and progress bars to the store's log.
+    log = run_dir / ".passk" / "logs" / "vllm.log"
+    assert "Loading safetensors checkpoint shards" in log.read_text()
+    assert "safetensors" not in result.stdout + result.stderr

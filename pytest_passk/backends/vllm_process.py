@@ -1,0 +1,175 @@
+"""The vLLM engine's processes: their environment, start, log file and shutdown.
+
+vLLM's offline engine runs in child processes (an engine core and its workers) that write their
+own log lines, torch's warnings and progress bars to the standard error they inherit. Started
+with :func:`engine_log` active, they write to a log file under the sample store instead, so a
+pytest run shows the plugin's lines only; an engine that fails is reported with the file's path
+and its last lines.
+
+vLLM and torch are imported only when an engine starts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import multiprocessing
+import os
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from pytest_passk.errors import BackendError
+
+__all__ = [
+    "ENGINE_FAILED",
+    "LOG_NAME",
+    "SHUTDOWN_SECONDS",
+    "cpu_environment",
+    "engine_log",
+    "log_tail",
+    "one_line",
+    "reap",
+    "refused",
+    "release_cuda",
+    "start_engine",
+]
+
+ENGINE_FAILED = "vLLM could not start {model}: {error}{log}"
+#: The engine's log file, in the store's ``logs`` folder.
+LOG_NAME = "vllm.log"
+#: The CPU engine's KV cache in GiB when the user has not chosen (vLLM's own default is 4).
+CPU_KVCACHE_GIB = "1"
+#: vLLM's step and start timeouts on the CPU, in seconds (its defaults: 300 and 600).
+CPU_SLOW_TIMEOUT = "1800"
+#: Seconds the engine gets to stop by itself before its processes are killed.
+SHUTDOWN_SECONDS = 10.0
+#: Size past which the log is moved aside (to ``vllm.log.1``) before an engine starts.
+LOG_KEEP_BYTES = 8 << 20
+#: Lines of the engine's log quoted when it fails.
+TAIL_LINES = 3
+
+
+def cpu_environment() -> None:
+    """The CPU engine's settings, unless the user chose them; set before vLLM is imported."""
+    os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", CPU_KVCACHE_GIB)
+    # The CPU engine compiles its kernels during its first steps; on a small, busy machine that
+    # outlasts vLLM's 5-minute step timeout, which kills the engine.
+    for name in ("VLLM_EXECUTE_MODEL_TIMEOUT_SECONDS", "VLLM_ENGINE_READY_TIMEOUT_S"):
+        os.environ.setdefault(name, CPU_SLOW_TIMEOUT)
+    # Dynamo with the eager backend (vLLM's own CPU CI switch): inductor's C++ compile kept
+    # SmolLM2 loading for over 6 minutes on an idle 2-core machine; VLLM_CPU_CI_ENV=0 asks for
+    # it (faster per token, cached after the first start).
+    os.environ.setdefault("VLLM_CPU_CI_ENV", "1")
+
+
+@contextlib.contextmanager
+def engine_log(path: Path | None) -> Iterator[None]:
+    """Point this process's standard error (file descriptor 2) at ``path`` for the block.
+
+    The engine's processes, started inside the block, inherit the file and keep writing to it
+    after the block; this process gets its standard error back. ``None`` leaves it alone.
+    """
+    if path is None:
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(OSError):
+        if path.stat().st_size > LOG_KEEP_BYTES:  # one older log is kept beside it
+            path.replace(path.with_name(path.name + ".1"))
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(path, "ab") as log:
+            log.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} pid {os.getpid()}\n".encode())
+            log.flush()
+            os.dup2(log.fileno(), 2)
+        yield
+    finally:
+        with contextlib.suppress(Exception):
+            sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def log_tail(path: Path | None, lines: int = TAIL_LINES) -> str:
+    """`` (vLLM's log, PATH, ends: ...)`` for an error message, or ``""`` without a log."""
+    if path is None or not path.is_file():
+        return ""
+    with open(path, "rb") as file:
+        file.seek(max(0, file.seek(0, os.SEEK_END) - 16384))
+        text = file.read().decode(errors="replace")
+    # Progress bars redraw with carriage returns; only their last state is worth quoting.
+    kept = [line.rsplit("\r", 1)[-1].strip() for line in text.split("\n")]
+    kept = [line for line in kept if line and not line.startswith("--- ")][-lines:]
+    return f" (vLLM's log: {path}; it ends: {' | '.join(kept)})" if kept else f" (log: {path})"
+
+
+def start_engine(args: dict[str, Any], log: Path | None) -> Any:
+    """Start the engine; once more if the first start dies (a rare, silent failure on the CPU).
+
+    The engine's repr is fixed at once: vLLM's ``LLM.__repr__`` asks the engine's workers for a
+    description of the model, which never returns once they are gone, and pytest formats every
+    object on an interrupted traceback (Ctrl-C, which also stops the workers) with ``repr``.
+    """
+    from vllm import LLM
+
+    with engine_log(log):
+        try:
+            llm = LLM(**args)
+        except Exception as first:
+            gc.collect()
+            try:
+                llm = LLM(**args)
+            except Exception as exc:
+                error = ENGINE_FAILED.format(model=args["model"], error=one_line(exc), log="")
+                raise BackendError(error + log_tail(log)) from first
+    if hasattr(llm, "_cached_repr"):
+        llm._cached_repr = f"LLM(model={args['model']!r})"
+    return llm
+
+
+def one_line(exc: BaseException) -> str:
+    """``Type: last line of the message``."""
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[-1] if text else ''}"
+
+
+def refused(exc: BaseException) -> bool:
+    """Whether vLLM refused a request (a prompt too long), rather than failed.
+
+    vLLM raised ``ValueError`` for that before 0.30, and now ``VLLMValidationError``, one of its
+    ``VLLMClientError``s ("caused by the request"); matched by name, so any version works.
+    """
+    return isinstance(exc, ValueError) or any(
+        cls.__name__ == "VLLMClientError" for cls in type(exc).__mro__
+    )
+
+
+def reap(before: set[int]) -> None:
+    """Wait for the engine's processes, so none is left behind, not even as a zombie."""
+    deadline = time.monotonic() + SHUTDOWN_SECONDS
+    for child in multiprocessing.active_children():
+        if child.pid not in before:
+            child.join(max(0.0, deadline - time.monotonic()))
+            if child.is_alive():
+                child.kill()
+                child.join(1.0)
+
+
+def release_cuda() -> None:
+    """Tear vLLM's distributed state down and return the GPU memory torch still caches."""
+    try:
+        import torch
+        from vllm.distributed.parallel_state import (
+            destroy_distributed_environment,
+            destroy_model_parallel,
+        )
+    except ImportError:
+        return
+    destroy_model_parallel()
+    destroy_distributed_environment()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()

@@ -1,0 +1,79 @@
+"""The engine's log file and error quoting, without vLLM: the engine's children are stand-ins."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pytest_passk.backends.vllm_process import LOG_KEEP_BYTES, engine_log, log_tail
+
+NOISY_CHILD = (
+    "import sys, time\n"
+    "print('DeprecationWarning: torch.jit.script_method is deprecated', file=sys.stderr)\n"
+    "sys.stderr.flush()\n"
+    "time.sleep(0.3)\n"  # still writing after the block has ended
+    "print('Loading safetensors checkpoint shards: 100%', file=sys.stderr)\n"
+)
+
+
+def test_children_started_in_the_block_write_to_the_log_and_this_process_gets_stderr_back(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    log = tmp_path / "logs" / "vllm.log"
+    with engine_log(log):
+        child = subprocess.Popen([sys.executable, "-c", NOISY_CHILD])
+    os.write(2, b"this process's own line\n")
+    child.wait(timeout=60)
+    captured = capfd.readouterr()
+    assert "this process's own line" in captured.err
+    assert "deprecated" not in captured.err and "safetensors" not in captured.err
+    text = log.read_text()
+    assert "DeprecationWarning" in text and "Loading safetensors checkpoint shards" in text
+
+
+def test_stderr_comes_back_when_the_block_raises(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    log = tmp_path / "vllm.log"
+    with pytest.raises(RuntimeError), engine_log(log):
+        raise RuntimeError("engine start failed")
+    os.write(2, b"after the failure\n")
+    assert "after the failure" in capfd.readouterr().err
+    assert "after the failure" not in log.read_text()
+
+
+def test_no_log_leaves_stderr_alone(capfd: pytest.CaptureFixture[str]) -> None:
+    with engine_log(None):
+        os.write(2, b"straight to the terminal\n")
+    assert "straight to the terminal" in capfd.readouterr().err
+
+
+def test_a_large_log_is_moved_aside_before_the_next_start(tmp_path: Path) -> None:
+    log = tmp_path / "vllm.log"
+    log.write_bytes(b"x" * (LOG_KEEP_BYTES + 1))
+    with engine_log(log):
+        pass
+    assert (tmp_path / "vllm.log.1").stat().st_size == LOG_KEEP_BYTES + 1
+    assert log.stat().st_size < 100
+
+
+def test_the_tail_quotes_the_last_lines_and_only_a_progress_bar_s_last_state(
+    tmp_path: Path,
+) -> None:
+    log = tmp_path / "vllm.log"
+    log.write_text(
+        "--- 2026-11-30 15:00:00 pid 1\n"
+        "Loading: 0%\rLoading: 50%\rLoading: 100%\n"
+        "\n"
+        "RuntimeError: CPU out of memory\n"
+    )
+    tail = log_tail(log)
+    assert tail == (
+        f" (vLLM's log: {log}; it ends: Loading: 100% | RuntimeError: CPU out of memory)"
+    )
+    assert log_tail(None) == ""
+    assert log_tail(tmp_path / "absent.log") == ""
