@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pytest_passk.backends import (
     Backend,
     BackendContext,
+    BackendStats,
     Completion,
     GenerationRequest,
     ModelSpec,
@@ -254,6 +255,10 @@ class SampleSupply:
             self._progress.say(
                 f"passk: {total} samples from {model.label} in {elapsed:.1f} s", force=True
             )
+        # What the backend did for them (requests and retries, engine time), when it drew any.
+        stats = getattr(backend, "stats", None)
+        if isinstance(stats, BackendStats) and stats.samples:
+            self._progress.say(f"passk: {model.label}: {stats.summary()}", force=True)
 
     def _n_for(self, task: Task, backend: Backend) -> int:
         if self._setup.n is not None:

@@ -29,6 +29,7 @@ __all__ = [
     "USAGE_UNDERCOUNTED",
     "Backend",
     "BackendContext",
+    "BackendStats",
     "Completion",
     "CompletionForm",
     "GenerationRequest",
@@ -165,4 +166,17 @@ class Recording(Protocol):
 
     def recorded(self, task_id: str) -> int:
         """How many samples are recorded for ``task_id``."""
+        ...
+
+
+@runtime_checkable
+class BackendStats(Protocol):
+    """What a backend that keeps count of its work exposes as ``backend.stats``; the run prints
+    its summary line after the backend drew samples.
+    """
+
+    samples: int
+
+    def summary(self) -> str:
+        """One line: requests and retries, or engine time; samples and tokens."""
         ...

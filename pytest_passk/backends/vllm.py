@@ -46,6 +46,7 @@ from pytest_passk.backends.vllm_process import (
     ENGINE_FAILED,
     LOG_NAME,
     SHUTDOWN_SECONDS,
+    InterruptWatch,
     cpu_environment,
     log_tail,
     one_line,
@@ -108,6 +109,15 @@ class EngineStats:
     def tokens_per_second(self) -> float:
         """Completion tokens per second of generation."""
         return self.completion_tokens / self.generate_seconds if self.generate_seconds else 0.0
+
+    def summary(self) -> str:
+        """One line for the terminal: engine starts, samples, tokens and their rate."""
+        started = f"{self.starts} engine start(s) in {self.load_seconds:.0f} s, "
+        return (
+            f"{started if self.starts else ''}{self.samples} samples in "
+            f"{self.generate_seconds:.0f} s, {self.prompt_tokens} prompt + "
+            f"{self.completion_tokens} completion tokens, {self.tokens_per_second:.1f} tokens/s"
+        )
 
 
 class VllmBackend:
@@ -277,67 +287,75 @@ class VllmBackend:
         # The caller's own error (the store refusing a sample) is not the engine's: it propagates
         # as it is, after the queue is dropped.
         from_sink: BaseException | None = None
-        try:
-            self._submit(engine, requests, params, where)
-            while engine.has_unfinished_requests():
-                # Long before the first sample finishes (all of them run at once), say so.
-                self._report(done, total, completion_tokens, started)
-                for output in engine.step():
-                    if not output.finished or output.request_id not in where:
-                        continue
-                    position, offset = where.pop(output.request_id)
-                    request = requests[position]
-                    sample = output.outputs[0]
-                    # The prompt is counted once per request: on its first sample.
-                    prompt_count = len(output.prompt_token_ids or ()) if offset == 0 else 0
-                    tokens = len(sample.token_ids)
-                    # The engine's seconds since the last sample finished: summed over a call,
-                    # its generation time, which prices local samples (pricing.py).
-                    now, last = time.monotonic(), now
-                    timing = engine_metadata(self._device, self._devices(), now - last)
-                    completion = Completion(
-                        text=sample.text,
-                        form=_form(request.prompt),
-                        prompt_tokens=prompt_count,
-                        completion_tokens=tokens,
-                        finish_reason=sample.finish_reason,
-                        latency=time.monotonic() - started,
-                        metadata={"seed": sample_seed(params.seed, request.start + offset)}
-                        | timing,
-                    )
-                    results[position][offset] = completion
-                    done += 1
-                    prompt_tokens += prompt_count
-                    completion_tokens += tokens
-                    if sink is not None:
-                        try:
-                            sink(position, request.start + offset, completion)
-                        except BaseException as exc:
-                            from_sink = exc
-                            raise
+        with InterruptWatch() as interrupt:
+            try:
+                self._submit(engine, requests, params, where)
+                while engine.has_unfinished_requests():
+                    # Long before the first sample finishes (all of them run at once), say so.
                     self._report(done, total, completion_tokens, started)
-        except BaseException as exc:
-            # A refused request, a sink error, an interrupt or a dead engine: drop what is still
-            # queued, so the engine is idle for the next call.
-            if where:
-                with contextlib.suppress(Exception):  # a dead engine cannot abort
-                    engine.abort_request(list(where))
-            if exc is from_sink or isinstance(exc, PassKError) or not isinstance(exc, Exception):
-                raise
-            if refused(exc):  # vLLM's refusal of a request (a prompt too long)
-                raise BackendError(f"vLLM refused a request: {one_line(exc)}") from exc
-            error = ENGINE_DIED.format(error=one_line(exc), log=log_tail(self._running_log))
-            raise BackendError(error) from exc
-        finally:
-            seconds = time.monotonic() - started
-            self._stats = _add(
-                self._stats,
-                generate_seconds=seconds,
-                device_seconds=seconds * (self._tensor_parallel if self._device == "cuda" else 1),
-                samples=done,
-                prompt_tokens=prompt_tokens,
-                completion_tokens=completion_tokens,
-            )
+                    for output in engine.step():
+                        if not output.finished or output.request_id not in where:
+                            continue
+                        position, offset = where.pop(output.request_id)
+                        request = requests[position]
+                        sample = output.outputs[0]
+                        # The prompt is counted once per request: on its first sample.
+                        prompt_count = len(output.prompt_token_ids or ()) if offset == 0 else 0
+                        tokens = len(sample.token_ids)
+                        # The engine's seconds since the last sample finished: summed over a call,
+                        # its generation time, which prices local samples (pricing.py).
+                        now, last = time.monotonic(), now
+                        timing = engine_metadata(self._device, self._devices(), now - last)
+                        completion = Completion(
+                            text=sample.text,
+                            form=_form(request.prompt),
+                            prompt_tokens=prompt_count,
+                            completion_tokens=tokens,
+                            finish_reason=sample.finish_reason,
+                            latency=time.monotonic() - started,
+                            metadata={"seed": sample_seed(params.seed, request.start + offset)}
+                            | timing,
+                        )
+                        results[position][offset] = completion
+                        done += 1
+                        prompt_tokens += prompt_count
+                        completion_tokens += tokens
+                        if sink is not None:
+                            try:
+                                sink(position, request.start + offset, completion)
+                            except BaseException as exc:
+                                from_sink = exc
+                                raise
+                        self._report(done, total, completion_tokens, started)
+            except BaseException as exc:
+                # A refused request, a sink error, an interrupt or a dead engine: drop what is still
+                # queued, so the engine is idle for the next call.
+                if where:
+                    with contextlib.suppress(Exception):  # a dead engine cannot abort
+                        engine.abort_request(list(where))
+                if (
+                    exc is from_sink
+                    or isinstance(exc, PassKError)
+                    or not isinstance(exc, Exception)
+                ):
+                    raise
+                if interrupt.seen:  # the engine stopped on the user's Ctrl-C
+                    raise KeyboardInterrupt from exc
+                if refused(exc):  # vLLM's refusal of a request (a prompt too long)
+                    raise BackendError(f"vLLM refused a request: {one_line(exc)}") from exc
+                error = ENGINE_DIED.format(error=one_line(exc), log=log_tail(self._running_log))
+                raise BackendError(error) from exc
+            finally:
+                seconds = time.monotonic() - started
+                self._stats = _add(
+                    self._stats,
+                    generate_seconds=seconds,
+                    device_seconds=seconds
+                    * (self._tensor_parallel if self._device == "cuda" else 1),
+                    samples=done,
+                    prompt_tokens=prompt_tokens,
+                    completion_tokens=completion_tokens,
+                )
         missing = [r.task_id for r, got in zip(requests, results, strict=True) if None in got]
         if missing:
             raise BackendError(f"vLLM finished without samples for {', '.join(missing)}")

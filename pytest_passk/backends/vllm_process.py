@@ -15,10 +15,13 @@ import contextlib
 import gc
 import multiprocessing
 import os
+import signal
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from pytest_passk.errors import BackendError
@@ -27,6 +30,7 @@ __all__ = [
     "ENGINE_FAILED",
     "LOG_NAME",
     "SHUTDOWN_SECONDS",
+    "InterruptWatch",
     "cpu_environment",
     "engine_log",
     "log_tail",
@@ -129,6 +133,36 @@ def start_engine(args: dict[str, Any], log: Path | None) -> Any:
     if hasattr(llm, "_cached_repr"):
         llm._cached_repr = f"LLM(model={args['model']!r})"
     return llm
+
+
+class InterruptWatch:
+    """Notes a Ctrl-C (SIGINT) in its block, and lets it interrupt as it would have.
+
+    A terminal's Ctrl-C reaches the engine's processes too, which stop at once: the engine's
+    death may then reach this process before its own ``KeyboardInterrupt`` does, and must be
+    reported as the interrupt it is, not as a failed engine. Python handles signals in the main
+    thread only; elsewhere the block runs unwatched.
+    """
+
+    def __init__(self) -> None:
+        self.seen = False
+        self._previous: Any = None
+
+    def __enter__(self) -> InterruptWatch:
+        previous = signal.getsignal(signal.SIGINT)
+        if threading.current_thread() is threading.main_thread() and callable(previous):
+            self._previous = previous
+            signal.signal(signal.SIGINT, self._note)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+            self._previous = None
+
+    def _note(self, number: int, frame: FrameType | None) -> Any:
+        self.seen = True
+        return self._previous(number, frame)
 
 
 def one_line(exc: BaseException) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import resource
 import signal
 import subprocess
@@ -164,6 +165,14 @@ def test_twenty_tasks_through_the_fault_proxy_store_exactly_320_samples(
     model = json.loads(report.read_text())["models"][f"openai:{MODEL}"]
     assert model["tokens"]["undercounted_samples"] == N, model
     assert UNDERCOUNTED_NOTE.format(count=N) in result.stdout, result.stdout
+    # The backend's own account of its requests, retries and tokens closes the sampling phase.
+    account = re.search(
+        rf"passk: openai:{MODEL}: (\d+) requests \((\d+) retried: ([^)]*)\), "
+        rf"{TASKS * N} samples",
+        result.stdout,
+    )
+    assert account is not None, result.stdout
+    assert int(account[1]) >= 21 and int(account[2]) >= 1, account[0]
     # A rerun draws nothing: every sample is in the store, so it needs no server at all.
     again = run(tmp_path, proxy.url)
     assert again.returncode == 0, again.stdout + again.stderr

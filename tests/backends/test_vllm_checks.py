@@ -17,7 +17,7 @@ import pytest
 
 from pytest_passk.backends import vllm_checks
 from pytest_passk.backends.registry import BackendContext, check_backend, resolve_model
-from pytest_passk.backends.vllm import VllmBackend, sample_seed
+from pytest_passk.backends.vllm import EngineStats, VllmBackend, sample_seed
 from pytest_passk.backends.vllm_checks import (
     GIB,
     GPU_MEMORY_SHORT,
@@ -196,3 +196,21 @@ def test_sample_seeds_depend_on_the_run_seed_and_the_index_only() -> None:
     assert seeds[7] == sample_seed(0, 7)
     assert sample_seed(1, 7) != seeds[7]
     assert all(0 <= seed < 2**63 for seed in seeds)
+
+
+def test_the_engine_s_summary_line() -> None:
+    stats = EngineStats(
+        starts=1,
+        load_seconds=52.4,
+        generate_seconds=200.0,
+        samples=30,
+        prompt_tokens=284,
+        completion_tokens=2854,
+    )
+    assert stats.summary() == (
+        "1 engine start(s) in 52 s, 30 samples in 200 s, 284 prompt + 2854 completion tokens, "
+        "14.3 tokens/s"
+    )
+    assert EngineStats(samples=4, generate_seconds=2.0, completion_tokens=10).summary() == (
+        "4 samples in 2 s, 0 prompt + 10 completion tokens, 5.0 tokens/s"
+    )

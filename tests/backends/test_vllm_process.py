@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
 
-from pytest_passk.backends.vllm_process import LOG_KEEP_BYTES, engine_log, log_tail
+from pytest_passk.backends.vllm_process import (
+    LOG_KEEP_BYTES,
+    InterruptWatch,
+    engine_log,
+    log_tail,
+)
 
 NOISY_CHILD = (
     "import sys, time\n"
@@ -77,3 +85,29 @@ def test_the_tail_quotes_the_last_lines_and_only_a_progress_bar_s_last_state(
     )
     assert log_tail(None) == ""
     assert log_tail(tmp_path / "absent.log") == ""
+
+
+def test_a_ctrl_c_in_the_block_is_noted_and_still_interrupts() -> None:
+    before = signal.getsignal(signal.SIGINT)
+    with pytest.raises(KeyboardInterrupt), InterruptWatch() as watch:
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(5)  # the handler interrupts the sleep
+    assert watch.seen
+    assert signal.getsignal(signal.SIGINT) is before
+    with InterruptWatch() as quiet:
+        pass
+    assert not quiet.seen
+
+
+def test_outside_the_main_thread_the_block_runs_unwatched() -> None:
+    before = signal.getsignal(signal.SIGINT)
+    seen: list[object] = []
+
+    def run() -> None:
+        with InterruptWatch():
+            seen.append(signal.getsignal(signal.SIGINT))
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join()
+    assert seen == [before]
