@@ -47,6 +47,7 @@ from pytest_passk.backends.vllm_process import (
     LOG_NAME,
     SHUTDOWN_SECONDS,
     InterruptWatch,
+    cpu_dtype,
     cpu_environment,
     log_tail,
     one_line,
@@ -60,6 +61,7 @@ from pytest_passk.pricing import engine_metadata
 from pytest_passk.prompts import CompletionForm, PromptStyle, RenderedPrompt
 
 __all__ = [
+    "DTYPE_ENV",
     "ENGINE_FAILED",
     "EngineStats",
     "VllmBackend",
@@ -79,6 +81,9 @@ GENERATING = "passk: {model}: {done}/{total} samples, {rate:.0f} tokens/s"
 DEFAULT_MAX_MODEL_LEN = 8192
 #: Seconds between two progress lines while generating.
 REPORT_EVERY = 5.0
+#: Environment variable naming the dtype the engine computes in (vLLM's ``dtype``: ``auto``,
+#: ``bfloat16``, ``float16``, ``float32``), over the plugin's choice.
+DTYPE_ENV = "PASSK_VLLM_DTYPE"
 #: Environment variable that, when set, names a file each engine start appends a line to (tests
 #: count model loads with it).
 ENGINE_LOG_ENV = "PASSK_VLLM_ENGINE_LOG"
@@ -251,6 +256,8 @@ class VllmBackend:
             args.setdefault("max_model_len", max(DEFAULT_MAX_MODEL_LEN, needed))
             args["enable_chunked_prefill"] = False
             args["max_num_batched_tokens"] = args["max_model_len"]
+            args["dtype"] = cpu_dtype() or "auto"
+        args["dtype"] = os.environ.get(DTYPE_ENV) or args.get("dtype", "auto")
         args.update(self._engine_args)
         self._llm = start_engine(args, log)
         self._running_log = log

@@ -31,6 +31,7 @@ __all__ = [
     "LOG_NAME",
     "SHUTDOWN_SECONDS",
     "InterruptWatch",
+    "cpu_dtype",
     "cpu_environment",
     "engine_log",
     "log_tail",
@@ -54,6 +55,29 @@ SHUTDOWN_SECONDS = 10.0
 LOG_KEEP_BYTES = 8 << 20
 #: Lines of the engine's log quoted when it fails.
 TAIL_LINES = 3
+
+
+def cpu_dtype(cpuinfo: str | None = None) -> str | None:
+    """``"float32"`` on a CPU without native bfloat16 arithmetic, else ``None`` (the model's own).
+
+    vLLM runs a bfloat16 model in bfloat16 on any x86 CPU, but without AVX512-BF16 or AMX each
+    operation is emulated: on a 2-core AVX2 machine SmolLM2 generated 11.8 tokens/s in bfloat16
+    and 44.2 in float32 (24 samples of 128 tokens, same load). ``cpuinfo`` is /proc/cpuinfo's
+    text (read if omitted); where it cannot be read, the model's dtype stays.
+    """
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text(errors="replace")
+        except OSError:
+            return None
+    flags: set[str] = set()
+    for line in cpuinfo.splitlines():
+        name, _, value = line.partition(":")
+        if name.strip() in ("flags", "Features"):  # x86, and aarch64 (whose "bf16" is native)
+            flags.update(value.split())
+    if not flags or flags & {"avx512_bf16", "amx_bf16", "bf16"}:
+        return None
+    return "float32"
 
 
 def cpu_environment() -> None:

@@ -15,6 +15,7 @@ import pytest
 from pytest_passk.backends.vllm_process import (
     LOG_KEEP_BYTES,
     InterruptWatch,
+    cpu_dtype,
     engine_log,
     log_tail,
 )
@@ -111,3 +112,18 @@ def test_outside_the_main_thread_the_block_runs_unwatched() -> None:
     thread.start()
     thread.join()
     assert seen == [before]
+
+
+@pytest.mark.parametrize(
+    ("cpuinfo", "dtype"),
+    [
+        ("processor\t: 0\nflags\t\t: fpu sse2 avx2 fma\n", "float32"),  # AVX2 only: emulated
+        ("flags\t\t: avx2 avx512f avx512_bf16\n", None),
+        ("flags\t\t: avx2 avx512f amx_bf16 amx_tile\n", None),
+        ("Features\t: fp asimd bf16 sve\n", None),  # aarch64 with native bf16
+        ("Features\t: fp asimd\n", "float32"),
+        ("", None),  # unknown: the model's own dtype
+    ],
+)
+def test_float32_where_the_cpu_has_no_native_bfloat16(cpuinfo: str, dtype: str | None) -> None:
+    assert cpu_dtype(cpuinfo) == dtype
