@@ -5,6 +5,7 @@ Each run here starts its own engine in a pytest subprocess (30-60 s each on two 
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -123,7 +124,7 @@ def test_ctrl_c_mid_batch_ends_the_run_and_keeps_every_received_sample(
     run_dir: Path, tiny_model: Path
 ) -> None:
     run = subprocess.Popen(
-        args(tiny_model, 60, 256),
+        [*args(tiny_model, 60, 256), "--passk-report=report.json"],
         cwd=run_dir,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -144,6 +145,8 @@ def test_ctrl_c_mid_batch_ends_the_run_and_keeps_every_received_sample(
     assert run.returncode == pytest.ExitCode.INTERRUPTED, output
     assert INTERRUPTED_SAMPLING.split(";")[0] in output
     assert stored(run_dir) >= 5
+    # The report is written, and says it covers a run that did not finish.
+    assert json.loads((run_dir / "report.json").read_text())["complete"] is False
     deadline = time.monotonic() + 60
     while group_members(run.pid) and time.monotonic() < deadline:
         time.sleep(0.2)
