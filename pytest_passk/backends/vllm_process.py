@@ -142,9 +142,10 @@ def start_engine(args: dict[str, Any], log: Path | None) -> Any:
     description of the model, which never returns once they are gone, and pytest formats every
     object on an interrupted traceback (Ctrl-C, which also stops the workers) with ``repr``.
     """
-    from vllm import LLM
-
     with engine_log(log):
+        # Importing vLLM (torch's deprecation warnings) belongs in the log as much as its start.
+        from vllm import LLM
+
         try:
             llm = LLM(**args)
         except Exception as first:

@@ -161,3 +161,4 @@ def test_xdist_loads_the_model_once(run_dir: Path, tiny_model: Path) -> None:
     log = run_dir / ".passk" / "logs" / "vllm.log"
     assert "Loading safetensors checkpoint shards" in log.read_text()
     assert "safetensors" not in result.stdout + result.stderr
+    assert "DeprecationWarning" not in result.stdout + result.stderr
