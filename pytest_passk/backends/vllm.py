@@ -46,6 +46,7 @@ from pytest_passk.backends.vllm_process import (
     ENGINE_FAILED,
     LOG_NAME,
     SHUTDOWN_SECONDS,
+    GeneratedTokens,
     InterruptWatch,
     cpu_dtype,
     cpu_environment,
@@ -73,9 +74,8 @@ __all__ = [
 ENGINE_DIED = "the vLLM engine failed while generating: {error}{log}"
 LOADING = "passk: loading {model} into vLLM ({device}){log}"
 LOADED = "passk: {model} loaded in {seconds:.0f} s"
-#: While nothing has finished yet, and then with the tokens/s of the samples finished so far.
-GENERATING_FIRST = "passk: {model}: 0/{total} samples, generating for {seconds:.0f} s"
-GENERATING = "passk: {model}: {done}/{total} samples, {rate:.0f} tokens/s"
+#: Samples finished, and the tokens generated per second since the call's batch was queued.
+GENERATING = "passk: {model}: {done}/{total} samples, {rate:.0f} tokens/s, {seconds:.0f} s"
 #: The context length asked of the engine when the model allows more: long enough for a prompt
 #: and a long answer, small enough that the KV cache of one sequence fits beside 8B weights.
 DEFAULT_MAX_MODEL_LEN = 8192
@@ -161,6 +161,7 @@ class VllmBackend:
         self._requests = 0
         self._children_before: set[int] = set()
         self._last_report = 0.0
+        self._generated: GeneratedTokens | None = None
 
     @property
     def model(self) -> str:
@@ -260,6 +261,7 @@ class VllmBackend:
         args["dtype"] = os.environ.get(DTYPE_ENV) or args.get("dtype", "auto")
         args.update(self._engine_args)
         self._llm = start_engine(args, log)
+        self._generated = GeneratedTokens(self._llm.llm_engine)
         self._running_log = log
         self._tokenizer = self._llm.get_tokenizer()
         seconds = time.monotonic() - started
@@ -291,6 +293,7 @@ class VllmBackend:
         total = sum(r.n for r in requests)
         started = now = time.monotonic()
         done = prompt_tokens = completion_tokens = 0
+        generated_before = self._generated.count if self._generated is not None else 0
         # The caller's own error (the store refusing a sample) is not the engine's: it propagates
         # as it is, after the queue is dropped.
         from_sink: BaseException | None = None
@@ -299,7 +302,7 @@ class VllmBackend:
                 self._submit(engine, requests, params, where)
                 while engine.has_unfinished_requests():
                     # Long before the first sample finishes (all of them run at once), say so.
-                    self._report(done, total, completion_tokens, started)
+                    self._report(done, total, completion_tokens, generated_before, started)
                     for output in engine.step():
                         if not output.finished or output.request_id not in where:
                             continue
@@ -333,7 +336,7 @@ class VllmBackend:
                             except BaseException as exc:
                                 from_sink = exc
                                 raise
-                        self._report(done, total, completion_tokens, started)
+                        self._report(done, total, completion_tokens, generated_before, started)
             except BaseException as exc:
                 # A refused request, a sink error, an interrupt or a dead engine: drop what is still
                 # queued, so the engine is idle for the next call.
@@ -407,7 +410,9 @@ class VllmBackend:
                 )
                 engine.add_request(request_id, {"prompt_token_ids": ids}, sampling)
 
-    def _report(self, done: int, total: int, tokens: int, started: float) -> None:
+    def _report(
+        self, done: int, total: int, finished_tokens: int, generated_before: int, started: float
+    ) -> None:
         now = time.monotonic()
         if self.progress is None or (done < total and now - self._last_report < REPORT_EVERY):
             return
@@ -415,12 +420,17 @@ class VllmBackend:
             self._last_report = started
             return
         self._last_report = now
-        if done:
-            rate = tokens / max(now - started, 1e-9)
-            line = GENERATING.format(model=self._model_id, done=done, total=total, rate=rate)
-        else:
-            line = GENERATING_FIRST.format(model=self._model_id, total=total, seconds=now - started)
-        self.progress(line)
+        counter = self._generated
+        if counter is not None and counter.available:
+            tokens = counter.count - generated_before
+        else:  # only what finished samples hold: an undercount until the batch ends
+            tokens = finished_tokens
+        seconds = max(now - started, 1e-9)
+        self.progress(
+            GENERATING.format(
+                model=self._model_id, done=done, total=total, rate=tokens / seconds, seconds=seconds
+            )
+        )
 
     def _say(self, text: str) -> None:
         if self.progress is not None:

@@ -7,6 +7,7 @@ tests assert counts, seeds, stops and token accounting, never content.
 from __future__ import annotations
 
 import os
+import re
 import threading
 from pathlib import Path
 
@@ -204,3 +205,25 @@ def test_each_sample_carries_its_share_of_engine_time(engine: VllmBackend) -> No
     }
     cost = PriceTable.with_overrides({}).samples_cost("vllm-cpu:tiny", batch)
     assert cost is not None and cost > 0
+
+
+def test_progress_counts_every_generated_token_at_its_rate(engine: VllmBackend) -> None:
+    lines: list[str] = []
+    engine.progress = lines.append
+    try:
+        batch = engine.generate([GenerationRequest("p", PLAIN, 6)], PARAMS)[0]
+    finally:
+        engine.progress = None
+    # The last line of a call is always written: every sample, and a rate of real tokens.
+    last = re.fullmatch(
+        rf"passk: {re.escape(engine.model)}: 6/6 samples, (\d+) tokens/s, \d+ s", lines[-1]
+    )
+    assert last is not None, lines
+    assert int(last[1]) > 0
+    counter = engine._generated
+    assert counter is not None and counter.available
+    # The engine's own per-step token counts add up to the samples' tokens.
+    before = counter.count
+    again = engine.generate([GenerationRequest("q", PLAIN, 3)], PARAMS)[0]
+    assert counter.count - before == sum(c.completion_tokens for c in again)
+    assert batch

@@ -14,6 +14,7 @@ import pytest
 
 from pytest_passk.backends.vllm_process import (
     LOG_KEEP_BYTES,
+    GeneratedTokens,
     InterruptWatch,
     cpu_dtype,
     engine_log,
@@ -127,3 +128,43 @@ def test_outside_the_main_thread_the_block_runs_unwatched() -> None:
 )
 def test_float32_where_the_cpu_has_no_native_bfloat16(cpuinfo: str, dtype: str | None) -> None:
     assert cpu_dtype(cpuinfo) == dtype
+
+
+class _Output:
+    def __init__(self, tokens: list[int]) -> None:
+        self.new_token_ids = tokens
+
+
+class _Outputs:
+    def __init__(self, *outputs: _Output) -> None:
+        self.outputs = list(outputs)
+
+
+class _Client:
+    def __init__(self) -> None:
+        self.steps = [_Outputs(_Output([1]), _Output([2, 3])), _Outputs(), _Outputs(_Output([4]))]
+
+    def get_output(self) -> _Outputs:
+        return self.steps.pop(0)
+
+
+class _Engine:
+    def __init__(self) -> None:
+        self.engine_core = _Client()
+
+
+def test_generated_tokens_are_counted_per_step_and_the_outputs_pass_through() -> None:
+    engine = _Engine()
+    counter = GeneratedTokens(engine)
+    assert counter.available
+    first = engine.engine_core.get_output()
+    assert [o.new_token_ids for o in first.outputs] == [[1], [2, 3]]
+    assert counter.count == 3
+    engine.engine_core.get_output()
+    engine.engine_core.get_output()
+    assert counter.count == 4
+
+
+def test_without_the_engine_client_nothing_is_counted() -> None:
+    counter = GeneratedTokens(object())
+    assert not counter.available and counter.count == 0
