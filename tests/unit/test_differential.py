@@ -190,6 +190,35 @@ def test_same(got: object, expected: object, compare: dict[str, object], agrees:
     assert same(got, expected, compare) is agrees
 
 
+EVALPLUS = {"kind": "evalplus", "atol": 0.0}
+
+
+@pytest.mark.parametrize(
+    ("got", "expected", "agrees"),
+    [
+        # EvalPlus widens atol 0 to 1e-6 only where the expected output "is_floats": a float, or
+        # a list or tuple of floats. Everywhere else it compares with ==.
+        (1.0000001, 1.0, True),
+        ((1.0000001, 2.0), (1.0, 2.0), True),
+        (3.0000001, 3, False),  # the reference's int: exact
+        ([1, 1.0000001], [1, 1.0], False),  # not all floats: exact
+        ([[1.0000001]], [[1.0]], False),  # nested: exact
+        ({"a": 1.0000001}, {"a": 1.0}, False),
+        ([2.0, 1.0], [2.0, 1.0], True),
+        ([[1.0]], [[1.0]], True),
+    ],
+)
+def test_evalplus_tolerance_only_where_evalplus_allows_it(
+    got: object, expected: object, agrees: bool
+) -> None:
+    assert same(got, expected, EVALPLUS) is agrees
+
+
+def test_an_evalplus_atol_applies_to_every_float() -> None:
+    assert same([[1.001]], [[1.0]], {"kind": "evalplus", "atol": 0.01}) is True
+    assert same(3.001, 3, {"kind": "evalplus", "atol": 0.01}) is True
+
+
 def test_agree_on_exceptions_mutation_and_non_plain_values() -> None:
     ok = {"ok": plain.encode([1])}
     assert agree({"raise": "ValueError"}, {"raise": "ValueError"}, EXACT) is None
