@@ -191,12 +191,19 @@ def _draw_by_cost(
         axes.grid(True, which="both", alpha=0.3)
         axes.legend(loc="lower right")
     if unknown:
-        note = COST_UNKNOWN.format(models=", ".join(unknown))
+        note = _literal(COST_UNKNOWN.format(models=", ".join(unknown)))
         axes.text(0.5, 0.02, note, ha="center", fontsize=8, transform=axes.transAxes, wrap=True)
 
 
+def _literal(text: str) -> str:
+    r"""``text`` as matplotlib draws it literally: it parses ``$...$`` as mathtext (a model label
+    such as ``m$\bad{$`` would raise), and shows an escaped ``\$`` as ``$``.
+    """
+    return text.replace("$", r"\$")
+
+
 def _plot(axes: Any, curve: Curve, xs: Sequence[float], reported: Sequence[int]) -> None:
-    (line,) = axes.plot(xs, curve.values, label=curve.model, linewidth=1.5)
+    (line,) = axes.plot(xs, curve.values, label=_literal(curve.model), linewidth=1.5)
     axes.fill_between(xs, curve.low, curve.high, alpha=0.2, color=line.get_color(), linewidth=0)
     marks = [i for i, k in enumerate(curve.ks) if k in set(reported)]
     values = [curve.values[i] for i in marks]
