@@ -130,12 +130,19 @@ def test_impossible_counts_and_values_are_one_line_and_status_2(
     assert err.startswith("pytest-passk: error: ")
 
 
-def test_report_html_into_a_missing_directory_is_status_2(
+def test_report_html_under_a_file_is_status_2(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     saved = _save(tmp_path / "r.json", report())
-    assert main(["report", str(saved), "--html", str(tmp_path / "no" / "r.html")]) == 2
-    assert "does not exist" in capsys.readouterr().err
+    assert main(["report", str(saved), "--html", str(saved / "r.html")]) == 2
+    assert "is a file, not a directory" in capsys.readouterr().err
+
+
+def test_report_html_into_a_new_directory(tmp_path: Path) -> None:
+    saved = _save(tmp_path / "r.json", report())
+    page = tmp_path / "new" / "dir" / "r.html"
+    assert main(["report", str(saved), "--html", str(page)]) == 0
+    assert "<h2>Summary</h2>" in page.read_text(encoding="utf-8")
 
 
 def test_report_plot_without_matplotlib_names_the_extra(
