@@ -21,7 +21,7 @@ from pytest_passk.errors import TaskFormatError
 from pytest_passk.inputs import AUTO_UNDERIVABLE, NOT_PLAIN_INPUT, auto_strategy, draw, seed_of
 from pytest_passk.results import CandidateResult, Outcome, TaskResult
 from pytest_passk.sandbox import plain
-from pytest_passk.sandbox.inside.differ import agree, canonical, same
+from pytest_passk.sandbox.inside.differ import agree, canonical, run, same
 from pytest_passk.stronger import model_json, stronger_lines, summarise, task_json
 from pytest_passk.tasks import task_spec_of
 
@@ -230,6 +230,30 @@ def test_agree_on_exceptions_mutation_and_non_plain_values() -> None:
     )
     assert agree({**ok, "w": [[3]]}, ok, EXACT) == "mutated"
     assert "non-plain" in str(agree({"nonplain": "Eq"}, ok, EXACT))
+
+
+class _Answers:
+    """A candidate's channel that answers every batched input with ``value``."""
+
+    def __init__(self, value: object) -> None:
+        self.value = value
+
+    def batch(self, name: str, arguments: list[object]) -> list[dict[str, object]]:
+        return [{"ok": plain.encode(self.value)} for _ in arguments]
+
+
+def test_no_cases_is_no_behaviour_fingerprint() -> None:
+    """Without a single input (all dropped by the reference, or none derivable) there is no
+    behaviour to tell candidates apart: a fingerprint of nothing would put every candidate of
+    the task in one cluster, and selected@1 would pick the first sample, not the commonest one.
+    """
+    spec = {"cases": [], "compare": EXACT}
+    assert run(_Answers(1), "f", spec).behaviour is None
+    case = [plain.encode([2]), {"ok": plain.encode(1)}, STRONGER]
+    one, other = (run(_Answers(v), "f", {"cases": [case], "compare": EXACT}) for v in (1, 2))
+    assert one.behaviour is not None and other.behaviour is not None
+    assert one.behaviour != other.behaviour
+    assert one.stronger is None and other.stronger is not None
 
 
 def test_canonical_orders_sets_and_dicts() -> None:

@@ -226,5 +226,6 @@ def run(remote: Any, name: str, spec: Mapping[str, Any]) -> Outcome:
             outcome.stronger = ranked
         if tier == ORIGINAL and (outcome.original is None or ranked[0] < outcome.original[0]):
             outcome.original = ranked
-    outcome.behaviour = hasher.hexdigest()[:16]
+    # No input, no behaviour: a fingerprint of nothing would make every candidate alike.
+    outcome.behaviour = hasher.hexdigest()[:16] if cases else None
     return outcome
