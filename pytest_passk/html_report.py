@@ -24,12 +24,14 @@ from pytest_passk.plots import (
 )
 from pytest_passk.report_data import cost_per_sample, model_labels
 
-__all__ = ["CHECK_MODE", "INCOMPLETE", "NO_FIGURES", "ONLY_ONE", "render_html"]
+__all__ = ["CHECK_MODE", "INCOMPLETE", "NONE_SOLVED", "NO_FIGURES", "ONLY_ONE", "render_html"]
 
 NO_FIGURES = PLOT_EXTRA.format(option="The curves")
 INCOMPLETE = "This run was stopped early: the figures cover only the items that ran."
 ONLY_ONE = "solved by one model only"
 CHECK_MODE = "Check mode: each task's reference solution was run; no model was sampled."
+#: The cost per solved task of a model with a known cost that solved no task.
+NONE_SOLVED = "none solved"
 
 _STYLE = """
 body{font:14px/1.45 system-ui,sans-serif;margin:1.5em auto;max-width:1200px;padding:0 1em;
@@ -188,7 +190,7 @@ def _summary(document: dict[str, Any], models: Sequence[str], ks: Sequence[int])
         if selected:
             row.append(_e(_num(entry.get("selected_at_1"))))
         row += [_e(_usd(entry.get("cost_usd"))), _e(_usd(cost_per_sample(document, model)))]
-        row.append(_e(_usd(entry.get("cost_per_solved_task_usd"))))
+        row.append(_e(_per_solved(document, model, entry)))
         rows.append(row)
     note = (
         '<p class="note">pass@k assumes an oracle that knows which sample is right; selected@1 '
@@ -197,6 +199,16 @@ def _summary(document: dict[str, Any], models: Sequence[str], ks: Sequence[int])
         else ""
     )
     return _table(header, rows) + note
+
+
+def _per_solved(document: dict[str, Any], model: str, entry: dict[str, Any]) -> str:
+    """The cost per solved task; the report's null is "none solved" where the cost is known."""
+    per_solved = entry.get("cost_per_solved_task_usd")
+    known = _usd(entry.get("cost_usd")) != "unknown"
+    solved = any(t["model"] == model and t["c"] > 0 for t in document["tasks"])
+    if per_solved is None and known and not solved:
+        return NONE_SOLVED
+    return _usd(per_solved)
 
 
 def _assumptions(document: dict[str, Any]) -> str:
