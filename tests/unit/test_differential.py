@@ -178,6 +178,12 @@ def test_auto_names_the_parameter_it_cannot_derive() -> None:
         (0.1 + 0.2, 0.3, {"kind": "approx", "rel": 1e-9, "abs": 0.0}, True),
         (1.0, 1.1, {"kind": "approx", "rel": 1e-3, "abs": 0.0}, False),
         (math.inf, math.inf, {"kind": "approx", "rel": 1.0, "abs": 1.0}, True),
+        # An infinite expectation makes rel * |e| infinite: infinities agree only with themselves.
+        (1.0, math.inf, {"kind": "approx", "rel": 1e-6, "abs": 0.0}, False),
+        (-math.inf, math.inf, {"kind": "approx", "rel": 1e-6, "abs": 0.0}, False),
+        ([2.0], [-math.inf], {"kind": "evalplus", "atol": 0.0}, False),
+        (1e300, math.inf, {"kind": "evalplus", "atol": 1.0}, False),
+        (math.inf, 1e300, {"kind": "approx", "rel": 1.0, "abs": 0.0}, False),
         ([1.0000001], [1.0], {"kind": "evalplus", "atol": 0.0}, True),  # EvalPlus: atol 1e-6
         ([1.001], [1.0], {"kind": "evalplus", "atol": 0.0}, False),
         ([1.001], [1.0], {"kind": "evalplus", "atol": 0.01}, True),

@@ -89,6 +89,8 @@ def _same(got: Any, expected: Any, compare: dict[str, Any]) -> bool:
             return math.isnan(a) and math.isnan(b)
         if a == b:
             return True
+        if math.isinf(a) or math.isinf(b):  # rel * inf would let any value near an infinity
+            return False
         if kind == "approx":
             tolerance = max(float(compare.get("rel", 0.0)) * abs(b), float(compare.get("abs", 0.0)))
             return abs(a - b) <= tolerance
