@@ -26,6 +26,7 @@ from pytest_passk.stronger import model_json, stronger_lines, summarise, task_js
 from pytest_passk.tasks import task_spec_of
 
 EXACT = {"kind": "exact"}
+APPROX = {"kind": "approx", "rel": 1e-6, "abs": 0.0}
 
 
 # -- the decorator -------------------------------------------------------------------------------
@@ -184,6 +185,10 @@ def test_auto_names_the_parameter_it_cannot_derive() -> None:
         ([2.0], [-math.inf], {"kind": "evalplus", "atol": 0.0}, False),
         (1e300, math.inf, {"kind": "evalplus", "atol": 1.0}, False),
         (math.inf, 1e300, {"kind": "approx", "rel": 1.0, "abs": 0.0}, False),
+        # An int beyond a float's range equals no float (float() of it raised in the judge).
+        pytest.param(10**400, 1.5, EXACT, False, id="huge-int-vs-float"),
+        pytest.param([10**400], [math.inf], APPROX, False, id="huge-int-vs-inf"),
+        pytest.param(10**400, 1.5, {"kind": "evalplus", "atol": 0.0}, False, id="huge-evalplus"),
         ([1.0000001], [1.0], {"kind": "evalplus", "atol": 0.0}, True),  # EvalPlus: atol 1e-6
         ([1.001], [1.0], {"kind": "evalplus", "atol": 0.0}, False),
         ([1.001], [1.0], {"kind": "evalplus", "atol": 0.01}, True),

@@ -84,7 +84,10 @@ def _same(got: Any, expected: Any, compare: dict[str, Any]) -> bool:
             return False
         if isinstance(got, bool) != isinstance(expected, bool):
             return False
-        a, b = float(got), float(expected)
+        try:
+            a, b = float(got), float(expected)
+        except OverflowError:  # an int beyond a float's range equals no float
+            return False
         if math.isnan(a) or math.isnan(b):
             return math.isnan(a) and math.isnan(b)
         if a == b:
