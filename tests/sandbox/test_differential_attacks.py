@@ -224,3 +224,27 @@ def test_an_int_too_large_for_a_float_fails_instead_of_breaking_the_judge(
     assert not verdict.harness_error
     assert verdict.original is Outcome.PASSED
     assert "differs from the reference on half(" in verdict.message
+
+
+#: Answers the judge cannot even decode: a dict with a list for a key, an int that is no hex.
+MALFORMED_ANSWERS = (
+    "import gc\n"
+    "def top(xs, k):\n"
+    "    for o in gc.get_objects():\n"
+    "        if type(o).__name__ == 'Server':\n"
+    "            type(o)._batch = lambda self, request: [{'ok': {'#': 'dict', 'v': [[[1], 2]]}}, {'ok': {'#': 'int', 'v': 'zz'}}] * (len(request['batch']) // 2) + [{'ok': []}] * (len(request['batch']) % 2)\n"
+    "    if k < 0:\n        raise ValueError\n"
+    "    return sorted(xs, reverse=True)[:k]\n"
+)
+
+
+def test_undecodable_batch_answers_fail_the_candidate_not_the_judge(
+    pool: PoolExecutor, differential: Differential
+) -> None:
+    """A forged answer the codec cannot decode is a malformed answer (never agreeing), not an
+    exception in the trusted judge ("the sandbox failed", a harness error, no original outcome).
+    """
+    (verdict,) = pool.run([_job(MALFORMED_ANSWERS, differential)])
+    assert verdict.outcome is Outcome.FAILED, verdict.message
+    assert not verdict.harness_error
+    assert verdict.original is Outcome.PASSED

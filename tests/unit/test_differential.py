@@ -21,7 +21,7 @@ from pytest_passk.errors import TaskFormatError
 from pytest_passk.inputs import AUTO_UNDERIVABLE, NOT_PLAIN_INPUT, auto_strategy, draw, seed_of
 from pytest_passk.results import CandidateResult, Outcome, TaskResult
 from pytest_passk.sandbox import plain
-from pytest_passk.sandbox.inside.differ import agree, canonical, run, same
+from pytest_passk.sandbox.inside.differ import NOT_PLAIN, _observation, agree, canonical, run, same
 from pytest_passk.stronger import model_json, stronger_lines, summarise, task_json
 from pytest_passk.tasks import task_spec_of
 
@@ -265,6 +265,21 @@ def test_no_cases_is_no_behaviour_fingerprint() -> None:
     assert one.behaviour is not None and other.behaviour is not None
     assert one.behaviour != other.behaviour
     assert one.stronger is None and other.stronger is not None
+
+
+@pytest.mark.parametrize(
+    "claim",
+    [
+        {"ok": {"#": "dict", "v": [[[1], 2]]}},  # a list for a key
+        {"ok": {"#": "set", "v": [[1]]}},
+        {"ok": {"#": "int", "v": "zz"}},
+        {"ok": {"#": "float", "v": "abc"}},
+    ],
+)
+def test_an_undecodable_answer_is_malformed_and_never_agrees(claim: dict[str, object]) -> None:
+    seen = _observation(claim)
+    assert seen == {"nonplain": "malformed"}
+    assert agree(seen, {"ok": plain.encode(1)}, EXACT) == NOT_PLAIN.format(type="malformed")
 
 
 def test_canonical_orders_sets_and_dicts() -> None:

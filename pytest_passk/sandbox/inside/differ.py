@@ -191,13 +191,18 @@ def _observation(claim: Any) -> dict[str, Any]:
         return {"nonplain": "malformed"}
     if "raise" in claim:
         return {"raise": str(claim["raise"])[:120]}
+    unreadable = (plain.EncodeError, plain.NotPlainData, ValueError, TypeError, KeyError,
+                  RecursionError)  # fmt: skip
     try:
         value = plain.decode(claim.get("ok"))
+    except unreadable:  # a forged answer the codec cannot decode
+        return {"nonplain": "malformed"}
+    try:
         seen: dict[str, Any] = {"ok": plain.encode(value, strict=True)}
         if "w" in claim:
             seen["w"] = plain.encode(plain.decode(claim["w"]), strict=True)
-    except (plain.EncodeError, plain.NotPlainData, ValueError, TypeError, KeyError, RecursionError):
-        return {"nonplain": _type_of(plain.decode(claim.get("ok")))}
+    except unreadable:
+        return {"nonplain": _type_of(value)}
     return seen
 
 
