@@ -16,9 +16,8 @@ from typing import Any
 
 from pytest_passk.plots import (
     COST_FIGURE,
-    COST_UNKNOWN,
-    NO_COST,
     PLOT_EXTRA,
+    cost_notes,
     matplotlib_available,
     render_figures,
 )
@@ -284,17 +283,17 @@ def _figures(document: dict[str, Any], wanted: bool) -> str:
     if not matplotlib_available():
         return f'<h2>Curves</h2><p class="note">{_e(NO_FIGURES)}</p>'
     parts = ['<h2>Curves</h2><div class="figures">']
-    unknown = [m for m in model_labels(document) if cost_per_sample(document, m) is None]
-    priced = len(unknown) < len(model_labels(document))
+    costs = [(m, cost_per_sample(document, m)) for m in model_labels(document)]
+    priced = any(cost is not None and cost > 0 for _, cost in costs)
+    headline, notes = cost_notes(costs)
     for figure in render_figures(document, png=False):
         if figure.name == COST_FIGURE and not priced:
             continue  # a figure with nothing but the note: the note alone says it
         svg = _own_ids(_XML_PROLOGUE.sub("", figure.svg), f"{figure.name}-")
         parts.append(f"<figure><figcaption>{_e(figure.title)}</figcaption>{svg}</figure>")
     if not priced:
-        parts.append(f'<p class="note">{_e(NO_COST)}</p>')
-    if unknown:
-        parts.append(f'<p class="note">{_e(COST_UNKNOWN.format(models=", ".join(unknown)))}</p>')
+        parts.append(f'<p class="note">{_e(headline)}</p>')
+    parts += [f'<p class="note">{_e(note)}</p>' for note in notes]
     parts.append("</div>")
     return "\n".join(parts)
 

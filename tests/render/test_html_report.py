@@ -17,7 +17,7 @@ from pytest_passk.html_report import (
     ONLY_ONE,
     render_html,
 )
-from pytest_passk.plots import NO_COST
+from pytest_passk.plots import COST_FREE, NO_COST, NO_COST_ABOVE_ZERO
 
 from .reports import HOSTILE_MESSAGE, HOSTILE_PROGRAM, HOSTILE_TASK, report
 
@@ -184,3 +184,14 @@ def test_cost_per_solved_task_with_no_task_solved_is_not_an_unknown_cost() -> No
     assert small[-1] == "$0.02"
     document["models"]["large"]["cost_usd"] = None
     assert _summary_row(render_html(document), "large")[-3:] == ["unknown"] * 3
+
+
+def test_a_free_model_is_said_free_in_the_page() -> None:
+    pytest.importorskip("matplotlib")
+    document = report()
+    for label in ("small", "large"):
+        document["models"][label] |= {"cost_usd": 0.0, "cost_per_sample_usd": 0.0}
+    page = render_html(document)
+    assert html.escape(COST_FREE.format(models="small, large")) in page
+    assert NO_COST_ABOVE_ZERO in page and NO_COST not in page
+    assert "cost unknown" not in page
