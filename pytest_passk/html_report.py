@@ -100,6 +100,8 @@ def _num(value: object, digits: int = 3) -> str:
 def _usd(value: object) -> str:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         return "unknown"
+    if 0 < abs(value) < 0.000001:  # two significant digits: never "$0" for a cost above 0
+        return f"${value:.{1 - math.floor(math.log10(abs(value)))}f}".rstrip("0")
     return f"${value:.6f}".rstrip("0").rstrip(".") if value else "$0"
 
 

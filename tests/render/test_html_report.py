@@ -195,3 +195,13 @@ def test_a_free_model_is_said_free_in_the_page() -> None:
     assert html.escape(COST_FREE.format(models="small, large")) in page
     assert NO_COST_ABOVE_ZERO in page and NO_COST not in page
     assert "cost unknown" not in page
+
+
+def test_a_tiny_cost_is_never_shown_as_zero() -> None:
+    """A second of CPU engine time costs about $0.00000139: six decimals rounded it to "$0",
+    the page's word for free.
+    """
+    document = report(extras=False)
+    document["models"]["large"] |= {"cost_usd": 0.0000417, "cost_per_sample_usd": 1.39e-7}
+    cells = _summary_row(render_html(document), "large")
+    assert cells[-3:-1] == ["$0.000042", "$0.00000014"]
