@@ -18,14 +18,14 @@ from typing import Any, TextIO
 
 from pytest_passk.compare_runs import compare_reports, comparison_lines
 from pytest_passk.errors import PassKError
-from pytest_passk.render_paths import html_path_problem, plot_dir_problem
+from pytest_passk.render_paths import output_file_problem, plot_dir_problem
 from pytest_passk.report_data import load_report, model_labels
 
 __all__ = ["BAD_INPUT_STATUS", "HTML_BAD", "PLOT_BAD", "add_commands", "run_command"]
 
 #: Exit status for input the commands cannot use (argparse's own status for a bad command line).
 BAD_INPUT_STATUS = 2
-HTML_BAD = "--html {path}: {problem}; give a file in an existing directory"
+HTML_BAD = "--html {path}: {problem}; give a file whose directory exists or can be created"
 PLOT_BAD = "--plot {path}: {problem}; give a directory that exists or can be created"
 WROTE = "pytest-passk: wrote {path}"
 
@@ -69,7 +69,7 @@ def run_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 def _report(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     html_path = Path(args.html) if args.html else None
     plot_dir = Path(args.plot) if args.plot else None
-    problem = html_path_problem(html_path) if html_path is not None else None
+    problem = output_file_problem(html_path) if html_path is not None else None
     if problem:
         raise CommandInputError(HTML_BAD.format(path=html_path, problem=problem))
     if plot_dir is not None:
@@ -85,6 +85,7 @@ def _report(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if html_path is not None:
         from pytest_passk.html_report import render_html
 
+        html_path.parent.mkdir(parents=True, exist_ok=True)
         html_path.write_text(render_html(document), encoding="utf-8")
         print(WROTE.format(path=html_path), file=err)
     if plot_dir is not None:

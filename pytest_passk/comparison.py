@@ -185,7 +185,10 @@ def at_budget(
         return AtBudget(None, None, Afford.UNKNOWN_COST, None)
     if cost_per_sample <= 0:  # free samples: any budget buys all that were drawn
         return AtBudget(n or None, mean_pass_at_k(counts, n) if n else None, Afford.CAPPED, None)
-    affordable = math.floor(budget / cost_per_sample * (1 + AFFORD_SLACK))
+    samples = budget / cost_per_sample * (1 + AFFORD_SLACK)
+    if not math.isfinite(samples):  # more samples than a float counts: all that were drawn
+        return AtBudget(n or None, mean_pass_at_k(counts, n) if n else None, Afford.CAPPED, None)
+    affordable = math.floor(samples)
     if affordable < 1:
         return AtBudget(None, None, Afford.OVER_BUDGET, affordable)
     k = min(affordable, n)

@@ -18,6 +18,7 @@ __all__ = [
     "comparison_lines",
     "comparison_properties",
     "diff_property",
+    "usd",
 ]
 
 #: Cells for a model a budget buys nothing of.
@@ -28,7 +29,10 @@ NOT_AFFORDABLE = {
 NOT_REACHED = "not reached within n={n}"
 
 
-def _usd(value: float | None) -> str:
+def usd(value: float | None) -> str:
+    """USD in a terminal line: four decimals, two significant digits below $0.0001 (never
+    ``$0.0000`` for a cost above 0), ``unknown`` for ``None``.
+    """
     if value is None:
         return "unknown"
     if 0 < value < 0.0001:  # two significant digits, never an exponent
@@ -66,7 +70,7 @@ def comparison_lines(comparison: Comparison) -> list[str]:
                 solved = ["", ""]
             rows.append([v.model, str(k), str(d.tasks), *cells, *solved])
     lines.extend(table(header, rows))
-    costs = ", ".join(f"{label} {_usd(cost)}" for label, cost in c.cost_per_sample.items())
+    costs = ", ".join(f"{label} {usd(cost)}" for label, cost in c.cost_per_sample.items())
     lines.append(f"cost per sample: {costs}")
     labels = list(c.cost_per_sample)
     if c.equal_cost:
@@ -74,7 +78,7 @@ def comparison_lines(comparison: Comparison) -> list[str]:
             f"equal cost per task ({c.shared_tasks} tasks every model ran; * = all n drawn)"
         )
         budget_rows = [
-            [_usd(row.budget_usd), row.source, *(_at_budget(row.models[m]) for m in labels)]
+            [usd(row.budget_usd), row.source, *(_at_budget(row.models[m]) for m in labels)]
             for row in c.equal_cost
         ]
         lines.extend(table(["budget/task", "from", *labels], budget_rows))
@@ -98,7 +102,7 @@ def _reach(reach: TargetReach) -> str:
         return NOT_REACHED.format(n=reach.n)
     if reach.cost_per_task_usd is None:
         return f"k={reach.k} (cost unknown)"
-    return f"k={reach.k} ({_usd(reach.cost_per_task_usd)}/task)"
+    return f"k={reach.k} ({usd(reach.cost_per_task_usd)}/task)"
 
 
 def comparison_json(comparison: Comparison) -> dict[str, Any]:

@@ -45,8 +45,8 @@ ORIGINAL, STRONGER = 0, 1
 class Approx:
     """Floats compare within ``rel`` (relative) or ``abs`` (absolute) tolerance; NaN equals NaN.
 
-    Applied to every float inside lists, tuples, sets and dict values; everything else compares
-    exactly.
+    Applied to every float inside lists, tuples and dict values; everything else (a set's
+    elements among it) compares exactly.
     """
 
     rel: float = 1e-6

@@ -16,20 +16,21 @@ from typing import Any
 
 from pytest_passk.plots import (
     COST_FIGURE,
-    COST_UNKNOWN,
-    NO_COST,
     PLOT_EXTRA,
+    cost_notes,
     matplotlib_available,
     render_figures,
 )
 from pytest_passk.report_data import cost_per_sample, model_labels
 
-__all__ = ["CHECK_MODE", "INCOMPLETE", "NO_FIGURES", "ONLY_ONE", "render_html"]
+__all__ = ["CHECK_MODE", "INCOMPLETE", "NONE_SOLVED", "NO_FIGURES", "ONLY_ONE", "render_html"]
 
 NO_FIGURES = PLOT_EXTRA.format(option="The curves")
 INCOMPLETE = "This run was stopped early: the figures cover only the items that ran."
 ONLY_ONE = "solved by one model only"
 CHECK_MODE = "Check mode: each task's reference solution was run; no model was sampled."
+#: The cost per solved task of a model with a known cost that solved no task.
+NONE_SOLVED = "none solved"
 
 _STYLE = """
 body{font:14px/1.45 system-ui,sans-serif;margin:1.5em auto;max-width:1200px;padding:0 1em;
@@ -99,6 +100,8 @@ def _num(value: object, digits: int = 3) -> str:
 def _usd(value: object) -> str:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         return "unknown"
+    if 0 < abs(value) < 0.000001:  # two significant digits: never "$0" for a cost above 0
+        return f"${value:.{1 - math.floor(math.log10(abs(value)))}f}".rstrip("0")
     return f"${value:.6f}".rstrip("0").rstrip(".") if value else "$0"
 
 
@@ -188,7 +191,7 @@ def _summary(document: dict[str, Any], models: Sequence[str], ks: Sequence[int])
         if selected:
             row.append(_e(_num(entry.get("selected_at_1"))))
         row += [_e(_usd(entry.get("cost_usd"))), _e(_usd(cost_per_sample(document, model)))]
-        row.append(_e(_usd(entry.get("cost_per_solved_task_usd"))))
+        row.append(_e(_per_solved(document, model, entry)))
         rows.append(row)
     note = (
         '<p class="note">pass@k assumes an oracle that knows which sample is right; selected@1 '
@@ -197,6 +200,16 @@ def _summary(document: dict[str, Any], models: Sequence[str], ks: Sequence[int])
         else ""
     )
     return _table(header, rows) + note
+
+
+def _per_solved(document: dict[str, Any], model: str, entry: dict[str, Any]) -> str:
+    """The cost per solved task; the report's null is "none solved" where the cost is known."""
+    per_solved = entry.get("cost_per_solved_task_usd")
+    known = _usd(entry.get("cost_usd")) != "unknown"
+    solved = any(t["model"] == model and t["c"] > 0 for t in document["tasks"])
+    if per_solved is None and known and not solved:
+        return NONE_SOLVED
+    return _usd(per_solved)
 
 
 def _assumptions(document: dict[str, Any]) -> str:
@@ -272,17 +285,17 @@ def _figures(document: dict[str, Any], wanted: bool) -> str:
     if not matplotlib_available():
         return f'<h2>Curves</h2><p class="note">{_e(NO_FIGURES)}</p>'
     parts = ['<h2>Curves</h2><div class="figures">']
-    unknown = [m for m in model_labels(document) if cost_per_sample(document, m) is None]
-    priced = len(unknown) < len(model_labels(document))
+    costs = [(m, cost_per_sample(document, m)) for m in model_labels(document)]
+    priced = any(cost is not None and cost > 0 for _, cost in costs)
+    headline, notes = cost_notes(costs)
     for figure in render_figures(document, png=False):
         if figure.name == COST_FIGURE and not priced:
             continue  # a figure with nothing but the note: the note alone says it
         svg = _own_ids(_XML_PROLOGUE.sub("", figure.svg), f"{figure.name}-")
         parts.append(f"<figure><figcaption>{_e(figure.title)}</figcaption>{svg}</figure>")
     if not priced:
-        parts.append(f'<p class="note">{_e(NO_COST)}</p>')
-    if unknown:
-        parts.append(f'<p class="note">{_e(COST_UNKNOWN.format(models=", ".join(unknown)))}</p>')
+        parts.append(f'<p class="note">{_e(headline)}</p>')
+    parts += [f'<p class="note">{_e(note)}</p>' for note in notes]
     parts.append("</div>")
     return "\n".join(parts)
 

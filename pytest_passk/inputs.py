@@ -18,13 +18,15 @@ from typing import Any
 
 from pytest_passk.errors import TaskFormatError
 
-__all__ = ["AUTO_UNDERIVABLE", "NOT_PLAIN_INPUT", "auto_strategy", "draw", "seed_of"]
+__all__ = ["AUTO_UNDERIVABLE", "DRAW_FAILED", "NOT_PLAIN_INPUT", "auto_strategy", "draw", "seed_of"]
 
 AUTO_UNDERIVABLE = (
     'inputs="auto" cannot derive a strategy for parameter {name!r} of {function}: {why}'
 )
 AUTO_FIX = "annotate the parameter with a type hypothesis can build, or pass inputs=<strategy>"
 NOT_PLAIN_INPUT = "inputs= drew {value!r}, which is not an argument tuple of plain data"
+DRAW_FAILED = "inputs= raised {name} while drawing: {error}"
+DRAW_FIX = "fix the strategy (strategy.example() shows one draw)"
 NOT_PLAIN_FIX = (
     "draw tuples of None, bool, int, float, str, bytes, complex, and lists, tuples, dicts and "
     "sets of them (e.g. st.tuples(st.integers()))"
@@ -76,7 +78,13 @@ def draw(strategy: Any, count: int, seed: int, where: str) -> list[tuple[Any, ..
             drawn.append(value)
 
     with _without_local_constants():
-        collect()
+        try:
+            collect()
+        except Exception as exc:  # the strategy's own code, or hypothesis refusing it
+            error = (str(exc).strip().splitlines() or [""])[0][:200]
+            raise TaskFormatError(
+                where, DRAW_FAILED.format(name=type(exc).__name__, error=error), DRAW_FIX
+            ) from None
     if problem:
         raise TaskFormatError(where, NOT_PLAIN_INPUT.format(value=problem[0]), NOT_PLAIN_FIX)
     return drawn

@@ -26,11 +26,14 @@ if TYPE_CHECKING:
 
 __all__ = [
     "COST_FIGURE",
+    "COST_FREE",
     "COST_UNKNOWN",
     "NO_COST",
+    "NO_COST_ABOVE_ZERO",
     "PLOT_EXTRA",
     "PlotUnavailable",
     "RenderedFigure",
+    "cost_notes",
     "matplotlib_available",
     "model_curves",
     "render_figures",
@@ -44,7 +47,11 @@ PLOT_EXTRA = (
 )
 #: Said in the cost figure (and the HTML) for models without a known cost.
 COST_UNKNOWN = "cost unknown (no price): {models}"
+#: Said for models whose samples cost 0 (a price or an hourly rate of 0): known, but a log axis
+#: has no place for them.
+COST_FREE = "cost 0 (free), so not on the log cost axis: {models}"
 NO_COST = "No model has a known cost per sample: no price for these models, so no cost axis."
+NO_COST_ABOVE_ZERO = "No model costs more than 0 per sample: nothing to draw on a log cost axis."
 COST_FIGURE = "pass_at_k_cost"
 FIGURE_NAMES = ("pass_at_k", COST_FIGURE)
 
@@ -176,13 +183,13 @@ def _draw_by_cost(
 ) -> None:
     axes = figure.add_subplot()
     priced = [(c, cost) for c, cost in curves if cost is not None and cost > 0 and c.ks]
-    unknown = [c.model for c, cost in curves if cost is None or cost <= 0]
     for curve, cost in priced:
         _plot(axes, curve, [k * cost for k in curve.ks], reported)
     axes.set_title("pass@k by cost per task (k samples x cost per sample)")
+    headline, notes = cost_notes([(c.model, cost) for c, cost in curves])
     if not priced:
         axes.set_axis_off()
-        axes.text(0.5, 0.55, NO_COST, ha="center", wrap=True, transform=axes.transAxes)
+        axes.text(0.5, 0.55, headline, ha="center", wrap=True, transform=axes.transAxes)
     else:
         axes.set_xscale("log")
         axes.set_xlabel("cost per task in USD (log scale)")
@@ -190,13 +197,32 @@ def _draw_by_cost(
         axes.set_ylim(0.0, 1.02)
         axes.grid(True, which="both", alpha=0.3)
         axes.legend(loc="lower right")
-    if unknown:
-        note = COST_UNKNOWN.format(models=", ".join(unknown))
+    if notes:
+        note = _literal("; ".join(notes))
         axes.text(0.5, 0.02, note, ha="center", fontsize=8, transform=axes.transAxes, wrap=True)
 
 
+def cost_notes(costs: Sequence[tuple[str, float | None]]) -> tuple[str, list[str]]:
+    """What the cost figure says where it has no curve: its headline when no model has a cost
+    above 0, and a note for the models without a price and one for the free ones.
+    """
+    unknown = [model for model, cost in costs if cost is None]
+    free = [model for model, cost in costs if cost is not None and cost <= 0]
+    headline = NO_COST if len(unknown) == len(costs) else NO_COST_ABOVE_ZERO
+    notes = [COST_UNKNOWN.format(models=", ".join(unknown))] if unknown else []
+    notes += [COST_FREE.format(models=", ".join(free))] if free else []
+    return headline, notes
+
+
+def _literal(text: str) -> str:
+    r"""``text`` as matplotlib draws it literally: it parses ``$...$`` as mathtext (a model label
+    such as ``m$\bad{$`` would raise), and shows an escaped ``\$`` as ``$``.
+    """
+    return text.replace("$", r"\$")
+
+
 def _plot(axes: Any, curve: Curve, xs: Sequence[float], reported: Sequence[int]) -> None:
-    (line,) = axes.plot(xs, curve.values, label=curve.model, linewidth=1.5)
+    (line,) = axes.plot(xs, curve.values, label=_literal(curve.model), linewidth=1.5)
     axes.fill_between(xs, curve.low, curve.high, alpha=0.2, color=line.get_color(), linewidth=0)
     marks = [i for i, k in enumerate(curve.ks) if k in set(reported)]
     values = [curve.values[i] for i in marks]

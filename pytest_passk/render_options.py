@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 
 from pytest_passk.plots import PlotUnavailable, require_matplotlib
-from pytest_passk.render_paths import html_path_problem, plot_dir_problem
+from pytest_passk.render_paths import OUTPUT_FILE, output_file_problem, plot_dir_problem
 
 __all__ = ["HTML_PATH", "PLOT_DIR", "RENDER_OPTIONS", "render_paths"]
 
 PLOT_DIR = "{source}={value!r}: {problem}; give a directory that exists or can be created"
-HTML_PATH = "{source}={value!r}: {problem}; give a file in an existing directory"
+HTML_PATH = OUTPUT_FILE
 
 #: ``(flags, ini key, help, metavar)`` of each option, registered with the others.
 RENDER_OPTIONS = (
@@ -66,7 +66,7 @@ def _read(config: pytest.Config, dest: str) -> Path | None:
             raise pytest.UsageError(str(exc)) from None
         problem, template = plot_dir_problem(path), PLOT_DIR
     else:
-        problem, template = html_path_problem(path), HTML_PATH
+        problem, template = output_file_problem(path), HTML_PATH
     if problem:
         raise pytest.UsageError(template.format(source=source, value=value, problem=problem))
     return path

@@ -1,5 +1,6 @@
-"""Where the renderings go: checks of a ``--passk-plot`` directory and a ``--passk-html`` file,
-made before a run starts (and by ``pytest-passk report``), each a problem in words or ``None``.
+"""Where the outputs go: checks of a ``--passk-plot`` directory and of a report file
+(``--passk-html``, ``--passk-report``, ``--passk-samples-out``), made before a run starts (and by
+``pytest-passk report``), each a problem in words or ``None``.
 """
 
 from __future__ import annotations
@@ -7,7 +8,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["html_path_problem", "plot_dir_problem"]
+__all__ = ["OUTPUT_FILE", "output_file_problem", "plot_dir_problem"]
+
+#: A report file's path that cannot be written, as a usage error.
+OUTPUT_FILE = "{source}={value!r}: {problem}; give a file whose directory exists or can be created"
 
 
 def plot_dir_problem(path: Path) -> str | None:
@@ -20,10 +24,10 @@ def plot_dir_problem(path: Path) -> str | None:
     return None
 
 
-def html_path_problem(path: Path) -> str | None:
-    """Why the HTML report cannot be written at ``path``, or ``None`` when it can."""
+def output_file_problem(path: Path) -> str | None:
+    """Why a report file (``--passk-report``, ``--passk-samples-out``, ``--passk-html``) cannot
+    be written at ``path``, its missing directories made first; ``None`` when it can.
+    """
     if path.is_dir():
         return "is a directory"
-    if not path.parent.is_dir():
-        return f"the directory {path.parent} does not exist"
-    return None
+    return plot_dir_problem(path.parent)

@@ -16,6 +16,7 @@ from pytest_passk.comparison_report import (
     assumptions_json,
     comparison_json,
     comparison_properties,
+    usd,
 )
 from pytest_passk.estimate import Estimate, ModelSummary
 from pytest_passk.pricing import HourPrices, cost_per_solved_task
@@ -111,10 +112,10 @@ def summary_lines(
     for s in summaries:
         n = str(s.n) if s.n == s.n_min else f"{s.n_min}-{s.n}"
         tokens = f"{s.prompt_tokens}+{s.completion_tokens}"
-        cost = "-" if s.cost_usd is None else f"${s.cost_usd:.4f}"
+        cost = "-" if s.cost_usd is None else usd(s.cost_usd)
         per_solved = cost_per_solved_task(s.cost_usd, s.tasks_solved)
         if per_solved is not None:
-            cost += f" (${per_solved:.4f}/solved)"
+            cost += f" ({usd(per_solved)}/solved)"
         selected = "n/a" if s.selected_at_1 is None else f"{s.selected_at_1:.3f}"
         estimates = (_fmt_estimate(s.estimates[k]) for k in ks)
         rows.append([s.label, str(s.tasks), n, *estimates, selected, tokens, cost])

@@ -86,14 +86,33 @@ def check_report(document: object, source: str) -> dict[str, Any]:
     if not isinstance(document.get("models"), dict) or not isinstance(document.get("tasks"), list):
         problem = "'models' must be an object and 'tasks' a list"
         raise ReportFileError(NOT_A_REPORT.format(path=source, problem=problem))
+    ks = document.get("k", [])
+    if not isinstance(ks, list) or not all(_count(k) and k >= 1 for k in ks):
+        problem = f"'k' must be a list of integers >= 1, not {ks!r}"
+        raise ReportFileError(NOT_A_REPORT.format(path=source, problem=problem))
+    for label, entry in document["models"].items():
+        if not isinstance(entry, dict):
+            problem = f"models[{label!r}] is not an object"
+            raise ReportFileError(NOT_A_REPORT.format(path=source, problem=problem))
     for index, task in enumerate(document["tasks"]):
-        if not isinstance(task, dict) or not all(
-            isinstance(task.get(name), kind)
-            for name, kind in (("task_id", str), ("model", str), ("n", int), ("c", int))
+        if (
+            not isinstance(task, dict)
+            or not all(isinstance(task.get(name), str) for name in ("task_id", "model"))
+            or not (_count(task.get("n")) and _count(task.get("c")))
         ):
             problem = f"task record {index} lacks task_id, model, n or c"
             raise ReportFileError(NOT_A_REPORT.format(path=source, problem=problem))
+        n, c = task["n"], task["c"]
+        if not 0 <= c <= n:
+            # The estimator is undefined there: no run writes such counts.
+            problem = f"task record {index} has n={n}, c={c}; need 0 <= c <= n"
+            raise ReportFileError(NOT_A_REPORT.format(path=source, problem=problem))
     return document
+
+
+def _count(value: object) -> bool:
+    """An integer that is not a bool (JSON ``true`` is no count)."""
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def model_labels(document: dict[str, Any]) -> list[str]:

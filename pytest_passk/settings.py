@@ -29,6 +29,7 @@ from pytest_passk.extract import ExtractMode
 from pytest_passk.ini_types import ini_type
 from pytest_passk.pricing import PriceError, PriceTable, parse_prices
 from pytest_passk.render_options import RENDER_OPTIONS, render_paths
+from pytest_passk.render_paths import OUTPUT_FILE, output_file_problem
 from pytest_passk.sandbox.isolation import LEVEL_CHOICES, IsolationLevel
 
 __all__ = ["SETTINGS_KEY", "Settings", "add_options"]
@@ -305,6 +306,8 @@ class Settings:
         samples_out = reader.get("passk_samples_out", str)
         comparison = read_comparison(config, models)
         plot, html = render_paths(config)
+        report_path = _output_file(reader, "passk_report", report)
+        samples_out_path = _output_file(reader, "passk_samples_out", samples_out)
         return cls(
             ks=ks,
             n=n,
@@ -320,8 +323,8 @@ class Settings:
             isolation=reader.get("passk_isolation", parse.isolation),
             extract=reader.get("passk_extract", parse.extract_mode) or ExtractMode.AUTO,
             store=_path(store, reader.base("passk_store")) if store else rootdir / DEFAULT_STORE,
-            report=_optional_path(report, reader.base("passk_report")),
-            samples_out=_optional_path(samples_out, reader.base("passk_samples_out")),
+            report=report_path,
+            samples_out=samples_out_path,
             fail_under=reader.get("passk_fail_under", parse.fraction),
             base_url=reader.get("passk_base_url", str) or os.environ.get("OPENAI_BASE_URL") or None,
             files=tuple(config.getini("passk_files")),
@@ -416,8 +419,16 @@ def _path(text: str, base: Path) -> Path:
     return path if path.is_absolute() else base / path
 
 
-def _optional_path(text: str | None, base: Path) -> Path | None:
-    return None if text is None else _path(text, base)
+def _output_file(reader: _Reader, dest: str, text: str | None) -> Path | None:
+    """A report file's path, checked now: an end-of-run write that fails loses the report."""
+    if text is None:
+        return None
+    path = _path(text, reader.base(dest))
+    problem = output_file_problem(path)
+    if problem:
+        source = reader.source(dest)
+        raise pytest.UsageError(OUTPUT_FILE.format(source=source, value=text, problem=problem))
+    return path
 
 
 def _default_workers() -> int:

@@ -199,6 +199,62 @@ def test_f(candidate):
     result.stdout.fnmatch_lines(["*test_bad.py:6*cannot derive a strategy for parameter 'x' of f*"])
 
 
+RAISING_STRATEGY = """
+from hypothesis import strategies as st
+
+import pytest_passk as passk
+
+def f(x):
+    return x
+
+@passk.task(prompt="def f(x):\\n", entry_point="f", reference=f,
+            inputs=st.tuples(st.integers()).map(lambda t: (1 // 0,)))
+def test_f(candidate):
+    pass
+
+@passk.task(prompt="def g(x):\\n", entry_point="g", reference="def g(x):\\n    return x\\n",
+            inputs=st.tuples(st.integers()))
+def test_g(candidate):
+    pass
+"""
+
+
+def _raising_strategy_run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
+    pytester.makepyfile(test_bad=RAISING_STRATEGY)
+    write_jsonl(
+        pytester.path / "samples.jsonl",
+        [
+            {"task_id": "test_bad.py::test_f", "solution": "def f(x):\n    return x\n"},
+            {"task_id": "test_bad.py::test_g", "solution": "def g(x):\n    return x\n"},
+        ],
+    )
+    return pytester.runpytest("-p", "no:randomly", *args)
+
+
+def test_a_strategy_that_raises_fails_its_item_not_the_session(pytester: pytest.Pytester) -> None:
+    """A bug in a task's own ``inputs=`` strategy is that task's error: it ended the whole
+    session in an INTERNALERROR, and no other task ran.
+    """
+    result = _raising_strategy_run(pytester, "--passk=1", "--model=replay:samples.jsonl")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*test_bad.py:*inputs= raised ZeroDivisionError while drawing*"])
+    assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
+
+
+@pytest.mark.xfail(
+    reason="execution.prefetch_references (check mode) lets the oracle's TaskFormatError out "
+    "of pytest_runtestloop: any task whose stronger tests cannot be built (this strategy, an "
+    "underivable inputs='auto') is an INTERNALERROR; execution.py is not this change's to edit",
+    strict=True,
+)
+def test_check_mode_a_strategy_that_raises_fails_its_item_not_the_session(
+    pytester: pytest.Pytester,
+) -> None:
+    result = _raising_strategy_run(pytester)
+    assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
+    result.assert_outcomes(passed=1, failed=1)
+
+
 def test_evalplus_file_is_collected_and_judged_on_plus_inputs(pytester: pytest.Pytester) -> None:
     source = Path(__file__).parents[1] / "data" / "evalplus"
     shutil.copy(source / "mbppplus_slice.jsonl", pytester.path / "passk_mbpp.jsonl")

@@ -137,11 +137,32 @@ def test_bad_plot_dir_and_html_path_are_usage_errors(pytester: pytest.Pytester) 
         source="--passk-plot", value="afile/plots", problem="*afile is a file, not a directory"
     )
     result.stderr.fnmatch_lines([f"*{expected.split(': ', 1)[0]}*is a file, not a directory*"])
-    result = pytester.runpytest("--passk=1", "--passk-html=missing/r.html")
+    result = pytester.runpytest("--passk=1", "--passk-html=afile/r.html")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    problem = f"the directory {pytester.path / 'missing'} does not exist"
-    expected = HTML_PATH.format(source="--passk-html", value="missing/r.html", problem=problem)
+    problem = f"{pytester.path / 'afile'} is a file, not a directory"
+    expected = HTML_PATH.format(source="--passk-html", value="afile/r.html", problem=problem)
     result.stderr.fnmatch_lines([f"*{expected}*"])
     result = pytester.runpytest("--passk=1", "--passk-html=.")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--passk-html='.': is a directory*"])
+
+
+def test_outputs_go_into_new_directories(
+    pytester: pytest.Pytester, dataset: Path, samples: Path
+) -> None:
+    """docs/comparing.md's command: the report, the page and the curves in a new ``runs/``
+    (``--passk-report`` and ``--passk-plot`` made it; ``--passk-html`` refused it).
+    """
+    pytest.importorskip("matplotlib")
+    result = pytester.runpytest(
+        "--passk=1",
+        "--model=replay:samples.jsonl",
+        "--passk-report=runs/report.json",
+        "--passk-html=runs/html/report.html",
+        "--passk-plot=runs/plots",
+    )
+    result.assert_outcomes(passed=1, failed=1)
+    runs = pytester.path / "runs"
+    assert json.loads((runs / "report.json").read_text(encoding="utf-8"))["tasks"]
+    assert "<h2>Summary</h2>" in (runs / "html" / "report.html").read_text(encoding="utf-8")
+    assert sorted(p.name for p in (runs / "plots").iterdir()) == FIGURES

@@ -145,3 +145,30 @@ def test_ini_paths_are_relative_to_the_ini_file(
         result = pytester.runpytest(str(dataset))
     result.assert_outcomes(passed=1, failed=1)
     assert (pytester.path / "out" / "r.json").is_file()
+
+
+@pytest.mark.parametrize(
+    ("args", "ini", "expected"),
+    [
+        (["--passk-report=afile/r.json"], "", "--passk-report='afile/r.json': *afile is a file"),
+        (["--passk-report=."], "", "--passk-report='.': is a directory"),
+        (["--passk-samples-out=afile/s.jsonl"], "", "--passk-samples-out='afile/s.jsonl': *afile"),
+        ([], "passk_report = afile/r.json", "ini passk_report='afile/r.json': *afile is a file"),
+    ],
+)
+def test_an_output_file_that_cannot_be_written_is_a_usage_error(
+    pytester: pytest.Pytester,
+    dataset: Path,
+    samples: Path,
+    args: list[str],
+    ini: str,
+    expected: str,
+) -> None:
+    """Said before anything is sampled, not as an INTERNALERROR after the whole run."""
+    (pytester.path / "afile").write_text("x")
+    if ini:
+        pytester.makeini(f"[pytest]\n{ini}\n")
+    result = pytester.runpytest("--passk=1", "--model=replay:samples.jsonl", *args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"*{expected}*"])
+    assert "Traceback" not in result.stderr.str() + result.stdout.str()

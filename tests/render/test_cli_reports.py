@@ -80,12 +80,69 @@ def test_bad_input_is_one_line_and_status_2(
     assert captured.err.startswith("pytest-passk: error: ")
 
 
-def test_report_html_into_a_missing_directory_is_status_2(
+def _broken(change: str) -> dict[str, Any]:
+    document = report()
+    if change == "c > n":
+        document["tasks"][0]["c"] = document["tasks"][0]["n"] + 1
+    elif change == "n < 0":
+        document["tasks"][0]["n"] = -1
+    elif change == "n is a bool":
+        document["tasks"][0]["n"] = True
+    elif change == "k not an int":
+        document["k"] = ["x"]
+    elif change == "k < 1":
+        document["k"] = [0, 1]
+    elif change == "model not an object":
+        document["models"]["small"] = [1]
+    return document
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ("c > n", "need 0 <= c <= n"),
+        ("n < 0", "task record 0 has n=-1"),
+        ("n is a bool", "task record 0 lacks task_id, model, n or c"),
+        ("k not an int", "'k' must be a list of integers >= 1"),
+        ("k < 1", "'k' must be a list of integers >= 1"),
+        ("model not an object", "models['small'] is not an object"),
+    ],
+)
+@pytest.mark.parametrize("command", ["report", "compare"])
+def test_impossible_counts_and_values_are_one_line_and_status_2(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    change: str,
+    expected: str,
+    command: str,
+) -> None:
+    """A hand-edited or merged report with counts no run can produce is refused by name, not
+    with the estimator's traceback halfway through the rendering.
+    """
+    bad = _save(tmp_path / "bad.json", _broken(change))
+    good = _save(tmp_path / "good.json", report())
+    argv = ["report", str(bad), "--html", str(tmp_path / "r.html")]
+    if command == "compare":
+        argv = ["compare", str(good), str(bad)]
+    assert main(argv) == BAD_INPUT_STATUS
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and expected in err, err
+    assert err.startswith("pytest-passk: error: ")
+
+
+def test_report_html_under_a_file_is_status_2(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     saved = _save(tmp_path / "r.json", report())
-    assert main(["report", str(saved), "--html", str(tmp_path / "no" / "r.html")]) == 2
-    assert "does not exist" in capsys.readouterr().err
+    assert main(["report", str(saved), "--html", str(saved / "r.html")]) == 2
+    assert "is a file, not a directory" in capsys.readouterr().err
+
+
+def test_report_html_into_a_new_directory(tmp_path: Path) -> None:
+    saved = _save(tmp_path / "r.json", report())
+    page = tmp_path / "new" / "dir" / "r.html"
+    assert main(["report", str(saved), "--html", str(page)]) == 0
+    assert "<h2>Summary</h2>" in page.read_text(encoding="utf-8")
 
 
 def test_report_plot_without_matplotlib_names_the_extra(

@@ -9,8 +9,15 @@ from typing import Any
 
 import pytest
 
-from pytest_passk.html_report import CHECK_MODE, INCOMPLETE, NO_FIGURES, ONLY_ONE, render_html
-from pytest_passk.plots import NO_COST
+from pytest_passk.html_report import (
+    CHECK_MODE,
+    INCOMPLETE,
+    NO_FIGURES,
+    NONE_SOLVED,
+    ONLY_ONE,
+    render_html,
+)
+from pytest_passk.plots import COST_FREE, NO_COST, NO_COST_ABOVE_ZERO
 
 from .reports import HOSTILE_MESSAGE, HOSTILE_PROGRAM, HOSTILE_TASK, report
 
@@ -150,3 +157,51 @@ def test_check_mode_says_so_instead_of_a_summary_and_curves() -> None:
     assert html.escape(CHECK_MODE) in page
     assert "<svg" not in page and "pass@1 [95% CI]" not in page
     assert page.count("<details") == 6
+
+
+def _summary_row(page: str, model: str) -> list[str]:
+    summary = page.split("<h2>Summary</h2>", 1)[1].split("</table>", 1)[0]
+    for row in re.findall(r"<tr>(.*?)</tr>", summary):
+        cells = [html.unescape(c) for c in re.findall(r"<td>(.*?)</td>", row)]
+        if cells and cells[0] == model:
+            return cells
+    raise AssertionError(f"no summary row for {model}")
+
+
+def test_cost_per_solved_task_with_no_task_solved_is_not_an_unknown_cost() -> None:
+    """The JSON's null means "no task solved" here: the page must not call a known cost
+    unknown (the cost column beside it shows the dollars).
+    """
+    document = report(extras=False)
+    for task in document["tasks"]:
+        if task["model"] == "large":
+            task["c"] = 0
+    document["models"]["large"] |= {"cost_usd": 0.03, "cost_per_solved_task_usd": None}
+    document["models"]["small"] |= {"cost_usd": 0.06, "cost_per_solved_task_usd": 0.02}
+    page = render_html(document)
+    large, small = _summary_row(page, "large"), _summary_row(page, "small")
+    assert large[-3:] == ["$0.03", "$0.001", NONE_SOLVED]
+    assert small[-1] == "$0.02"
+    document["models"]["large"]["cost_usd"] = None
+    assert _summary_row(render_html(document), "large")[-3:] == ["unknown"] * 3
+
+
+def test_a_free_model_is_said_free_in_the_page() -> None:
+    pytest.importorskip("matplotlib")
+    document = report()
+    for label in ("small", "large"):
+        document["models"][label] |= {"cost_usd": 0.0, "cost_per_sample_usd": 0.0}
+    page = render_html(document)
+    assert html.escape(COST_FREE.format(models="small, large")) in page
+    assert NO_COST_ABOVE_ZERO in page and NO_COST not in page
+    assert "cost unknown" not in page
+
+
+def test_a_tiny_cost_is_never_shown_as_zero() -> None:
+    """A second of CPU engine time costs about $0.00000139: six decimals rounded it to "$0",
+    the page's word for free.
+    """
+    document = report(extras=False)
+    document["models"]["large"] |= {"cost_usd": 0.0000417, "cost_per_sample_usd": 1.39e-7}
+    cells = _summary_row(render_html(document), "large")
+    assert cells[-3:-1] == ["$0.000042", "$0.00000014"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -10,7 +11,13 @@ from .reports import report
 
 pytest.importorskip("matplotlib")
 
-from pytest_passk.plots import NO_COST, render_figures, write_plots
+from pytest_passk.plots import (
+    COST_FREE,
+    NO_COST,
+    NO_COST_ABOVE_ZERO,
+    render_figures,
+    write_plots,
+)
 
 
 def test_writes_png_and_svg_of_both_figures(tmp_path: Path) -> None:
@@ -49,3 +56,40 @@ def test_cost_figure_says_when_no_cost_is_known() -> None:
 def test_one_model() -> None:
     figures = render_figures(report(("small",)), png=False)
     assert len(figures) == 2
+
+
+def _renamed(document: dict[str, Any], old: str, new: str) -> dict[str, Any]:
+    document["models"][new] = document["models"].pop(old)
+    for task in document["tasks"]:
+        if task["model"] == old:
+            task["model"] = new
+    return document
+
+
+@pytest.mark.parametrize("label", ["m$\\bad{$", "cheap $1 & $2 model"])
+def test_model_labels_are_text_never_mathtext(label: str) -> None:
+    """A label with dollar signs is drawn as written: matplotlib would parse ``$...$`` as
+    mathtext (and raise on one it cannot parse, losing every figure of the run).
+    """
+    document = _renamed(report(), "large", label)
+    by_k, by_cost = render_figures(document, png=True)
+    # matplotlib keeps each drawn text in a comment beside its glyphs.
+    assert f"<!-- {label.replace('&', '&amp;')} -->" in by_k.svg
+    document["models"][label].pop("cost_usd", None)
+    document["models"][label].pop("cost_per_sample_usd", None)
+    by_cost = render_figures(document, png=False)[1]
+    assert label.replace("&", "&amp;") in by_cost.svg  # the "cost unknown" note names it
+
+
+def test_a_free_model_is_not_called_unpriced() -> None:
+    """A model whose samples cost 0 (an hourly rate or a price of 0) has a known cost: the
+    figure says it is free and off the log axis, not "cost unknown (no price)".
+    """
+    document = report()
+    document["models"]["large"] |= {"cost_usd": 0.0, "cost_per_sample_usd": 0.0}
+    svg = render_figures(document, png=False)[1].svg
+    assert COST_FREE.format(models="large") in svg
+    assert "cost unknown" not in svg
+    document["models"]["small"] |= {"cost_usd": 0.0, "cost_per_sample_usd": 0.0}
+    svg = render_figures(document, png=False)[1].svg
+    assert NO_COST_ABOVE_ZERO[:40] in svg and NO_COST[:40] not in svg

@@ -196,3 +196,55 @@ def test_the_smallest_differing_input_is_shown(pool: PoolExecutor, differential)
     assert verdict.outcome is Outcome.FAILED
     assert verdict.message.startswith("differs from the reference on top(")
     assert "expected" in verdict.message and "got" in verdict.message
+
+
+HALF = Task(
+    task_id="tests/sandbox::half",
+    prompt="",
+    entry_point="half",
+    test=CheckTest("def check(candidate):\n    assert candidate(2) == 1.0\n"),
+    reference="def half(x):\n    return x / 2\n",
+    differential=DifferentialSpec(inputs=st.tuples(st.integers(0, 100))),
+)
+
+
+def test_an_int_too_large_for_a_float_fails_instead_of_breaking_the_judge(
+    pool: PoolExecutor,
+) -> None:
+    """The judge compares an int with the reference's float as floats: 10**400 has none, and
+    the trusted judge raised OverflowError ("the sandbox failed", a harness error, no original
+    outcome) instead of failing the candidate.
+    """
+    assert HALF.differential is not None and isinstance(HALF.test, CheckTest)
+    built = build(HALF, HALF.differential, 20, WALL)
+    program = "def half(x):\n    return 1.0 if x == 2 else 10**400\n"
+    job = Job(program, HALF.test, "half", WALL, reference=HALF.reference, differential=built)
+    (verdict,) = pool.run([job])
+    assert verdict.outcome is Outcome.FAILED, verdict.message
+    assert not verdict.harness_error
+    assert verdict.original is Outcome.PASSED
+    assert "differs from the reference on half(" in verdict.message
+
+
+#: Answers the judge cannot even decode: a dict with a list for a key, an int that is no hex.
+MALFORMED_ANSWERS = (
+    "import gc\n"
+    "def top(xs, k):\n"
+    "    for o in gc.get_objects():\n"
+    "        if type(o).__name__ == 'Server':\n"
+    "            type(o)._batch = lambda self, request: [{'ok': {'#': 'dict', 'v': [[[1], 2]]}}, {'ok': {'#': 'int', 'v': 'zz'}}] * (len(request['batch']) // 2) + [{'ok': []}] * (len(request['batch']) % 2)\n"
+    "    if k < 0:\n        raise ValueError\n"
+    "    return sorted(xs, reverse=True)[:k]\n"
+)
+
+
+def test_undecodable_batch_answers_fail_the_candidate_not_the_judge(
+    pool: PoolExecutor, differential: Differential
+) -> None:
+    """A forged answer the codec cannot decode is a malformed answer (never agreeing), not an
+    exception in the trusted judge ("the sandbox failed", a harness error, no original outcome).
+    """
+    (verdict,) = pool.run([_job(MALFORMED_ANSWERS, differential)])
+    assert verdict.outcome is Outcome.FAILED, verdict.message
+    assert not verdict.harness_error
+    assert verdict.original is Outcome.PASSED

@@ -153,6 +153,13 @@ def test_a_budget_of_exactly_k_samples_affords_k_despite_rounding() -> None:
     assert cell.pass_at_k == pytest.approx(pass_at_k(10, 1, 3))
 
 
+def test_a_budget_too_large_to_count_in_samples_buys_all_that_were_drawn() -> None:
+    # 1e300 / 1e-10 overflows to inf: floor(inf) raised OverflowError and ended the run.
+    cell = at_budget(1e300, 1e-10, [(10, 1), (4, 4)])
+    assert (cell.k, cell.status, cell.affordable) == (10, Afford.CAPPED, None)
+    assert cell.pass_at_k == pytest.approx(pass_at_k(10, 1, 10))
+
+
 def test_unknown_cost_is_never_a_budget_and_never_free() -> None:
     unpriced = ModelRun("local", {"A": (4, 1), "B": (4, 0)}, None)
     comparison = compare([BIG, unpriced], "big", (1,), target=0.5)

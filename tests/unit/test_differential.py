@@ -21,11 +21,12 @@ from pytest_passk.errors import TaskFormatError
 from pytest_passk.inputs import AUTO_UNDERIVABLE, NOT_PLAIN_INPUT, auto_strategy, draw, seed_of
 from pytest_passk.results import CandidateResult, Outcome, TaskResult
 from pytest_passk.sandbox import plain
-from pytest_passk.sandbox.inside.differ import agree, canonical, same
+from pytest_passk.sandbox.inside.differ import NOT_PLAIN, _observation, agree, canonical, run, same
 from pytest_passk.stronger import model_json, stronger_lines, summarise, task_json
 from pytest_passk.tasks import task_spec_of
 
 EXACT = {"kind": "exact"}
+APPROX = {"kind": "approx", "rel": 1e-6, "abs": 0.0}
 
 
 # -- the decorator -------------------------------------------------------------------------------
@@ -178,6 +179,16 @@ def test_auto_names_the_parameter_it_cannot_derive() -> None:
         (0.1 + 0.2, 0.3, {"kind": "approx", "rel": 1e-9, "abs": 0.0}, True),
         (1.0, 1.1, {"kind": "approx", "rel": 1e-3, "abs": 0.0}, False),
         (math.inf, math.inf, {"kind": "approx", "rel": 1.0, "abs": 1.0}, True),
+        # An infinite expectation makes rel * |e| infinite: infinities agree only with themselves.
+        (1.0, math.inf, {"kind": "approx", "rel": 1e-6, "abs": 0.0}, False),
+        (-math.inf, math.inf, {"kind": "approx", "rel": 1e-6, "abs": 0.0}, False),
+        ([2.0], [-math.inf], {"kind": "evalplus", "atol": 0.0}, False),
+        (1e300, math.inf, {"kind": "evalplus", "atol": 1.0}, False),
+        (math.inf, 1e300, {"kind": "approx", "rel": 1.0, "abs": 0.0}, False),
+        # An int beyond a float's range equals no float (float() of it raised in the judge).
+        pytest.param(10**400, 1.5, EXACT, False, id="huge-int-vs-float"),
+        pytest.param([10**400], [math.inf], APPROX, False, id="huge-int-vs-inf"),
+        pytest.param(10**400, 1.5, {"kind": "evalplus", "atol": 0.0}, False, id="huge-evalplus"),
         ([1.0000001], [1.0], {"kind": "evalplus", "atol": 0.0}, True),  # EvalPlus: atol 1e-6
         ([1.001], [1.0], {"kind": "evalplus", "atol": 0.0}, False),
         ([1.001], [1.0], {"kind": "evalplus", "atol": 0.01}, True),
@@ -188,6 +199,35 @@ def test_auto_names_the_parameter_it_cannot_derive() -> None:
 )
 def test_same(got: object, expected: object, compare: dict[str, object], agrees: bool) -> None:
     assert same(got, expected, compare) is agrees
+
+
+EVALPLUS = {"kind": "evalplus", "atol": 0.0}
+
+
+@pytest.mark.parametrize(
+    ("got", "expected", "agrees"),
+    [
+        # EvalPlus widens atol 0 to 1e-6 only where the expected output "is_floats": a float, or
+        # a list or tuple of floats. Everywhere else it compares with ==.
+        (1.0000001, 1.0, True),
+        ((1.0000001, 2.0), (1.0, 2.0), True),
+        (3.0000001, 3, False),  # the reference's int: exact
+        ([1, 1.0000001], [1, 1.0], False),  # not all floats: exact
+        ([[1.0000001]], [[1.0]], False),  # nested: exact
+        ({"a": 1.0000001}, {"a": 1.0}, False),
+        ([2.0, 1.0], [2.0, 1.0], True),
+        ([[1.0]], [[1.0]], True),
+    ],
+)
+def test_evalplus_tolerance_only_where_evalplus_allows_it(
+    got: object, expected: object, agrees: bool
+) -> None:
+    assert same(got, expected, EVALPLUS) is agrees
+
+
+def test_an_evalplus_atol_applies_to_every_float() -> None:
+    assert same([[1.001]], [[1.0]], {"kind": "evalplus", "atol": 0.01}) is True
+    assert same(3.001, 3, {"kind": "evalplus", "atol": 0.01}) is True
 
 
 def test_agree_on_exceptions_mutation_and_non_plain_values() -> None:
@@ -201,6 +241,45 @@ def test_agree_on_exceptions_mutation_and_non_plain_values() -> None:
     )
     assert agree({**ok, "w": [[3]]}, ok, EXACT) == "mutated"
     assert "non-plain" in str(agree({"nonplain": "Eq"}, ok, EXACT))
+
+
+class _Answers:
+    """A candidate's channel that answers every batched input with ``value``."""
+
+    def __init__(self, value: object) -> None:
+        self.value = value
+
+    def batch(self, name: str, arguments: list[object]) -> list[dict[str, object]]:
+        return [{"ok": plain.encode(self.value)} for _ in arguments]
+
+
+def test_no_cases_is_no_behaviour_fingerprint() -> None:
+    """Without a single input (all dropped by the reference, or none derivable) there is no
+    behaviour to tell candidates apart: a fingerprint of nothing would put every candidate of
+    the task in one cluster, and selected@1 would pick the first sample, not the commonest one.
+    """
+    spec = {"cases": [], "compare": EXACT}
+    assert run(_Answers(1), "f", spec).behaviour is None
+    case = [plain.encode([2]), {"ok": plain.encode(1)}, STRONGER]
+    one, other = (run(_Answers(v), "f", {"cases": [case], "compare": EXACT}) for v in (1, 2))
+    assert one.behaviour is not None and other.behaviour is not None
+    assert one.behaviour != other.behaviour
+    assert one.stronger is None and other.stronger is not None
+
+
+@pytest.mark.parametrize(
+    "claim",
+    [
+        {"ok": {"#": "dict", "v": [[[1], 2]]}},  # a list for a key
+        {"ok": {"#": "set", "v": [[1]]}},
+        {"ok": {"#": "int", "v": "zz"}},
+        {"ok": {"#": "float", "v": "abc"}},
+    ],
+)
+def test_an_undecodable_answer_is_malformed_and_never_agrees(claim: dict[str, object]) -> None:
+    seen = _observation(claim)
+    assert seen == {"nonplain": "malformed"}
+    assert agree(seen, {"ok": plain.encode(1)}, EXACT) == NOT_PLAIN.format(type="malformed")
 
 
 def test_canonical_orders_sets_and_dicts() -> None:

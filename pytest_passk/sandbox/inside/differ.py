@@ -61,24 +61,45 @@ def _text(value: Any) -> str:
 
 def same(got: Any, expected: Any, compare: dict[str, Any]) -> bool:
     """Whether two decoded plain values agree under ``compare`` (NaN agrees with NaN)."""
+    if compare.get("kind") == "evalplus":
+        # EvalPlus: with atol 0, a tolerance of 1e-6 only where the expected output "is_floats"
+        # (a float, or a list or tuple of floats); everywhere else ``out == exp``.
+        atol = float(compare.get("atol", 0.0))
+        if atol == 0 and _is_floats(expected):
+            atol = 1e-6
+        compare = {"kind": "evalplus", "atol": atol} if atol else {"kind": "exact"}
+    return _same(got, expected, compare)
+
+
+def _is_floats(value: Any) -> bool:
+    if isinstance(value, list | tuple):
+        return all(type(item) is float for item in value)
+    return type(value) is float
+
+
+def _same(got: Any, expected: Any, compare: dict[str, Any]) -> bool:
     kind = compare.get("kind")
     if type(got) is float or type(expected) is float:
         if not isinstance(got, int | float) or not isinstance(expected, int | float):
             return False
         if isinstance(got, bool) != isinstance(expected, bool):
             return False
-        a, b = float(got), float(expected)
+        try:
+            a, b = float(got), float(expected)
+        except OverflowError:  # an int beyond a float's range equals no float
+            return False
         if math.isnan(a) or math.isnan(b):
             return math.isnan(a) and math.isnan(b)
         if a == b:
             return True
+        if math.isinf(a) or math.isinf(b):  # rel * inf would let any value near an infinity
+            return False
         if kind == "approx":
             tolerance = max(float(compare.get("rel", 0.0)) * abs(b), float(compare.get("abs", 0.0)))
             return abs(a - b) <= tolerance
         if kind == "evalplus":
-            # EvalPlus: numpy.testing.assert_allclose(out, exp, atol=atol), and atol 1e-6 where
-            # the task gives none and the expected output is a float.
-            atol = float(compare.get("atol", 0.0)) or 1e-6
+            # EvalPlus: numpy.testing.assert_allclose(out, exp, rtol=1e-7, atol=atol).
+            atol = float(compare.get("atol", 0.0))
             return abs(a - b) <= atol + 1e-7 * abs(b)
         return False
     if type(got) is not type(expected):
@@ -87,11 +108,11 @@ def same(got: Any, expected: Any, compare: dict[str, Any]) -> bool:
         return _numbers(got, expected) and bool(got == expected)
     if isinstance(got, list | tuple):
         return len(got) == len(expected) and all(
-            same(g, e, compare) for g, e in zip(got, expected, strict=True)
+            _same(g, e, compare) for g, e in zip(got, expected, strict=True)
         )
     if isinstance(got, dict):
         return got.keys() == expected.keys() and all(
-            same(v, expected[k], compare) for k, v in got.items()
+            _same(v, expected[k], compare) for k, v in got.items()
         )
     return bool(got == expected)
 
@@ -170,13 +191,18 @@ def _observation(claim: Any) -> dict[str, Any]:
         return {"nonplain": "malformed"}
     if "raise" in claim:
         return {"raise": str(claim["raise"])[:120]}
+    unreadable = (plain.EncodeError, plain.NotPlainData, ValueError, TypeError, KeyError,
+                  RecursionError)  # fmt: skip
     try:
         value = plain.decode(claim.get("ok"))
+    except unreadable:  # a forged answer the codec cannot decode
+        return {"nonplain": "malformed"}
+    try:
         seen: dict[str, Any] = {"ok": plain.encode(value, strict=True)}
         if "w" in claim:
             seen["w"] = plain.encode(plain.decode(claim["w"]), strict=True)
-    except (plain.EncodeError, plain.NotPlainData, ValueError, TypeError, KeyError, RecursionError):
-        return {"nonplain": _type_of(plain.decode(claim.get("ok")))}
+    except unreadable:
+        return {"nonplain": _type_of(value)}
     return seen
 
 
@@ -210,5 +236,6 @@ def run(remote: Any, name: str, spec: Mapping[str, Any]) -> Outcome:
             outcome.stronger = ranked
         if tier == ORIGINAL and (outcome.original is None or ranked[0] < outcome.original[0]):
             outcome.original = ranked
-    outcome.behaviour = hasher.hexdigest()[:16]
+    # No input, no behaviour: a fingerprint of nothing would make every candidate alike.
+    outcome.behaviour = hasher.hexdigest()[:16] if cases else None
     return outcome
