@@ -182,7 +182,15 @@ class Execution:
     def prefetch_references(self, tasks: Sequence[Task]) -> None:
         """Check mode: queue every task's reference on the pool now."""
         self.oracle.prepare([(task, self._timeout(task)) for task in tasks])
-        self.executor.prefetch([job for task in tasks if (job := self.reference_job(task))])
+        jobs = []
+        for task in tasks:
+            try:
+                job = self.reference_job(task)
+            except TaskFormatError:
+                continue  # its item fails with the message when it runs
+            if job is not None:
+                jobs.append(job)
+        self.executor.prefetch(jobs)
 
     def reference_job(self, task: Task) -> Job | None:
         """The job that runs ``task``'s reference solution, if it has one."""

@@ -241,12 +241,6 @@ def test_a_strategy_that_raises_fails_its_item_not_the_session(pytester: pytest.
     assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
 
 
-@pytest.mark.xfail(
-    reason="execution.prefetch_references (check mode) lets the oracle's TaskFormatError out "
-    "of pytest_runtestloop: any task whose stronger tests cannot be built (this strategy, an "
-    "underivable inputs='auto') is an INTERNALERROR; execution.py is not this change's to edit",
-    strict=True,
-)
 def test_check_mode_a_strategy_that_raises_fails_its_item_not_the_session(
     pytester: pytest.Pytester,
 ) -> None:
