@@ -126,8 +126,8 @@ def _values(
     many: bool = False,
     ini_only: bool = False,
 ) -> list[T]:
-    """The option's values from the command line, else from ini (split on spaces and commas when
-    ``many``); each parsed, a ``ValueError("problem|fix")`` becoming a usage error.
+    """The option's values from the command line, else from ini (both split on spaces and commas
+    when ``many``); each parsed, a ``ValueError("problem|fix")`` becoming a usage error.
     """
     raw = None if ini_only else config.getoption(dest)
     source = "--" + dest.replace("_", "-")
@@ -136,6 +136,8 @@ def _values(
         raw = ini.replace(",", " ").split() if many else ([ini] if ini else [])
         source = f"ini {dest}"
     texts = [str(v) for v in raw] if isinstance(raw, list) else [str(raw)]
+    if many:  # --passk-budget=0.01,0.1 as well as repeated options, as in ini
+        texts = [part for text in texts for part in text.replace(",", " ").split()]
     values = []
     for text in texts:
         try:

@@ -67,8 +67,10 @@ def summarise(label: str, results: Sequence[TaskResult], ks: Sequence[int]) -> S
     for k in ks:
         scored = [r for r in mine if r.n >= k]
         if scored:
-            original[k] = sum(pass_at_k(r.n, r.c_original or 0, k) for r in scored) / len(scored)
-            stronger[k] = sum(pass_at_k(r.n, r.c, k) for r in scored) / len(scored)
+            original[k] = math.fsum(pass_at_k(r.n, r.c_original or 0, k) for r in scored) / len(
+                scored
+            )
+            stronger[k] = math.fsum(pass_at_k(r.n, r.c, k) for r in scored) / len(scored)
     return StrongerSummary(
         label,
         len(mine),

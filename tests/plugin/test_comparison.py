@@ -254,3 +254,15 @@ def test_hour_prices_come_from_ini(pytester: pytest.Pytester, recordings: list[s
     result = pytester.runpytest("--passk=1", *recordings)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*ini passk_gpu_hour_usd='-1': must be 0 or more*"])
+
+
+def test_budgets_given_as_one_comma_separated_option(
+    pytester: pytest.Pytester, recordings: list[str]
+) -> None:
+    _, document = _run(pytester, recordings, "--passk-budget=0.0001,0.00002")
+    budgets = [
+        row["budget_usd"]
+        for row in document["comparison"]["equal_cost"]
+        if row["source"] == "--passk-budget"
+    ]
+    assert budgets == [2e-5, 4e-5, 1e-4]
