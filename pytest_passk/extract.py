@@ -43,8 +43,10 @@ from __future__ import annotations
 
 import ast
 import enum
+import functools
 import re
 import types
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -56,12 +58,15 @@ from pytest_passk.extract_compile import (
     Exhausted,
     Hostile,
     binds,
+    certainly_fails,
+    cut_line,
     is_stub,
     read_names,
 )
 from pytest_passk.extract_shapes import (
     fenced_blocks,
     first_fence,
+    first_line,
     has_fence,
     looks_like_prose,
     needed_from,
@@ -150,7 +155,9 @@ def extract_program(
         return Extraction(as_is, ExtractionKind.AS_IS)
     compiler = Compiler()
     try:
-        return _Search(prompt, entry_point, text, form, compiler).run(as_is)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a candidate's SyntaxWarning is not the user's
+            return _Search(prompt, entry_point, text, form, compiler).run(as_is)
     except Hostile as exc:
         return Extraction(None, ExtractionKind.NO_CODE, str(exc))
 
@@ -197,10 +204,17 @@ class _Search:
         # An answer opening with a backtick fence after a complete prompt cannot compile: its
         # as-is compilation is left for the end (fenced chat answers are the common case).
         code: types.CodeType | SyntaxError | None = None
+        deferred = False
         if not self._opens_with_fence():
-            code = self.compiler.code(as_is)
-            if isinstance(code, types.CodeType) and self._code_defines_entry(code):
-                return self._as_is(as_is, code)
+            if self.form is CompletionForm.CONTINUATION and certainly_fails(self.prompt, self.raw):
+                # A restated body after the prompt: the failure is certain, so the compilation
+                # is counted but made only if its error is needed (no repair works).
+                self.compiler.defer(as_is)
+                deferred = True
+            else:
+                code = self.compiler.code(as_is)
+                if isinstance(code, types.CodeType) and self._code_defines_entry(code):
+                    return self._as_is(as_is, code)
         try:
             for kind, program, context in self._candidates():
                 accepted = self._accept(program, kind, context)
@@ -214,6 +228,8 @@ class _Search:
             return self.fallback
         if not self._has_code():
             return Extraction(None, ExtractionKind.NO_CODE, NO_CODE_FOUND)
+        if deferred:
+            code = self.compiler.error(as_is)
         error = code if code is not None else self._late_error(as_is)
         if isinstance(error, types.CodeType):  # cannot happen: a fence line never compiles
             return Extraction(as_is, ExtractionKind.AS_IS, code=error)
@@ -221,8 +237,7 @@ class _Search:
         return Extraction(None, ExtractionKind.NO_CODE, NOT_COMPILABLE.format(error=where))
 
     def _opens_with_fence(self) -> bool:
-        first = next((line for line in self.text.split("\n") if line.strip()), "")
-        if not first.lstrip().startswith("```"):
+        if not self.text.lstrip().startswith("```"):  # the first non-blank line opens a fence
             return False
         return self.form is not CompletionForm.CONTINUATION or prompt_complete(self.prompt)
 
@@ -319,8 +334,7 @@ class _Search:
         """
         if self.form is not CompletionForm.CONTINUATION:
             return True
-        first = next((line for line in self.text.split("\n") if line.strip()), "")
-        return first.startswith((" ", "\t"))
+        return first_line(self.text).startswith((" ", "\t"))
 
     def _fenced(self) -> Iterator[tuple[ExtractionKind, str, bool]]:
         blocks = fenced_blocks(self.text)
@@ -405,21 +419,25 @@ class _Search:
             kind is not ExtractionKind.TRUNCATED or self.form is CompletionForm.CONTINUATION
         )
         floor = self.prompt.count("\n") if prefixed else 0  # never trim into the prompt
-        lines = program.split("\n")
+        source = program.rstrip() + "\n"
+        lines: list[str] | None = None  # split only when a tail must go
         while True:
-            source = "\n".join(lines).rstrip() + "\n"
             code = self.compiler.code(source)
             if not isinstance(code, SyntaxError):
                 break
-            cut = _cut_line(code, lines)
+            if lines is None:
+                lines = program.split("\n")
+            cut = cut_line(code, lines)
             if cut <= floor:
                 return None
             removed, lines = lines[cut:], lines[:cut]
             if kind is ExtractionKind.TRUNCATED and looks_like_prose(removed):
                 kind = ExtractionKind.PROSE
+            source = "\n".join(lines).rstrip() + "\n"
         if not self._entry_has_body(code):
             renamed = self.entry is not None and self.entry not in code.co_names
-            if self.fallback is None and renamed and len(lines) > floor + 1:
+            count = program.count("\n") + 1 if lines is None else len(lines)
+            if self.fallback is None and renamed and count > floor + 1:
                 self.fallback = Extraction(source, kind, code=code)  # renamed: the test says so
             return None
         context = context and self._lacks_prompt_names(source, code)
@@ -463,21 +481,11 @@ class _Search:
         return cleaned, compiled
 
 
+@functools.lru_cache(maxsize=256)
 def _entry_def(entry_point: str | None) -> re.Pattern[str] | None:
     if entry_point is None:
         return None
     return re.compile(_ENTRY_DEF.format(name=re.escape(entry_point)), re.M)
-
-
-def _cut_line(error: SyntaxError, lines: list[str]) -> int:
-    """Where to cut a program with a syntax error: from the error's line (an unclosed bracket
-    or string reports where it opened), or its last non-blank line when the error is at the end.
-    """
-    last = max((i for i, line in enumerate(lines) if line.strip()), default=0)
-    line = (error.lineno or 0) - 1
-    if line < 0 or line >= last:
-        return last
-    return line
 
 
 _DEMO_LINE = re.compile(

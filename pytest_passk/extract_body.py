@@ -35,22 +35,35 @@ def body_program(prompt: str, text: str) -> BodyShape | None:
     target = body_indent(prompt)
     if target is None:
         return None
-    lines = [_detab(line) for line in text.split("\n")]
-    while lines and not lines[0].strip():
-        lines.pop(0)
-    while lines and not lines[-1].strip():
-        lines.pop()
-    if not lines or _PROGRAM_START.match(lines[0]):
+    lines = text.split("\n")
+    if "\t" in text:
+        lines = [_detab(line) for line in lines]
+    # Each line stripped once (blank, comment or code): every step below reads them, and
+    # restated bodies run to dozens of lines.
+    stripped = [line.lstrip() for line in lines]
+    first, last = 0, len(lines)
+    while first < last and not stripped[first]:
+        first += 1
+    while last > first and not stripped[last - 1]:
+        last -= 1
+    if first == last or _PROGRAM_START.match(lines[first]):
         return None
-    first = lines[0]
-    restated = first.lstrip().startswith(('"""', "'''", 'r"""', "r'''")) or not first.startswith(
-        " "
-    )
-    if not first.startswith(" "):
-        lines[0] = " " * _lost_indent(lines) + first
+    lines, stripped = lines[first:last], stripped[first:last]
+    code = [bool(s) and s[0] != "#" for s in stripped]
+    head = lines[0]
+    restated = stripped[0].startswith(('"""', "'''", 'r"""', "r'''")) or not head.startswith(" ")
+    if not head.startswith(" "):
+        lines[0] = " " * _lost_indent(lines, code) + head
     depth = _indent(lines[0])
-    head, tail = _split_body(lines, depth)
-    body = "\n".join(_reindent(line, depth, target) for line in head)
+    end, tail = _split_body(lines, code, depth)
+    # A line indented at least ``depth`` starts with ``depth`` spaces (``_indent`` counts spaces).
+    level = " " * depth
+    body = "\n".join(
+        (target + (lines[i][depth:] if lines[i].startswith(level) else stripped[i]))
+        if stripped[i]
+        else ""
+        for i in range(end)
+    )
     program = prompt.rstrip("\n") + "\n" + body + "\n"
     if tail:
         program += "\n\n" + "\n".join(tail) + "\n"
@@ -63,17 +76,18 @@ _OPENER = re.compile(
 )
 
 
-def _lost_indent(lines: list[str]) -> int:
+def _lost_indent(lines: list[str], code: list[bool]) -> int:
     """The indentation a body's first line had before the recorder's ``strip()``: the least of
     the body's following lines (those before any top-level line); a block opener keeps column 0
     when everything after it is one level deeper (the model dropped every level).
     """
     following: list[int] = []
-    for line in lines[1:]:
-        if _is_code(line):
-            if not _indent(line):
+    for index in range(1, len(lines)):
+        if code[index]:
+            indent = _indent(lines[index])
+            if not indent:
                 break
-            following.append(_indent(line))
+            following.append(indent)
     if not following:
         return 0
     least = min(following)
@@ -82,45 +96,33 @@ def _lost_indent(lines: list[str]) -> int:
     return least
 
 
-def _split_body(lines: list[str], depth: int) -> tuple[list[str], list[str]]:
-    """A restated body and the top-level code the answer put after it (helpers, demo, junk).
+def _split_body(lines: list[str], code: list[bool], depth: int) -> tuple[int, list[str]]:
+    """Where a restated body ends (its line count), and the top-level code the answer put after
+    it (helpers, demo, junk).
 
     An indented body ends at its first code line indented less; a body at column 0 (the model
     dropped every level) ends at the first line that starts top-level code or prose.
     """
+    level = " " * depth
     for index in range(1, len(lines)):
-        line = lines[index]
-        if not _is_code(line):
+        if not code[index]:
             continue
+        line = lines[index]
         ends = (
-            _indent(line) < depth
+            not line.startswith(level)
             if depth
             else looks_like_prose([line]) or bool(_TOP_LEVEL.match(line))
         )
         if ends:
             start = index
-            while start > 1 and (not lines[start - 1].strip() or not _is_code(lines[start - 1])):
+            while start > 1 and not code[start - 1]:
                 start -= 1  # comments and blank lines just above belong to what follows
-            return lines[:start], [] if looks_like_prose([line]) else lines[start:]
-    return lines, []
-
-
-def _is_code(line: str) -> bool:
-    """A non-blank line that is not a comment (comments may sit at any indentation)."""
-    stripped = line.lstrip()
-    return bool(stripped) and not stripped.startswith("#")
+            return start, [] if looks_like_prose([line]) else lines[start:]
+    return len(lines), []
 
 
 def _indent(line: str) -> int:
     return len(line) - len(line.lstrip(" "))
-
-
-def _reindent(line: str, depth: int, target: str) -> str:
-    if not line.strip():
-        return ""
-    if _indent(line) < depth:  # a comment left of the body
-        return target + line.lstrip()
-    return target + line[depth:]
 
 
 _TOP_LEVEL = re.compile(

@@ -11,7 +11,8 @@ from __future__ import annotations
 import ast
 import re
 import types
-import warnings
+
+from pytest_passk.extract_shapes import prompt_complete
 
 __all__ = [
     "MAX_ATTEMPTS",
@@ -20,6 +21,8 @@ __all__ = [
     "Exhausted",
     "Hostile",
     "binds",
+    "certainly_fails",
+    "cut_line",
     "is_stub",
     "read_names",
 ]
@@ -38,22 +41,24 @@ class Exhausted(Exception):
 
 
 class Compiler:
-    """Counts compilations and turns CPython's resource errors into :class:`Hostile`."""
+    """Counts compilations and turns CPython's resource errors into :class:`Hostile`.
+
+    It does not silence warnings itself: the caller compiles inside one
+    ``warnings.catch_warnings()`` per sample (entering it costs as much as a tenth of a
+    compilation, and a sample may need several).
+    """
 
     def __init__(self) -> None:
         self.attempts = 0
-        #: The last compilation: a repair often starts from the text just tried as is.
-        self._last: tuple[str, types.CodeType | SyntaxError] | None = None
+        #: The last compilation, keyed by :func:`_same_program`'s form of its source (a repair
+        #: often starts from the text just tried as is); ``None``: deferred, not yet compiled.
+        self._last: tuple[str, types.CodeType | SyntaxError | None] | None = None
 
     def parse(self, source: str) -> ast.Module | SyntaxError:
         """The tree of ``source``, or its syntax error."""
-        self.attempts += 1
-        if self.attempts > MAX_ATTEMPTS:
-            raise Exhausted
+        self._count()
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # a candidate's SyntaxWarning is not the user's
-                return ast.parse(source)
+            return ast.parse(source)
         except SyntaxError as exc:
             return exc
         except ValueError as exc:  # null bytes
@@ -65,26 +70,54 @@ class Compiler:
         """``source`` compiled, or its syntax error (the compiler's checks included: ``return``
         outside a function, ``nonlocal`` at module level).
         """
-        if self._last is not None and self._last[0] == source:
-            return self._last[1]
+        key = _same_program(source)
+        if self._last is not None and self._last[0] == key:
+            result = self._last[1]
+            if result is None:  # deferred: its compilation was counted then
+                result = self._compile(source)
+                self._last = (key, result)
+            return result
+        self._count()
         result = self._compile(source)
-        self._last = (source, result)
+        self._last = (key, result)
         return result
 
-    def _compile(self, source: str) -> types.CodeType | SyntaxError:
+    def defer(self, source: str) -> None:
+        """Count a compilation of ``source`` known to fail (:func:`certainly_fails`) without
+        making it; :meth:`code` or :meth:`error` makes it, uncounted, when the error is needed.
+        """
+        self._count()
+        self._last = (_same_program(source), None)
+
+    def error(self, source: str) -> types.CodeType | SyntaxError:
+        """``source`` compiled without counting: the error of a deferred compilation."""
+        return self._compile(source)
+
+    def _count(self) -> None:
         self.attempts += 1
         if self.attempts > MAX_ATTEMPTS:
             raise Exhausted
+
+    @staticmethod
+    def _compile(source: str) -> types.CodeType | SyntaxError:
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                return compile(source, "<candidate>", "exec", dont_inherit=True, optimize=0)
+            return compile(source, "<candidate>", "exec", dont_inherit=True, optimize=0)
         except SyntaxError as exc:
             return exc
         except ValueError as exc:  # null bytes
             return SyntaxError(str(exc))
         except (RecursionError, MemoryError, OverflowError):
             raise Hostile(TOO_NESTED) from None
+
+
+def _same_program(source: str) -> str:
+    """``source`` as CPython's tokenizer reads it when it has no carriage return: with a final
+    newline (it adds a missing one), so a text and the same text ending in a newline share one
+    compilation.
+    """
+    if source.endswith("\n") or "\r" in source:
+        return source
+    return source + "\n"
 
 
 def stub_codes() -> frozenset[bytes]:
@@ -131,3 +164,86 @@ def binds(source: str, name: str) -> bool:
         rf"|class\s+{word}\b|{word}\s*[:=])"
     )
     return re.search(pattern, source, re.M) is not None
+
+
+def certainly_fails(prompt: str, text: str) -> bool:
+    """Whether ``prompt + text`` cannot compile when the prompt is complete (it compiles, and
+    ends with a newline), read from the text alone: its first code line is a complete statement at
+    column 0 (a docstring, or a line starting with a name and holding no string, bracket,
+    continuation or closing colon) and the next code line is indented, which CPython rejects
+    as an unexpected indent before reading further. Instruct models restate bodies this way
+    (the recorder stripped the first line); proving the failure saves compiling the whole
+    prompt to learn it.
+
+    ``False`` means only "not proved": the text is then compiled.
+    """
+    if "\r" in text or "\f" in text or "\0" in text or not prompt.endswith("\n"):
+        return False
+    if not prompt_complete(prompt):
+        return False
+    start = _code_line(text, 0)
+    if start is None:
+        return False
+    if text.startswith(('"""', "'''"), start):
+        close = _string_close(text, start + 3, text[start : start + 3])
+        if close is None:
+            return False
+        end = _line_end(text, close)
+        if text[close:end].lstrip(" \t")[:1] not in ("", "#"):
+            return False
+    else:
+        end = _line_end(text, start)
+        code = text[start:end].split("#", 1)[0]
+        if not _NAME_START.match(text, start) or code.rstrip(" \t").endswith(":"):
+            return False
+        if any(c in code for c in _OPENS):
+            return False
+    following = _code_line(text, end + 1)
+    return following is not None and text[following] in " \t"
+
+
+_NAME_START = re.compile(r"[A-Za-z_]")
+#: Characters that may carry a statement past its line: strings, brackets, a continuation.
+_OPENS = "'\"\\([{"
+
+
+def _line_end(text: str, position: int) -> int:
+    end = text.find("\n", position)
+    return len(text) if end < 0 else end
+
+
+def _code_line(text: str, position: int) -> int | None:
+    """Where the first line from ``position`` that CPython's tokenizer does not skip starts
+    (blank lines and lines holding only a comment, after spaces and tabs, are skipped).
+    """
+    while position <= len(text):
+        end = _line_end(text, position)
+        if text[position:end].lstrip(" \t")[:1] not in ("", "#"):
+            return position
+        position = end + 1
+    return None
+
+
+def _string_close(text: str, position: int, quote: str) -> int | None:
+    """Where a triple-quoted string whose body starts at ``position`` ends (just after its
+    closing quotes), or ``None`` when it never closes. A backslash escapes the next character.
+    """
+    while True:
+        close = text.find(quote, position)
+        if close < 0:
+            return None
+        escape = text.find("\\", position, close)
+        if escape < 0:
+            return close + 3
+        position = escape + 2
+
+
+def cut_line(error: SyntaxError, lines: list[str]) -> int:
+    """Where to cut a program with a syntax error: from the error's line (an unclosed bracket
+    or string reports where it opened), or its last non-blank line when the error is at the end.
+    """
+    last = next((i for i in range(len(lines) - 1, -1, -1) if lines[i].strip()), 0)
+    line = (error.lineno or 0) - 1
+    if line < 0 or line >= last:
+        return last
+    return line

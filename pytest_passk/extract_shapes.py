@@ -20,6 +20,7 @@ __all__ = [
     "body_indent",
     "fenced_blocks",
     "first_fence",
+    "first_line",
     "has_fence",
     "looks_like_prose",
     "needed_from",
@@ -32,6 +33,8 @@ __all__ = [
 ]
 
 _FENCE_OPEN = re.compile(r"^([ \t]*)(`{3,}|~{3,})[ \t]*([^`\s]*)[^`\n]*$")
+#: The same over a whole text, line by line (no part of it matches across a newline).
+_FENCE_LINE = re.compile(_FENCE_OPEN.pattern, re.M)
 _PYTHON_TAGS = {"", "python", "python3", "py", "py3", "python3.10", "python3.11", "python3.12"}
 #: Calls to these at the top level of an answer run a demo or a test suite, never the solution.
 _TEST_RUNNERS = {("unittest", "main"), ("doctest", "testmod"), ("pytest", "main")}
@@ -54,17 +57,15 @@ def has_fence(text: str) -> bool:
     """Whether ``text`` has a line opening or closing a markdown fence."""
     if "```" not in text and "~~~" not in text:
         return False
-    return any(_FENCE_OPEN.match(line) for line in text.split("\n"))
+    return _FENCE_LINE.search(text) is not None
 
 
 def first_fence(text: str) -> int:
     """Where the first fence line of ``text`` starts (``len(text)`` when there is none)."""
-    offset = 0
-    for line in text.split("\n"):
-        if _FENCE_OPEN.match(line):
-            return offset
-        offset += len(line) + 1
-    return len(text)
+    if "```" not in text and "~~~" not in text:
+        return len(text)
+    found = _FENCE_LINE.search(text)
+    return len(text) if found is None else found.start()
 
 
 def fenced_blocks(text: str) -> list[Block]:
@@ -73,33 +74,35 @@ def fenced_blocks(text: str) -> list[Block]:
     """
     blocks: list[Block] = []
     lines = text.split("\n")
-    index = 0
-    while index < len(lines):
-        opening = _FENCE_OPEN.match(lines[index])
-        index += 1
+    # Only a line holding three backticks or tildes can open or close a fence.
+    marked = [i for i, line in enumerate(lines) if "```" in line or "~~~" in line]
+    at = 0  # the next marked line to read
+    while at < len(marked):
+        opening_line = marked[at]
+        at += 1
+        opening = _FENCE_OPEN.match(lines[opening_line])
         if opening is None:
             continue
         indent, fence, label = len(opening.group(1)), opening.group(2), opening.group(3)
-        body: list[str] = []
-        closed = False
-        while index < len(lines):
-            line = lines[index]
-            index += 1
-            stripped = line.strip()
+        end, closed = len(lines), False
+        while at < len(marked):
+            stripped = lines[marked[at]].strip()
+            at += 1
             if stripped.startswith(fence[0] * len(fence)) and not stripped.strip(fence[0]):
-                closed = True
+                end, closed = marked[at - 1], True
                 break
-            body.append(_dedent_by(line, indent))
-        code = "\n".join(body)
-        if label.lower() in _PYTHON_TAGS and code.strip() and not _is_console(code):
+        if label.lower() not in _PYTHON_TAGS:
+            continue
+        body = lines[opening_line + 1 : end]
+        code = "\n".join(_dedent_by(line, indent) for line in body) if indent else "\n".join(body)
+        if code.strip() and not _is_console(code):
             blocks.append(Block(code, closed))
     return blocks
 
 
 def _is_console(code: str) -> bool:
     """An interactive session (``>>> f(1)`` and its output) shows usage, not the solution."""
-    first = next((line for line in code.split("\n") if line.strip()), "")
-    return first.lstrip().startswith(">>>")
+    return code.lstrip().startswith(">>>")  # the first non-blank line
 
 
 def _dedent_by(line: str, indent: int) -> str:
@@ -312,6 +315,7 @@ def _split_future_imports(code: str, tree: ast.Module) -> tuple[str, str]:
     return "\n".join(lines[:end]) + "\n", "\n".join(lines[end:])
 
 
+@functools.lru_cache(maxsize=256)
 def body_indent(prompt: str) -> str | None:
     """The indentation of the body of the function the prompt ends in, or ``None`` when the
     prompt does not end inside a function (nothing to put a restated body back into).
@@ -356,6 +360,17 @@ def prompt_complete(prompt: str) -> bool:
     return True
 
 
+@functools.lru_cache(maxsize=256)
 def prompt_names(prompt: str) -> frozenset[str]:
     """Every name the prompt's top-level imports and definitions bind."""
     return frozenset(name for _, names in prompt_context(prompt) for name in names)
+
+
+def first_line(text: str) -> str:
+    """The first line of ``text`` that is not blank (``""`` when there is none), unsplit."""
+    stripped = text.lstrip()
+    if not stripped:
+        return ""
+    start = len(text) - len(stripped)
+    end = text.find("\n", start)
+    return text[text.rfind("\n", 0, start) + 1 : len(text) if end < 0 else end]
