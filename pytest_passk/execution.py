@@ -215,10 +215,19 @@ class Execution:
 
     # -- items ---------------------------------------------------------------------------------
 
-    def prefetch(self, items: Sequence[tuple[str, Task, list[Completion] | None]]) -> None:
-        """Queue the programs of ``(nodeid, task, samples)`` items on the pool now (uncached ones
-        only), a few items at a time, so the sandbox starts on the first programs while the rest
-        are still planned.
+    def prefetch(
+        self, items: Sequence[tuple[str, Task, list[Completion] | None]], *, queue: bool = True
+    ) -> None:
+        """Plan the programs of ``(nodeid, task, samples)`` items and queue them on the pool now
+        (uncached ones only), a few items at a time, so the sandbox starts on the first programs
+        while the rest are still planned. The pool starts only if there is a program to run, and
+        has started when this returns (so no item's time includes it).
+
+        Args:
+            items: Every item this process may run, with its samples (``None``: none came).
+            queue: ``False`` plans and starts the pool only (an xdist worker does not know
+                which items it will be sent).
+
         """
         jobs: list[Job] = []
         # Every task's stronger tests first, with one reference runner for all of them.
@@ -237,7 +246,10 @@ class Execution:
             if index % PREFETCH_ITEMS == 0 or index == len(items):
                 # The first jobs start the pool in the background; the rest are planned while
                 # it starts, and it takes what was queued meanwhile once it runs.
-                self._queue(jobs)
+                if queue:
+                    self._queue(jobs)
+                elif jobs:
+                    self.start_soon()
                 jobs = []
         if self._starting is not None:
             _ = self.executor  # before the items run: its failure is the run's, said once

@@ -325,7 +325,9 @@ class PassKSession:
         collects them all, though it runs only those it is sent). The store draws each model's
         missing samples under one lock per model, so the first process draws them all, loading
         the model once per run, and the others find them in the store. Only a process that runs
-        every item queues every program up front; an xdist worker runs its programs per item.
+        every item queues every program up front; an xdist worker runs its programs per item. Both
+        plan every item's programs here and start the sandbox pool if one is to run, so no item's
+        time includes its start.
         """
         try:
             self.supply.generate([_to_sample(item) for item in items])
@@ -343,13 +345,15 @@ class PassKSession:
                 raise pytest.UsageError(str(exc)) from None
             # A worker cannot stop the session with a usage error (xdist would only report a
             # crashed worker): the items that miss their samples fail with the message.
-        if self.role is Role.SOLO:
-            try:
-                self.execution.prefetch(
-                    [(item.nodeid, item.task, self.supply.peek(item.nodeid)) for item in items]
-                )
-            except SandboxUnavailable as exc:
+        try:
+            self.execution.prefetch(
+                [(item.nodeid, item.task, self.supply.peek(item.nodeid)) for item in items],
+                queue=self.role is Role.SOLO,
+            )
+        except SandboxUnavailable as exc:
+            if self.role is not Role.WORKER:
                 raise pytest.UsageError(str(exc)) from None
+            # As for samples: each item the worker runs fails with the message.
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(

@@ -62,6 +62,10 @@ def pytest_configure(config):
     pool.Slot = _Slot
 
 
+def pytest_runtest_call(item):
+    _log(f"call {os.getpid()}")
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_unconfigure(config):
     pool.PoolExecutor.start, pool.PoolExecutor._measure_overhead, pool.Slot = ORIGINAL
@@ -73,7 +77,7 @@ def pytest_unconfigure(config):
                 _log(f"alive {line[2]}")
 """
 
-TASK = '''
+TASK = """
 import pytest_passk as passk
 
 @passk.task(prompt="def add(a, b):\\n", entry_point="add")
@@ -83,7 +87,7 @@ def test_add(candidate):
 @passk.task(prompt="def sub(a, b):\\n", entry_point="sub")
 def test_sub(candidate):
     assert candidate(3, 2) == 1
-'''
+"""
 NO_CODE = ["    return (\n", "I cannot help with that."]
 
 
@@ -155,7 +159,8 @@ def test_one_pool_starts_when_a_program_is_to_run(pytester: pytest.Pytester, log
     assert lines["start"] == lines["main"]
     out = result.stdout.lines
     said = [i for i, line in enumerate(out) if line.startswith("passk: isolation=")]
-    assert len(said) == 1 and said[0] < next(i for i, line in enumerate(out) if "test_tasks" in line)
+    first_item = next(i for i, line in enumerate(out) if line.startswith("test_tasks.py"))
+    assert len(said) == 1 and said[0] < first_item
 
 
 def test_the_xdist_controller_starts_no_sandbox(pytester: pytest.Pytester, log: Path) -> None:
@@ -165,9 +170,14 @@ def test_the_xdist_controller_starts_no_sandbox(pytester: pytest.Pytester, log: 
     result.assert_outcomes(passed=2)
     lines = _read(log)
     (main,) = lines["main"]
-    starters = {pid for pid, in lines["start"]}
+    starters = {pid for (pid,) in lines["start"]}
     assert main[0] not in starters
-    assert starters <= {pid for pid, in lines["worker"]} and starters
+    assert starters <= {pid for (pid,) in lines["worker"]} and starters
+    # Each worker's pool starts before its first item runs: no item's time includes it.
+    order = [line.split() for line in log.read_text().splitlines()]
+    for pid in starters:
+        mine = [kind for kind, who, *_ in order if who == pid and kind in ("start", "call")]
+        assert mine[0] == "start", mine
     # The report names the workers' sandbox, as they reported it.
     sandbox = json.loads(report.read_text())["sandbox"]
     assert sandbox["isolation"] != NOT_STARTED.isolation and sandbox["overhead_ms"] > 0
