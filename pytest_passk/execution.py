@@ -63,21 +63,10 @@ class ExecutionSetup:
 
 
 class Execution:
-    """The sandbox pool and verdict cache of one process, started when first needed.
-
-    Args:
-        setup: The sandbox's settings.
-        progress: Progress lines.
-        warn: Repairs of damaged verdict records.
-
-    """
+    """The sandbox pool and verdict cache of one process, started when first needed."""
 
     def __init__(
-        self,
-        setup: ExecutionSetup,
-        progress: Progress,
-        *,
-        warn: Callable[[str], None],
+        self, setup: ExecutionSetup, progress: Progress, *, warn: Callable[[str], None]
     ) -> None:
         self._setup = setup
         self._progress = progress
