@@ -7,14 +7,17 @@ and in CPU seconds (the process and its children: the figure that load does not 
   own start-up with the same other plugins;
 - ``loaded``: the same with pytest-passk loaded (check mode, no task): the plugin's import cost;
 - ``one task``: ``pytest --passk=1 --model=replay:samples.jsonl`` on one task with one recorded
-  sample, with a store of its own each time (so the candidate really runs).
+  sample, with a store of its own each time (so the candidate really runs);
+- ``no code``: the same with a recorded answer that holds no code (prose): nothing is to run,
+  so no sandbox starts.
 
 The one-task run is split by :mod:`benchmarks.startup_probe` into pytest start-up (until
-``pytest_sessionstart``), the plugin's session start (sandbox pool start and its calibration,
-and the model check), collection, sampling and queueing (until the item's call), the item (the
-candidate's run and the verdict) and the end of the run (summary, outputs, pool shutdown). The
-split's CPU column counts the pytest process only (the sandbox's workers are its children and
-are counted once reaped, at the end). It prints the ratio of the one-task run to plain pytest.
+``pytest_sessionstart``), the plugin's session start (the model check), collection, sampling,
+planning and the sandbox pool's start and calibration (until the item's call: the pool starts
+with the first program to run), the item (the candidate's run and the verdict) and the end of
+the run (summary, outputs, pool shutdown). The split's CPU column counts the pytest process
+only (the sandbox's workers are its children and are counted once reaped, at the end). It
+prints the ratio of the one-task run to plain pytest.
 Usage::
 
     python benchmarks/startup.py [--repeat 5]
@@ -43,11 +46,12 @@ def test_add(candidate):
     assert candidate(2, 3) == 5
 """
 SAMPLE = '{"task_id": "test_task.py::test_add", "completion": "    return a + b\\n"}\n'
+NO_CODE = '{"task_id": "test_task.py::test_add", "completion": "I cannot write that."}\n'
 PHASES = (
     ("pytest start-up", "start", "sessionstart"),
-    ("plugin session start (pool, calibration)", "sessionstart", "collection"),
+    ("plugin session start (model check)", "sessionstart", "collection"),
     ("collection", "collection", "collected"),
-    ("sampling and queueing", "runtestloop", "call"),
+    ("sampling, pool start and calibration", "runtestloop", "call"),
     ("the item (candidate run, verdict)", "call", "ran"),
     ("end of run (summary, pool shutdown)", "ran", "exit"),
 )
@@ -62,8 +66,10 @@ def children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def run(args: Sequence[str], cwd: Path) -> Marks:
-    """One pytest process: (wall, CPU) seconds at each probed phase, ``exit`` the whole run."""
+def run(args: Sequence[str], cwd: Path, *, failing: bool = False) -> Marks:
+    """One pytest process: (wall, CPU) seconds at each probed phase, ``exit`` the whole run.
+    ``failing``: the run's one test must fail (exit status 1), as a task without code does.
+    """
     marks_file = cwd / "marks.txt"
     marks_file.unlink(missing_ok=True)
     started, cpu = time.time(), children_cpu()
@@ -82,7 +88,7 @@ def run(args: Sequence[str], cwd: Path) -> Marks:
         check=False,
     )
     marks: Marks = {"start": (0.0, 0.0), "exit": (time.time() - started, children_cpu() - cpu)}
-    if done.returncode != 0:
+    if done.returncode != (1 if failing else 0):
         raise SystemExit(f"pytest failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
     if marks_file.exists():
         for line in marks_file.read_text().splitlines():
@@ -95,13 +101,19 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--repeat", type=int, default=5)
     options = parser.parse_args(argv)
-    totals: dict[str, list[tuple[float, float]]] = {"plain": [], "loaded": [], "one task": []}
+    totals: dict[str, list[tuple[float, float]]] = {
+        "plain": [],
+        "loaded": [],
+        "one task": [],
+        "no code": [],
+    }
     split: dict[str, list[tuple[float, float]]] = {name: [] for name, _, _ in PHASES}
     with tempfile.TemporaryDirectory() as directory:
         cwd = Path(directory)
         (cwd / "test_trivial.py").write_text("def test_trivial():\n    pass\n")
         (cwd / "test_task.py").write_text(TASK)
         (cwd / "samples.jsonl").write_text(SAMPLE)
+        (cwd / "no_code.jsonl").write_text(NO_CODE)
         run(["test_trivial.py"], cwd)  # warm-up: fills the bytecode and assertion caches
         for index in range(options.repeat):
             totals["plain"].append(run(["-p", "no:passk", "test_trivial.py"], cwd)["exit"])
@@ -110,6 +122,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             args = ["--passk=1", "--model=replay:samples.jsonl", store, "test_task.py"]
             marks = run([*args, "-p", "benchmarks.startup_probe"], cwd)
             totals["one task"].append(marks["exit"])
+            no_code = ["--passk=1", "--model=replay:no_code.jsonl", store, "test_task.py"]
+            totals["no code"].append(run(no_code, cwd, failing=True)["exit"])
             for name, begin, end in PHASES:
                 split[name].append(
                     (marks[end][0] - marks[begin][0], marks[end][1] - marks[begin][1])

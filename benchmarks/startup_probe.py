@@ -35,7 +35,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 @pytest.hookimpl(trylast=True)
 def pytest_collection(session: pytest.Session) -> None:
-    _say("collection")  # every sessionstart (the plugin's pool start) is done
+    _say("collection")  # every sessionstart (the plugin's model check) is done
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:

@@ -1,18 +1,21 @@
 """Running an item's programs: the sandbox pool behind the verdict cache, and its lifecycle.
 
-The pool starts before any backend loads a model (so its workers never copy model memory). Every
-item's programs are queued on it up front, so workers never idle at the end of one item while
-the next item's programs wait. Pure core: a pool that cannot start is a
+The pool starts only when a program is to run (never for ``--collect-only``, on the xdist
+controller, or for a run whose samples hold no code to run), in a background thread while the
+remaining items are planned; its workers are fresh interpreters, so a model loaded meanwhile is
+never copied into them. Every item's programs are queued on it up front, so workers never idle at
+the end of one item while the next item's programs wait. Pure core: a pool that cannot start is a
 :class:`~pytest_passk.errors.SandboxUnavailable`, which the shell turns into a usage error.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pytest_passk.backends import Completion
 from pytest_passk.differential import DEFAULT_EXAMPLES, Differential
@@ -22,14 +25,21 @@ from pytest_passk.extract import ExtractMode
 from pytest_passk.oracle import Oracle
 from pytest_passk.progress import PROGRESS_EVERY, Progress
 from pytest_passk.results import CandidateResult, RunCounters, TaskResult
-from pytest_passk.sandbox import Executor, Job, SandboxInfo
+from pytest_passk.sandbox import ExecutorStats, Job, SandboxInfo, Verdict
 from pytest_passk.sandbox.cache import CachingExecutor, VerdictCache
 from pytest_passk.sandbox.isolation import IsolationLevel
 from pytest_passk.tasks import Task
 
-__all__ = ["SANDBOX_FAILED", "Execution", "ExecutionSetup"]
+if TYPE_CHECKING:
+    from pytest_passk.sandbox.pool import PoolExecutor
+
+__all__ = ["NOT_STARTED", "SANDBOX_FAILED", "SANDBOX_LINE", "Execution", "ExecutionSetup"]
 
 SANDBOX_FAILED = "passk: the sandbox could not start: {error}"
+#: The line that says how candidates are isolated, once the pool has started.
+SANDBOX_LINE = "passk: isolation={isolation}, overhead={overhead_ms} ms per candidate"
+#: What the report says of a sandbox that never started (no program had to run).
+NOT_STARTED = SandboxInfo("not started (no program ran)", 0.0)
 #: Items planned per batch handed to the pool ahead of time (each batch's references first).
 PREFETCH_ITEMS = 8
 
@@ -53,7 +63,7 @@ class ExecutionSetup:
 
 
 class Execution:
-    """The sandbox pool and verdict cache of one process, started on first use."""
+    """The sandbox pool and verdict cache of one process, started when first needed."""
 
     def __init__(
         self, setup: ExecutionSetup, progress: Progress, *, warn: Callable[[str], None]
@@ -67,21 +77,75 @@ class Execution:
         self.oracle = Oracle(
             augment=setup.augment, examples=setup.examples, store=setup.store, warn=warn
         )
+        # The start in the background: the pool being started (so close() can abort it), its
+        # thread, its failure, and the jobs prefetched meanwhile (handed over once it runs).
+        self._lock = threading.Lock()
+        self._pool: PoolExecutor | None = None
+        self._starting: threading.Thread | None = None
+        self._failure: str | None = None
+        self._waiting: list[Job] = []
+        self._closed = False
+        self._announced = False
 
     # -- the sandbox ---------------------------------------------------------------------------
 
+    def start_soon(self) -> None:
+        """Begin starting the pool in a background thread (once); :attr:`executor` waits for it."""
+        with self._lock:
+            if self._starting is not None or self._closed:
+                return
+            self._pool = pool = new_pool(self._setup, self._setup.workers)
+            self._starting = threading.Thread(
+                target=self._start, args=(pool,), name="passk-pool-start"
+            )
+            self._starting.start()
+
+    def _start(self, pool: PoolExecutor) -> None:
+        """The background start: the pool, its verdict cache, then the jobs queued meanwhile."""
+        try:
+            start_pool(pool)
+            executor = CachingExecutor(pool, VerdictCache(self._setup.store, warn=self._warn))
+            info = SandboxInfo.of(pool)
+        except SandboxUnavailable as exc:
+            self._failure = str(exc)
+            return
+        except BaseException as exc:  # never a pool left running from a thread that died
+            pool.close()
+            self._failure = SANDBOX_FAILED.format(error=exc)
+            raise
+        with self._lock:
+            if self._closed:  # close() ran meanwhile and has stopped the pool
+                return
+            self._executor, self._info = executor, info
+            waiting, self._waiting = self._waiting, []
+            # Under the lock: a prefetch from the items' thread queues behind these.
+            if waiting:
+                executor.prefetch(waiting)
+
     @property
     def executor(self) -> CachingExecutor:
-        """The sandbox pool behind the verdict cache, started on first use.
+        """The sandbox pool behind the verdict cache, started (or waited for) on first use.
 
         Raises:
             SandboxUnavailable: when the required isolation is missing or the OS refused.
 
         """
         if self._executor is None:
-            pool = start_pool(self._setup, self._setup.workers)
-            self._info = SandboxInfo.of(pool)
-            self._executor = CachingExecutor(pool, VerdictCache(self._setup.store, warn=self._warn))
+            self.start_soon()
+            thread = self._starting
+            if thread is not None:
+                thread.join()  # Ctrl-C interrupts the wait; close() then stops the start
+            if self._executor is None:
+                raise SandboxUnavailable(
+                    self._failure or SANDBOX_FAILED.format(error="it was shut down")
+                )
+        if not self._announced and self._info is not None:
+            # Said by the thread that waited first: the one that runs items (and owns the
+            # terminal, where this process has one), before any item's result is shown.
+            self._announced = True
+            info = self._info
+            line = SANDBOX_LINE.format(isolation=info.isolation, overhead_ms=info.overhead_ms)
+            self._progress.say(line, force=True)
         return self._executor
 
     @property
@@ -93,6 +157,10 @@ class Execution:
         """Isolation and overhead, starting the pool if it has not started."""
         _ = self.executor
         assert self._info is not None
+        return self._info
+
+    def started_info(self) -> SandboxInfo | None:
+        """Isolation and overhead of the pool if it runs; never starts it."""
         return self._info
 
     def counters(self) -> RunCounters:
@@ -110,17 +178,45 @@ class Execution:
         )
 
     def close(self) -> None:
-        """Stop the pool."""
-        if self._executor is not None:
-            self._executor.close()
-            self._executor = None
+        """Stop the pool, or its start if it is still starting; wait until no worker is left."""
+        with self._lock:
+            self._closed = True
+            pool, executor, self._executor = self._pool, self._executor, None
+            thread = self._starting
+        if executor is not None:
+            executor.close()
+        elif pool is not None:
+            pool.close()  # a start in progress: its workers are killed and it fails fast
+        if thread is not None:
+            thread.join()
+
+    def _queue(self, jobs: list[Job]) -> None:
+        """Hand ``jobs`` to the pool, or keep them for it while it starts."""
+        if not jobs:
+            return
+        self.start_soon()
+        with self._lock:
+            executor = self._executor
+            if executor is None and not self._closed and self._failure is None:
+                self._waiting.extend(jobs)
+                return
+        (executor or self.executor).prefetch(jobs)
 
     # -- items ---------------------------------------------------------------------------------
 
-    def prefetch(self, items: Sequence[tuple[str, Task, list[Completion] | None]]) -> None:
-        """Queue the programs of ``(nodeid, task, samples)`` items on the pool now (uncached ones
-        only), a few items at a time, so the sandbox starts on the first programs while the rest
-        are still planned.
+    def prefetch(
+        self, items: Sequence[tuple[str, Task, list[Completion] | None]], *, queue: bool = True
+    ) -> None:
+        """Plan the programs of ``(nodeid, task, samples)`` items and queue them on the pool now
+        (uncached ones only), a few items at a time, so the sandbox starts on the first programs
+        while the rest are still planned. The pool starts only if there is a program to run, and
+        has started when this returns (so no item's time includes it).
+
+        Args:
+            items: Every item this process may run, with its samples (``None``: none came).
+            queue: ``False`` plans and starts the pool only (an xdist worker does not know
+                which items it will be sent).
+
         """
         jobs: list[Job] = []
         # Every task's stronger tests first, with one reference runner for all of them.
@@ -137,8 +233,15 @@ class Execution:
                     )
                     jobs.extend(planned.jobs)
             if index % PREFETCH_ITEMS == 0 or index == len(items):
-                self.executor.prefetch(jobs)
+                # The first jobs start the pool in the background; the rest are planned while
+                # it starts, and it takes what was queued meanwhile once it runs.
+                if queue:
+                    self._queue(jobs)
+                elif jobs:
+                    self.start_soon()
                 jobs = []
+        if self._starting is not None:
+            _ = self.executor  # before the items run: its failure is the run's, said once
 
     def evaluate(
         self,
@@ -159,7 +262,7 @@ class Execution:
         return evaluate(
             task,
             completions,
-            self.executor,
+            _OnDemand(self),
             timeout=self._timeout(task),
             ks=ks,
             identity=identity,
@@ -190,7 +293,8 @@ class Execution:
                 continue  # its item fails with the message when it runs
             if job is not None:
                 jobs.append(job)
-        self.executor.prefetch(jobs)
+        if jobs:  # check mode without references starts no pool
+            self.executor.prefetch(jobs)
 
     def reference_job(self, task: Task) -> Job | None:
         """The job that runs ``task``'s reference solution, if it has one."""
@@ -226,30 +330,58 @@ class Execution:
         return task.timeout or self._setup.timeout
 
 
-def start_pool(setup: ExecutionSetup, workers: int) -> Executor:
-    """Start a sandbox pool of ``workers`` workers at the required isolation level.
+class _OnDemand:
+    """The pool as one item's evaluation sees it: started only if the item has a program to run
+    (samples without code, or an item whose every sample failed to extract, start nothing).
+    """
+
+    def __init__(self, execution: Execution) -> None:
+        self._execution = execution
+
+    @property
+    def isolation(self) -> str:
+        return self._execution.executor.isolation
+
+    @property
+    def stats(self) -> ExecutorStats:
+        return self._execution.executor.stats
+
+    def run(
+        self, jobs: Sequence[Job], progress: Callable[[int, int], None] | None = None
+    ) -> list[Verdict]:
+        return self._execution.executor.run(jobs, progress) if jobs else []
+
+    def prefetch(self, jobs: Sequence[Job]) -> None:
+        self._execution._queue(list(jobs))
+
+    def close(self) -> None:
+        """The pool is the run's: :meth:`Execution.close` stops it."""
+
+
+def new_pool(setup: ExecutionSetup, workers: int) -> PoolExecutor:
+    """A pool of ``workers`` workers at the required isolation level, not started yet (no
+    process runs until :func:`start_pool`).
+    """
+    from pytest_passk.sandbox.pool import PoolExecutor
+
+    return PoolExecutor(workers, required=setup.isolation, hide=list(setup.hide), start=False)
+
+
+def start_pool(pool: PoolExecutor) -> None:
+    """Start ``pool``'s workers.
 
     Raises:
         SandboxUnavailable: when the level is missing here or the OS refused to start it.
 
     """
-    from pytest_passk.sandbox.pool import IsolationUnavailable, PoolExecutor
+    from pytest_passk.sandbox.pool import IsolationUnavailable
 
     try:
-        return PoolExecutor(workers, required=setup.isolation, hide=list(setup.hide))
+        pool.start()
     except IsolationUnavailable as exc:
         raise SandboxUnavailable(str(exc)) from None
     except OSError as exc:
         raise SandboxUnavailable(SANDBOX_FAILED.format(error=exc)) from None
-
-
-def probe_sandbox(setup: ExecutionSetup) -> SandboxInfo:
-    """Isolation of a one-worker pool, started and stopped (a process that runs no items)."""
-    pool = start_pool(setup, 1)
-    try:
-        return SandboxInfo.of(pool)
-    finally:
-        pool.close()
 
 
 def sandbox_report(

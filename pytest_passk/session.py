@@ -2,11 +2,12 @@
 
 :class:`PassKSession` is registered in ``pytest_configure`` (the pytest-xdist ``DSession``
 pattern) and decides its :class:`Role` once, at session start. Processes that run items (the only
-process, or each xdist worker) start the sandbox pool, draw the samples of every collected item up
-front (:mod:`pytest_passk.sampling`), queue their programs (:mod:`pytest_passk.execution`) and
-judge each item when pytest runs it. The process that owns the terminal (the only process, or the
-xdist controller) receives every item's :class:`~pytest_passk.results.TaskResult` on its test
-report, aggregates, and writes the outputs (:mod:`pytest_passk.outputs`).
+process, or each xdist worker) draw the samples of every collected item up front
+(:mod:`pytest_passk.sampling`), queue their programs (:mod:`pytest_passk.execution`, whose sandbox
+pool starts with the first program to run) and judge each item when pytest runs it. The process
+that owns the terminal (the only process, or the xdist controller) receives every item's
+:class:`~pytest_passk.results.TaskResult` on its test report, aggregates, and writes the outputs
+(:mod:`pytest_passk.outputs`).
 """
 
 from __future__ import annotations
@@ -24,7 +25,13 @@ import pytest
 from pytest_passk.backends import Backend, BackendContext, ModelSpec
 from pytest_passk.collect import JUDGE_KEY, RESULT_KEY, TaskItem
 from pytest_passk.comparison import Comparison, compare, runs_from_results
-from pytest_passk.errors import PassKError, SamplesNotYet, SamplesUnavailable, TaskFormatError
+from pytest_passk.errors import (
+    PassKError,
+    SamplesNotYet,
+    SamplesUnavailable,
+    SandboxUnavailable,
+    TaskFormatError,
+)
 from pytest_passk.estimate import ModelSummary, summarise_models
 from pytest_passk.evaluation import (
     NO_REFERENCE,
@@ -34,7 +41,7 @@ from pytest_passk.evaluation import (
     decide,
     decide_reference,
 )
-from pytest_passk.execution import Execution, ExecutionSetup, probe_sandbox, sandbox_report
+from pytest_passk.execution import NOT_STARTED, Execution, ExecutionSetup, sandbox_report
 from pytest_passk.outputs import add_suite_properties, fail_under, write_report, write_samples
 from pytest_passk.progress import Progress
 from pytest_passk.report import summary_lines
@@ -61,6 +68,10 @@ FAIL_UNDER_IGNORED = (
 )
 #: Key of a worker's counters in xdist's ``workeroutput``.
 COUNTERS_KEY = "passk_counters"
+#: Key of a worker's sandbox (isolation, overhead) in xdist's ``workeroutput``.
+SANDBOX_KEY = "passk_sandbox"
+SANDBOX_LATER = "passk: the sandbox starts when the first program is to run"
+SANDBOX_COLLECT_ONLY = "passk: sandbox not started (--collect-only)"
 #: Key of the run's start time in xdist's ``workerinput``.
 STARTED_KEY = "passk_started"
 SAMPLES_NOT_YET = "passk: nothing judged yet: {reason}"
@@ -139,7 +150,8 @@ class PassKSession:
             self.progress,
             warn=self.store_warning,
         )
-        self._probe: SandboxInfo | None = None
+        #: The sandbox an xdist worker reported (the controller starts none of its own).
+        self._worker_sandbox: SandboxInfo | None = None
         self._results: dict[str, TaskResult] = {}
         self._unjudged = UnjudgedItems()
         self._worker_counters = RunCounters()
@@ -185,23 +197,15 @@ class PassKSession:
         return backend
 
     def _sandbox(self) -> SandboxInfo:
-        """Isolation of this run: the pool's where items run, else a one-worker probe's."""
+        """Isolation of this run's pool, which starts now if it has not (check mode)."""
         try:
-            if self.role.runs_items:
-                return self.execution.info()
-            if self._probe is None:
-                self._probe = probe_sandbox(self.execution_setup())
-            return self._probe
+            return self.execution.info()
         except PassKError as exc:
             raise pytest.UsageError(str(exc)) from None
 
-    def execution_setup(self) -> ExecutionSetup:
-        """The sandbox's settings (the probe uses them too)."""
-        s = self.settings
-        return ExecutionSetup(
-            s.workers, s.timeout, s.isolation, s.store, (str(s.rootdir),), s.extract,
-            augment=s.augment, examples=s.examples,
-        )  # fmt: skip
+    def _sandbox_used(self) -> SandboxInfo:
+        """The sandbox this run used (this process's, else an xdist worker's); starts none."""
+        return self.execution.started_info() or self._worker_sandbox or NOT_STARTED
 
     # -- the ItemJudge protocol (collect.TaskItem calls these) ---------------------------------
 
@@ -234,7 +238,7 @@ class PassKSession:
                 ks=self.ks(),
                 n_requested=requested,
             )
-        except TaskFormatError as exc:  # its stronger tests cannot be built
+        except (TaskFormatError, SandboxUnavailable) as exc:  # stronger tests, or no sandbox
             return ItemDecision(Decision.ERROR, None, str(exc))
         # What the samples cost (``None``, never 0, when the model's price is unknown).
         cost = self.settings.prices.samples_cost(model.spec, completions, model.label)
@@ -246,16 +250,12 @@ class PassKSession:
     # -- hooks ---------------------------------------------------------------------------------
 
     def pytest_sessionstart(self, session: pytest.Session) -> None:
-        """In sampling mode, start the sandbox pool now: before any backend loads a model
-        (forking stays cheap and never copies model memory), and before the header that reports
-        its isolation; then check every model (a usage error before collection). Check mode
-        loads no model: its pool starts once tasks are collected.
+        """In sampling mode, check every model (a usage error before collection). The sandbox
+        pool starts later, with the first program to run (its workers are fresh interpreters,
+        so a model loaded meanwhile is never copied into them).
         """
-        if self.settings.sampling_mode and not self.config.option.collectonly:
-            self._sandbox()
         if self.settings.sampling_mode:
             try:
-                # After the pool: a plugin's backend is built here, and may load a model.
                 self.supply.check_models()
             except PassKError as exc:
                 raise pytest.UsageError(str(exc)) from None
@@ -284,22 +284,16 @@ class PassKSession:
             f"passk: T={s.sampling.temperature:g} top_p={s.sampling.top_p:g} "
             f"max_tokens={s.sampling.max_tokens} seed={s.sampling.seed} timeout={s.timeout:g}s "
             f"workers={s.workers}",
-            self._sandbox_header(),
+            SANDBOX_COLLECT_ONLY if self.config.option.collectonly else SANDBOX_LATER,
         ]
 
-    def _sandbox_header(self) -> str:
-        if self.config.option.collectonly:
-            return "passk: sandbox not started (--collect-only)"
-        info = self._sandbox()
-        return f"passk: isolation={info.isolation}, overhead={info.overhead_ms} ms per candidate"
-
     def pytest_collection_finish(self, session: pytest.Session) -> None:
-        """Check mode: start the pool only when there are tasks, and say how it isolates."""
+        """Check mode: start the pool only when there are tasks (it says how it isolates)."""
         if self.settings.sampling_mode or self.config.option.collectonly:
             return
         if not self.role.runs_items or not any(isinstance(i, TaskItem) for i in session.items):
             return
-        self.progress.say(self._sandbox_header(), force=True)
+        self._sandbox()
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtestloop(self, session: pytest.Session) -> Generator[None, object, object]:
@@ -331,7 +325,9 @@ class PassKSession:
         collects them all, though it runs only those it is sent). The store draws each model's
         missing samples under one lock per model, so the first process draws them all, loading
         the model once per run, and the others find them in the store. Only a process that runs
-        every item queues every program up front; an xdist worker runs its programs per item.
+        every item queues every program up front; an xdist worker runs its programs per item. Both
+        plan every item's programs here and start the sandbox pool if one is to run, so no item's
+        time includes its start.
         """
         try:
             self.supply.generate([_to_sample(item) for item in items])
@@ -349,10 +345,15 @@ class PassKSession:
                 raise pytest.UsageError(str(exc)) from None
             # A worker cannot stop the session with a usage error (xdist would only report a
             # crashed worker): the items that miss their samples fail with the message.
-        if self.role is Role.SOLO:
+        try:
             self.execution.prefetch(
-                [(item.nodeid, item.task, self.supply.peek(item.nodeid)) for item in items]
+                [(item.nodeid, item.task, self.supply.peek(item.nodeid)) for item in items],
+                queue=self.role is Role.SOLO,
             )
+        except SandboxUnavailable as exc:
+            if self.role is not Role.WORKER:
+                raise pytest.UsageError(str(exc)) from None
+            # As for samples: each item the worker runs fails with the message.
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(
@@ -397,7 +398,7 @@ class PassKSession:
             verbose=int(self.config.getoption("verbose", 0) or 0) > 0,
             unjudged=self._unjudged.lines(),
             failures=self._failures,
-            isolation=self._sandbox().isolation if self._results and sampling else "",
+            isolation=self._sandbox_used().isolation if self._results and sampling else "",
             counters=self.counters(),
             store=self.settings.store,
         )
@@ -422,10 +423,13 @@ class PassKSession:
         return self._worker_counters + own
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        """On an xdist worker, hand this worker's counters to the controller."""
+        """On an xdist worker, hand this worker's counters and sandbox to the controller."""
         workeroutput = getattr(self.config, "workeroutput", None)
         if workeroutput is not None:
             workeroutput[COUNTERS_KEY] = self.counters().to_json()
+            info = self.execution.started_info()
+            if info is not None:
+                workeroutput[SANDBOX_KEY] = info.to_json()
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_configure_node(self, node: Any) -> None:
@@ -435,9 +439,13 @@ class PassKSession:
     @pytest.hookimpl(optionalhook=True)
     def pytest_testnodedown(self, node: Any, error: object) -> None:
         """On the xdist controller, add up a finished worker's counters."""
-        counters = getattr(node, "workeroutput", {}).get(COUNTERS_KEY)
+        output = getattr(node, "workeroutput", {})
+        counters = output.get(COUNTERS_KEY)
         if counters:
             self._worker_counters += RunCounters.from_json(counters)
+        sandbox = output.get(SANDBOX_KEY)
+        if sandbox and self._worker_sandbox is None:
+            self._worker_sandbox = SandboxInfo(str(sandbox["isolation"]), sandbox["overhead_ms"])
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
         """Release backends and sandbox workers."""
@@ -460,7 +468,7 @@ class PassKSession:
         self._comparison = self._compare(results)
         add_suite_properties(self.config, self._summaries, self._comparison, results, self.ks())
         if s.report is not None or s.html is not None or s.plot is not None:
-            sandbox = sandbox_report(self._sandbox(), results, self.counters())
+            sandbox = sandbox_report(self._sandbox_used(), results, self.counters())
             write_report(
                 self.config,
                 s,

@@ -131,6 +131,8 @@ class PoolExecutor:
         required: Fail with :class:`IsolationUnavailable` unless at least this level is achieved;
             ``None`` takes the strongest the host offers.
         hide: Directories the candidates must not see (the run's rootdir: tests and datasets).
+        start: Start the workers now; ``False`` leaves that to :meth:`start` (which another
+            thread may run while :meth:`close` stays free to abort it).
 
     """
 
@@ -141,11 +143,12 @@ class PoolExecutor:
         *,
         required: IsolationLevel | None = None,
         hide: Sequence[str] = (),
+        start: bool = True,
     ) -> None:
         self._workers = max(1, workers)
         self._limits = limits or Limits()
         self._python = real_python()
-        self._code = worker_code()
+        self._code = b""  # compiled by start(), off the caller's thread where it runs there
         self._env = safe_environment()
         self._config: WorkerConfig = {
             "namespaces": required is not IsolationLevel.PROCESS,
@@ -161,18 +164,33 @@ class PoolExecutor:
         self._closing = False
         self._counts = _Counters()
         self._threads = ThreadPoolExecutor(self._workers, thread_name_prefix="passk-sandbox")
+        self._required = required
+        #: The layers every slot achieved (known once started).
+        self.layers = read_layers({})
+        self.level = IsolationLevel.PROCESS
+        if start:
+            self.start()
+
+    def start(self) -> None:
+        """Start every worker, check the isolation level and time the sandbox's overhead.
+
+        Raises:
+            IsolationUnavailable: the required level is missing here.
+            OSError: a worker did not start, or :meth:`close` was called meanwhile.
+
+        """
         try:
+            self._code = worker_code()
             slots = [self._spawn() for _ in range(self._workers)]
             layers = [slot.hello(START_TIMEOUT) for slot in slots]
         except OSError:
             self.close()
             raise
-        #: The layers every slot achieved.
         self.layers = read_layers({key: all(each.get(key) for each in layers) for key in LAYERS})
         self.level = min(level_of(each) for each in layers)
-        if required is not None and self.level < required:
+        if self._required is not None and self.level < self._required:
             self.close()
-            raise IsolationUnavailable(unavailable_message(required, self.level, self.layers))
+            raise IsolationUnavailable(unavailable_message(self._required, self.level, self.layers))
         for slot in slots:
             self._idle.put(slot)
         try:
@@ -223,7 +241,8 @@ class PoolExecutor:
         """Stop every worker and its candidates (running jobs end as errors, queued ones are
         dropped: programs queued ahead but never collected, e.g. after Ctrl-C).
         """
-        self._closing = True
+        with self._lock:
+            self._closing = True
         self._threads.shutdown(wait=False, cancel_futures=True)
         with self._lock:
             slots, self._slots = self._slots, []
@@ -258,8 +277,12 @@ class PoolExecutor:
         return Calibration(capped, calibration.verdict)
 
     def _spawn(self) -> Slot:
-        slot = Slot(self._python, self._env, self._config, self._code)
+        # Under the lock, so that a close() from another thread either sees the slot and kills
+        # it, or has already begun and no slot starts after it.
         with self._lock:
+            if self._closing:
+                raise OSError(SHUT_DOWN)
+            slot = Slot(self._python, self._env, self._config, self._code)
             self._slots.append(slot)
         return slot
 
@@ -346,6 +369,11 @@ class PoolExecutor:
             self._retire(slot)
             try:
                 slot = self._spawn()
+            except OSError:
+                if self._closing:  # close() began meanwhile: no slot starts after it
+                    return _shut_down()
+                raise
+            try:
                 slot.hello(START_TIMEOUT)
             finally:
                 self._idle.put(slot)

@@ -128,8 +128,11 @@ def test_pytest_randomly_changes_the_order_not_the_figures(
         metadata.distribution("pytest-randomly")
     except metadata.PackageNotFoundError:
         pytest.skip("pytest-randomly is not installed")
+    # Imported here first: pytester drops the modules an in-process run imported, and numpy
+    # (which pytest-randomly imports) refuses to load twice in one process.
+    pytest.importorskip("pytest_randomly")
     documents = []
-    for name, order in (("shuffled", "--randomly-seed=3"), ("plain", "-p no:randomly")):
+    for name, order in (("shuffled", "-p randomly --randomly-seed=3"), ("plain", "-p no:randomly")):
         report = tmp_path / f"{name}.json"
         args = ["--passk=1,2", f"--model=replay:{samples}", f"--passk-report={report}"]
         pytester.runpytest(*args, *order.split())
