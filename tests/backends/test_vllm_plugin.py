@@ -129,6 +129,9 @@ def test_ctrl_c_mid_batch_ends_the_run_and_keeps_every_received_sample(
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         start_new_session=True,
+        # As from a terminal: a shell's background job (CI's, sometimes) has SIGINT ignored,
+        # which its children inherit.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.monotonic() + 900
     while time.monotonic() < deadline and run.poll() is None and stored(run_dir) < 5:

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -89,6 +90,17 @@ def test_the_tail_quotes_the_last_lines_and_only_a_progress_bar_s_last_state(
     assert log_tail(tmp_path / "absent.log") == ""
 
 
+@pytest.fixture
+def python_sigint() -> Iterator[None]:
+    """Python's own SIGINT handler, whatever this process inherited (a shell's background job,
+    as CI may be, starts with SIGINT ignored).
+    """
+    inherited = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, inherited)
+
+
+@pytest.mark.usefixtures("python_sigint")
 def test_a_ctrl_c_in_the_block_is_noted_and_still_interrupts() -> None:
     before = signal.getsignal(signal.SIGINT)
     with pytest.raises(KeyboardInterrupt), InterruptWatch() as watch:
@@ -99,6 +111,16 @@ def test_a_ctrl_c_in_the_block_is_noted_and_still_interrupts() -> None:
     with InterruptWatch() as quiet:
         pass
     assert not quiet.seen
+
+
+def test_an_ignored_sigint_stays_ignored() -> None:
+    inherited = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with InterruptWatch() as watch:
+            assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+        assert not watch.seen
+    finally:
+        signal.signal(signal.SIGINT, inherited)
 
 
 def test_outside_the_main_thread_the_block_runs_unwatched() -> None:

@@ -56,6 +56,10 @@ class _Slot(ORIGINAL[2]):
 
 
 def pytest_configure(config):
+    if os.environ.get("POOL_INTERRUPT"):
+        # A shell's background job (CI's, sometimes) inherits SIGINT ignored: Ctrl-C as a
+        # terminal delivers it needs Python's own handler.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     role = "worker" if hasattr(config, "workerinput") else "main"
     _log(f"{role} {os.getpid()}")
     pool.PoolExecutor.start, pool.PoolExecutor._measure_overhead = _start, _measure
