@@ -81,6 +81,8 @@ GENERATING = "passk: {model}: {done}/{total} samples, {rate:.0f} tokens/s, {seco
 DEFAULT_MAX_MODEL_LEN = 8192
 #: Seconds between two progress lines while generating.
 REPORT_EVERY = 5.0
+#: vLLM logging levels that keep the engine's output in its log file, off the terminal.
+QUIET_LEVELS = frozenset({"ERROR", "CRITICAL"})
 #: Environment variable naming the dtype the engine computes in (vLLM's ``dtype``: ``auto``,
 #: ``bfloat16``, ``float16``, ``float32``), over the plugin's choice.
 DTYPE_ENV = "PASSK_VLLM_DTYPE"
@@ -226,10 +228,11 @@ class VllmBackend:
             smollm2.convert(path, self._say)
         # Set before vLLM is imported and its engine process starts: both read them then.
         # vLLM's INFO and WARNING lines (dozens per start, and warnings about settings the plugin
-        # chose on purpose) would bury pytest's output; a user who sets the level sees them on
-        # the terminal instead of in the log file.
-        log = None if "VLLM_LOGGING_LEVEL" in os.environ else self._log
-        os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")
+        # chose on purpose) would bury pytest's output; a user who asks for more than errors
+        # sees them on the terminal instead of in the log file. (ERROR itself may be this
+        # plugin's own default, inherited from an earlier engine start in a parent process.)
+        level = os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")
+        log = self._log if level.upper() in QUIET_LEVELS else None
         if self._device == "cpu":
             cpu_environment()
         where = f"; its log: {log}" if log is not None else ""
