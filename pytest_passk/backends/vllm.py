@@ -260,8 +260,9 @@ class VllmBackend:
             args.setdefault("max_model_len", max(DEFAULT_MAX_MODEL_LEN, needed))
             args["enable_chunked_prefill"] = False
             args["max_num_batched_tokens"] = args["max_model_len"]
-            args["dtype"] = cpu_dtype() or "auto"
-        args["dtype"] = os.environ.get(DTYPE_ENV) or args.get("dtype", "auto")
+        dtype = os.environ.get(DTYPE_ENV) or (cpu_dtype() if self._device == "cpu" else None)
+        if dtype:  # else vLLM's own choice, the model's dtype
+            args["dtype"] = dtype
         args.update(self._engine_args)
         self._llm = start_engine(args, log)
         self._generated = GeneratedTokens(self._llm.llm_engine)
