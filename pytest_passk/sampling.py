@@ -217,6 +217,7 @@ class SampleSupply:
         )
         tasks = {item.task.task_id: item.task for item in items}
         sampler = self.sampler(model)
+        drawn_before = _drawn_by(backend)
         tokens = 0
 
         def on_sample(done: int, total: int, completion: Completion) -> None:
@@ -255,9 +256,11 @@ class SampleSupply:
             self._progress.say(
                 f"passk: {total} samples from {model.label} in {elapsed:.1f} s", force=True
             )
-        # What the backend did for them (requests and retries, engine time), when it drew any.
+        # What the backend did for them (requests and retries, engine time), when this draw
+        # drew any: its counts are the run's, so a later draw served by the store (an item
+        # rerun) does not repeat them.
         stats = getattr(backend, "stats", None)
-        if isinstance(stats, BackendStats) and stats.samples:
+        if isinstance(stats, BackendStats) and _drawn_by(backend) > drawn_before:
             self._progress.say(f"passk: {model.label}: {stats.summary()}", force=True)
 
     def _n_for(self, task: Task, backend: Backend) -> int:
@@ -292,6 +295,12 @@ class SampleSupply:
         self.reused += origin.stored
         self.replayed += origin.replayed
         return completions, self._requested.get(nodeid, len(completions))
+
+
+def _drawn_by(backend: Backend) -> int:
+    """How many samples ``backend`` has drawn in this run, if it keeps count."""
+    stats = getattr(backend, "stats", None)
+    return stats.samples if isinstance(stats, BackendStats) else 0
 
 
 def _model_error(model: ModelSpec, exc: PassKError) -> SamplesUnavailable:

@@ -1,0 +1,76 @@
+"""The generation phase's account of a backend's work: printed once per draw that did work."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from pytest_passk.backends import (
+    BackendContext,
+    Completion,
+    GenerationRequest,
+    ModelSpec,
+    SamplingParams,
+)
+from pytest_passk.progress import Progress
+from pytest_passk.prompts import CompletionForm, PromptStyle
+from pytest_passk.sampling import ItemToSample, SampleSupply, SamplingSetup
+from pytest_passk.store import SampleStore
+from pytest_passk.tasks import CheckTest, Task
+
+TASK = Task("T/1", "def inc(x):\n", "inc", CheckTest("def check(c):\n    assert c(1) == 2\n"))
+MODEL = ModelSpec("counting:m", "counting", "m")
+
+
+class CountingStats:
+    def __init__(self) -> None:
+        self.samples = 0
+
+    def summary(self) -> str:
+        return f"{self.samples} samples drawn in all"
+
+
+class CountingBackend:
+    """Draws continuations and keeps a cumulative count, as the vLLM and OpenAI backends do."""
+
+    model = "m"
+    prompt_style = PromptStyle.COMPLETION
+
+    def __init__(self) -> None:
+        self.stats = CountingStats()
+
+    def generate(
+        self, requests: Sequence[GenerationRequest], params: SamplingParams, sink: object = None
+    ) -> list[list[Completion]]:
+        self.stats.samples += sum(r.n for r in requests)
+        return [
+            [Completion("    return x + 1\n", CompletionForm.CONTINUATION, 3, 5)] * r.n
+            for r in requests
+        ]
+
+    def close(self) -> None:
+        pass
+
+
+def test_the_backend_summary_is_printed_only_after_draws_that_drew(tmp_path: Path) -> None:
+    lines: list[str] = []
+
+    def write(text: str, warning: bool) -> bool:
+        lines.append(text)
+        return True
+
+    backend = CountingBackend()
+    supply = SampleSupply(
+        SamplingSetup((MODEL,), SamplingParams(), 2, 2, BackendContext(tmp_path)),
+        lambda: SampleStore(tmp_path / "store"),
+        Progress(write),
+        custom_backend=lambda model, context: backend,
+    )
+    item = ItemToSample("data.jsonl::T/1[counting:m]", MODEL.label, TASK)
+    supply.generate([item])
+    assert supply.take(item)[1] == 2
+    # A second take (pytest-rerunfailures reruns an item) reads its samples from the store.
+    assert supply.take(item)[1] == 2
+    summaries = [line for line in lines if "samples drawn in all" in line]
+    assert summaries == ["passk: counting:m: 2 samples drawn in all"]
+    assert (supply.drawn, supply.reused) == (2, 2)
