@@ -42,18 +42,26 @@ def test_tb_short_leaves_out_the_program(
     long.stdout.fnmatch_lines(["*return x [*] 3*"])
 
 
+@pytest.mark.parametrize("on_ci", [False, True], ids=["local", "CI"])
 def test_the_short_summary_is_one_line_per_failure_even_with_vv(
-    pytester: pytest.Pytester, dataset: Path, samples: Path, monkeypatch: pytest.MonkeyPatch
+    pytester: pytest.Pytester,
+    dataset: Path,
+    samples: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    on_ci: bool,
 ) -> None:
-    # pytest < 8 prints the whole message on CI (CI or BUILD_NUMBER set) and trims it to the
-    # terminal's width elsewhere: off CI here, so the expectation holds on both.
-    monkeypatch.delenv("CI", raising=False)
+    # With CI (or BUILD_NUMBER) set, pytest prints each failure's whole message in the summary;
+    # elsewhere pytest < 8 trims it to the terminal's width (none of it fits under -vv) and
+    # pytest >= 8 prints it whole under -vv. Whole, it must still be one line.
     monkeypatch.delenv("BUILD_NUMBER", raising=False)
+    if on_ci:
+        monkeypatch.setenv("CI", "true")
+    else:
+        monkeypatch.delenv("CI", raising=False)
     result = run(pytester, samples, "-vv", "-rf")
     summary = result.stdout.str().split("short test summary info")[1].splitlines()
     failed = [line for line in summary if line.startswith("FAILED")]
-    # Off CI, pytest < 8 prints no message in the summary under -vv; pytest >= 8 the whole one.
-    message = "assert candidate(3) == 6" if PYTEST_8 else "samples.jsonl]"
+    message = "assert candidate(3) == 6" if PYTEST_8 or on_ci else "samples.jsonl]"
     assert len(failed) == 1 and failed[0].endswith(message)
     assert summary.index(failed[0]) == len(summary) - 2  # the next line is pytest's own total
 
