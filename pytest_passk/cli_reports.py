@@ -99,7 +99,8 @@ def _report(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 def _compare(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     first = load_report(Path(args.first))
     second = load_report(Path(args.second))
-    for line in comparison_lines(compare_reports(first, second), args.first, args.second):
+    compared = compare_reports(first, second, (args.first, args.second))
+    for line in comparison_lines(compared, args.first, args.second):
         print(line, file=out)
     return 0
 

@@ -1,7 +1,8 @@
 """Comparing models honestly: paired differences, equal-cost rows and the cost to reach a target.
 
 Everything here is a pure function of each model's per-task counts ``(n, c)`` (tasks matched by
-``task_id``) and its cost per sample:
+``task_id``; by task id and item where several items share one, :func:`task_keys`) and its cost
+per sample:
 
 - **Paired differences.** For each k, the mean over the tasks both models ran (with n >= k for
   both) of ``pass@k(model) - pass@k(baseline)``, with a paired percentile bootstrap interval: the
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import enum
 import math
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -40,10 +42,12 @@ __all__ = [
     "Versus",
     "at_budget",
     "compare",
+    "item_of",
     "mean_pass_at_k",
     "paired_difference",
     "reach_target",
     "runs_from_results",
+    "task_keys",
 ]
 
 #: Resamples of the paired bootstrap (more than the per-model 2000: a difference near zero needs
@@ -55,6 +59,8 @@ AFFORD_SLACK = 1e-9
 #: The ``source`` of a budget given with ``--passk-budget``.
 USER_BUDGET = "--passk-budget"
 ONE_SAMPLE_OF = "one sample of {model}"
+#: Between the task id and the item in the key of a task whose id several items share.
+ITEM_SEPARATOR = " @ "
 
 
 @dataclass(frozen=True, slots=True)
@@ -317,14 +323,38 @@ def _mean(values: Sequence[float]) -> float:
     return math.fsum(values) / len(values) if values else math.nan
 
 
+def item_of(nodeid: str, model: str) -> str:
+    """The item's node id without its model parameter (``f.jsonl::HumanEval/0[gpt-4o]`` gives
+    ``f.jsonl::HumanEval/0``).
+    """
+    suffix = f"[{model}]"
+    return nodeid[: -len(suffix)] if nodeid.endswith(suffix) else nodeid
+
+
+def task_keys(records: Sequence[tuple[str, str, str]]) -> list[str]:
+    """The key that matches each ``(model, task_id, nodeid)`` record with the same task of
+    another model or run: its task id; or, for an id several items of one model share (two
+    dataset files with the same task ids are two tasks), the task id and the item (the node id
+    without the model), so that neither overwrites the other. Keys sort in task-id order.
+    """
+    seen = Counter((model, task_id) for model, task_id, _ in records)
+    shared = {task_id for (_, task_id), count in seen.items() if count > 1}
+    return [
+        f"{task_id}{ITEM_SEPARATOR}{item_of(nodeid, model)}" if task_id in shared else task_id
+        for model, task_id, nodeid in records
+    ]
+
+
 def runs_from_results(
     results: Sequence[TaskResult], summaries: Sequence[ModelSummary]
 ) -> list[ModelRun]:
-    """Each summarised model's counts by task id (tasks without samples left out) and cost per
-    sample, in the summaries' order.
+    """Each summarised model's counts by task key (:func:`task_keys`; tasks without samples
+    left out) and cost per sample, in the summaries' order.
     """
     counts: dict[str, dict[str, tuple[int, int]]] = {s.label: {} for s in summaries}
-    for result in sorted(results, key=lambda r: (r.model, r.task_id, r.nodeid)):
+    ordered = sorted(results, key=lambda r: (r.model, r.task_id, r.nodeid))
+    keys = task_keys([(r.model, r.task_id, r.nodeid) for r in ordered])
+    for result, key in zip(ordered, keys, strict=True):
         if result.n > 0 and result.model in counts:
-            counts[result.model][result.task_id] = (result.n, result.c)
+            counts[result.model][key] = (result.n, result.c)
     return [ModelRun(s.label, counts[s.label], s.cost_per_sample_usd) for s in summaries]
