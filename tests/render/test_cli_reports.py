@@ -96,6 +96,16 @@ def _broken(change: str) -> dict[str, Any]:
         document["k"] = [0, 1]
     elif change == "model not an object":
         document["models"]["small"] = [1]
+    elif change == "ci95 a list":
+        document["models"]["small"]["ci95"] = [0.1, 0.5]
+    elif change == "ci95 one bound":
+        document["models"]["small"]["ci95"]["1"] = [0.1]
+    elif change == "ci95 a number":
+        document["models"]["small"]["ci95"]["5"] = 0.5
+    elif change == "ci95 a string bound":
+        document["models"]["small"]["ci95"]["5"] = ["0.1", 0.9]
+    elif change == "pass_at_k a list":
+        document["models"]["small"]["pass_at_k"] = [0.1]
     return document
 
 
@@ -108,6 +118,11 @@ def _broken(change: str) -> dict[str, Any]:
         ("k not an int", "'k' must be a list of integers >= 1"),
         ("k < 1", "'k' must be a list of integers >= 1"),
         ("model not an object", "models['small'] is not an object"),
+        ("ci95 a list", "models['small'].ci95"),
+        ("ci95 one bound", "models['small'].ci95['1'] is [0.1]"),
+        ("ci95 a number", "models['small'].ci95['5']"),
+        ("ci95 a string bound", "models['small'].ci95['5'] is ['0.1', 0.9]"),
+        ("pass_at_k a list", "models['small'].pass_at_k"),
     ],
 )
 @pytest.mark.parametrize("command", ["report", "compare"])
