@@ -16,7 +16,8 @@ per sample:
   n and c) is what the model achieves for the money. The budgets are the cost of one sample of
   each model, then the user's ``--passk-budget`` values. These rows use the tasks every model ran.
 - **Cost to reach a target**: the smallest k whose pass@k reaches ``--passk-target``, and k times
-  the cost per sample; or "not reached within n".
+  the cost per sample; or "not reached within n". On the tasks every model ran in the
+  comparison; on each model's own tasks in :func:`own_reach` (which a single model has too).
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ __all__ = [
     "compare",
     "item_of",
     "mean_pass_at_k",
+    "own_reach",
     "paired_difference",
     "reach_target",
     "runs_from_results",
@@ -234,6 +236,14 @@ def reach_target(
         cost = None if cost_per_sample is None else low * cost_per_sample
         return TargetReach(low, cost, mean_pass_at_k(counts, low), n)
     return TargetReach(None, None, mean_pass_at_k(counts, n) if n else None, n)
+
+
+def own_reach(runs: Sequence[ModelRun], target: float) -> dict[str, TargetReach]:
+    """Each model's reach of ``target`` on its own tasks (one model too: no comparison needed)."""
+    return {
+        run.label: reach_target(target, run.cost_per_sample, list(run.counts.values()))
+        for run in runs
+    }
 
 
 def compare(
