@@ -287,8 +287,8 @@ def _own_target(document: dict[str, Any]) -> str:
     none (one model, or no task every model ran).
     """
     comparison = document.get("comparison")
-    shown = isinstance(comparison, dict) and isinstance(comparison.get("target"), dict)
-    if shown and comparison["target"].get("models"):
+    target = comparison.get("target") if isinstance(comparison, dict) else None
+    if isinstance(target, dict) and target.get("models"):
         return ""
     cells = {
         label: entry["target"]
