@@ -58,6 +58,10 @@ BOOTSTRAP_RESAMPLES = 10_000
 #: Relative slack in ``budget / cost``: a budget of exactly k samples' cost affords k even when
 #: the division rounds to just under k.
 AFFORD_SLACK = 1e-9
+#: Slack below the target a mean pass@k may fall and still reach it: the estimator's float is
+#: within 1e-15 of the exact value, which may be the target itself (pass@1 of 1 in 10 is
+#: 0.09999999999999998, yet exactly the 0.1 the user asked for).
+TARGET_SLACK = 1e-12
 #: The ``source`` of a budget given with ``--passk-budget``.
 USER_BUDGET = "--passk-budget"
 ONE_SAMPLE_OF = "one sample of {model}"
@@ -209,7 +213,8 @@ def at_budget(
 def reach_target(
     target: float, cost_per_sample: float | None, counts: Sequence[tuple[int, int]]
 ) -> TargetReach:
-    """The smallest k with mean pass@k >= ``target``, and k times the cost per sample.
+    """The smallest k with mean pass@k >= ``target`` (within :data:`TARGET_SLACK`), and k times
+    the cost per sample.
 
     Between two consecutive task sizes n the tasks scored at k do not change, and over a fixed
     set of tasks pass@k never decreases in k: so each such stretch of k is binary-searched
@@ -222,14 +227,14 @@ def reach_target(
         if start > end:
             continue
         value = mean_pass_at_k(counts, end)
-        if value is None or value < target:
+        if value is None or value < target - TARGET_SLACK:
             start = end + 1
             continue
         low, high = start, end  # the answer lies in [low, high]; pass@high reaches the target
         while low < high:
             middle = (low + high) // 2
             reached = mean_pass_at_k(counts, middle)
-            if reached is not None and reached >= target:
+            if reached is not None and reached >= target - TARGET_SLACK:
                 high = middle
             else:
                 low = middle + 1

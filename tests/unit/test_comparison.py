@@ -254,3 +254,13 @@ def test_one_task_id_in_two_dataset_files_is_two_tasks_in_the_comparison() -> No
     assert versus.diffs[1].diff == pytest.approx(0.0)
     # A task id that occurs once stays the key: saved reports of other runs pair with it.
     assert "HumanEval/1" in runs[0].counts
+
+
+def test_a_target_equal_to_the_pass_at_k_is_reached_despite_rounding() -> None:
+    """pass@1 of 1 in 10 is 0.1 exactly, though the estimator's float is 0.09999999999999998:
+    --passk-target=0.1 (or 10%) is reached at k = 1, as the terminal's 0.100 says.
+    """
+    assert pass_at_k(10, 1, 1) < 0.1  # the rounding this is about
+    assert reach_target(0.1, 0.01, [(10, 1)]).k == 1
+    assert reach_target(0.2, None, [(5, 1), (5, 1)]).k == 1
+    assert reach_target(0.1 + 1e-9, None, [(10, 1)]).k == 2  # above it: not reached at 1
