@@ -14,6 +14,9 @@ from pytest_passk.pricing import HourPrices
 from pytest_passk.table import table
 
 __all__ = [
+    "NOT_REACHED",
+    "NO_TASK_EVERYWHERE",
+    "TARGET_LINE",
     "assumptions_json",
     "comparison_json",
     "comparison_lines",
@@ -31,6 +34,8 @@ NOT_AFFORDABLE = {
     Afford.UNKNOWN_COST: "cost unknown",
 }
 NOT_REACHED = "not reached within n={n}"
+#: The equal-cost part when no task was run by every model (its rows need such tasks).
+NO_TASK_EVERYWHERE = "equal cost: no task every model ran; run the models on the same tasks"
 #: ``--passk-target``'s line: each model's ``label k=K ($C/task)`` or not reached.
 TARGET_LINE = "to reach pass@k >= {target:g}: {reaches}"
 
@@ -90,6 +95,8 @@ def comparison_lines(comparison: Comparison) -> list[str]:
         lines.extend(table(["budget/task", "from", *labels], budget_rows))
     elif c.shared_tasks:
         lines.append("equal cost: no model's cost per sample is known and no --passk-budget given")
+    else:
+        lines.append(NO_TASK_EVERYWHERE)
     if c.target is not None and c.reach:
         lines.append(target_line(c.target, {label: c.reach[label] for label in labels}))
     return lines
