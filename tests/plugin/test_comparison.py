@@ -209,6 +209,20 @@ def test_the_report_numbers_are_the_comparison_of_the_reported_counts(
     assert diff.baseline_value == pytest.approx(5 / 12)
 
 
+def test_two_dataset_files_with_the_same_task_ids_are_all_compared(
+    pytester: pytest.Pytester, recordings: list[str], dataset: Path
+) -> None:
+    """A copy of the dataset in another directory: each id is two items per model, two tasks in
+    the pass@k table, and two tasks in the comparison too (the copy overwrote the original).
+    """
+    (pytester.path / "copy").mkdir()
+    (pytester.path / "copy" / dataset.name).write_text(dataset.read_text())
+    _, document = _run(pytester, recordings, str(dataset), str(pytester.path / "copy"))
+    assert document["models"]["small"]["tasks"] == 4
+    assert document["comparison"]["shared_tasks"] == 4
+    assert document["comparison"]["models"]["small"]["only_model_solved"] == 2
+
+
 def test_the_baseline_option(pytester: pytest.Pytester, recordings: list[str]) -> None:
     _, document = _run(pytester, recordings, "--passk-baseline=small")
     comparison = document["comparison"]
