@@ -5,8 +5,9 @@
     pytest-passk report  REPORT.json [--html PATH] [--plot DIR]    summary; HTML; curves
     pytest-passk compare A.json B.json                             paired pass@k difference
 
-Bad input (a missing file, a file that is not a report, another schema, two reports without a
-model or task in common) is one line on standard error and exit status 2.
+Bad input (a missing file, a file that is not a report, another schema, a malformed
+``pass_at_k`` or ``ci95``, two reports without a model or task in common) is one line on
+standard error and exit status 2.
 """
 
 from __future__ import annotations
@@ -99,7 +100,8 @@ def _report(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 def _compare(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     first = load_report(Path(args.first))
     second = load_report(Path(args.second))
-    for line in comparison_lines(compare_reports(first, second), args.first, args.second):
+    compared = compare_reports(first, second, (args.first, args.second))
+    for line in comparison_lines(compared, args.first, args.second):
         print(line, file=out)
     return 0
 

@@ -13,17 +13,21 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from pytest_passk.comparison import item_of, task_keys
 from pytest_passk.comparison import paired_difference as paired_bootstrap
 from pytest_passk.errors import PassKError
 from pytest_passk.estimate import pass_at_k
-from pytest_passk.report_data import TaskCount, model_labels, task_counts
+from pytest_passk.report_data import TaskCount, model_labels
 
 __all__ = [
+    "DUPLICATE_TASK",
+    "LEFT_OUT",
     "NO_COMMON_MODEL",
     "NO_SHARED_TASKS",
     "ComparisonError",
     "ModelComparison",
     "PairedDifference",
+    "ReportsComparison",
     "compare_reports",
     "comparison_lines",
     "paired_difference",
@@ -34,6 +38,12 @@ NO_COMMON_MODEL = (
     "or reports with one model each"
 )
 NO_SHARED_TASKS = "the reports share no task; compare two runs on the same tasks"
+#: A matched model (or pair) left out because its two runs share no task; the rest compare.
+LEFT_OUT = "{model}: left out, no task in common ({a} tasks in A, {b} in B)"
+DUPLICATE_TASK = (
+    "{path}: model {model!r} has more than one record of task {task!r} (item {item!r}); "
+    "a report holds one record per task, model and item: remove the extra records"
+)
 
 
 class ComparisonError(PassKError):
@@ -68,6 +78,14 @@ class ModelComparison:
     solved_only_by_b: int
 
 
+@dataclass(frozen=True, slots=True)
+class ReportsComparison:
+    """The matched models compared, and a line for each one left out (and why)."""
+
+    models: tuple[ModelComparison, ...]
+    left_out: tuple[str, ...] = ()
+
+
 def paired_difference(pairs: Sequence[tuple[TaskCount, TaskCount]], k: int) -> PairedDifference:
     """Mean per-task difference of pass@k (B minus A) over the pairs where both have
     ``n >= k``, with a paired percentile bootstrap 95% interval; NaN where no pair qualifies.
@@ -87,11 +105,18 @@ def paired_difference(pairs: Sequence[tuple[TaskCount, TaskCount]], k: int) -> P
     )
 
 
-def compare_reports(first: dict[str, Any], second: dict[str, Any]) -> list[ModelComparison]:
+def compare_reports(
+    first: dict[str, Any], second: dict[str, Any], names: tuple[str, str] = ("A", "B")
+) -> ReportsComparison:
     """Every model the two reports share (or their one model each), compared task by task.
 
+    Tasks are matched by task id (and item, where several items of a run share an id:
+    :func:`~pytest_passk.comparison.task_keys`). A matched model whose two runs share no task
+    is left out with a line saying so; ``names`` name the reports in errors.
+
     Raises:
-        ComparisonError: no model in common, or no task in common.
+        ComparisonError: no model in common, no task in common for any model, or a report with
+            the same task, model and item twice.
 
     """
     labels_a, labels_b = model_labels(first), model_labels(second)
@@ -105,13 +130,15 @@ def compare_reports(first: dict[str, Any], second: dict[str, Any]) -> list[Model
             NO_COMMON_MODEL.format(a=", ".join(labels_a) or "-", b=", ".join(labels_b) or "-")
         )
     ks = sorted({int(k) for k in (*first.get("k", []), *second.get("k", []))} or {1})
-    comparisons = []
+    counts_a, counts_b = _keyed_counts(first, names[0]), _keyed_counts(second, names[1])
+    comparisons, left_out = [], []
     for label_a, label_b in matched:
-        tasks_a = {t.task_id: t for t in task_counts(first, label_a)}
-        tasks_b = {t.task_id: t for t in task_counts(second, label_b)}
+        tasks_a, tasks_b = counts_a.get(label_a, {}), counts_b.get(label_b, {})
         shared = sorted(tasks_a.keys() & tasks_b.keys())
         if not shared:
-            raise ComparisonError(NO_SHARED_TASKS)
+            model = label_a if label_a == label_b else f"{label_a} (A) vs {label_b} (B)"
+            left_out.append(LEFT_OUT.format(model=model, a=len(tasks_a), b=len(tasks_b)))
+            continue
         pairs = [(tasks_a[task], tasks_b[task]) for task in shared]
         comparisons.append(
             ModelComparison(
@@ -125,13 +152,38 @@ def compare_reports(first: dict[str, Any], second: dict[str, Any]) -> list[Model
                 solved_only_by_b=sum(1 for a, b in pairs if b.c > 0 and a.c == 0),
             )
         )
-    return comparisons
+    if not comparisons:
+        raise ComparisonError(NO_SHARED_TASKS)
+    return ReportsComparison(tuple(comparisons), tuple(left_out))
 
 
-def comparison_lines(comparisons: Sequence[ModelComparison], name_a: str, name_b: str) -> list[str]:
-    """The comparison as terminal lines."""
+def _keyed_counts(document: dict[str, Any], name: str) -> dict[str, dict[str, TaskCount]]:
+    """Each model's tasks with samples by task key; the same task, model and item twice (a
+    merged or hand-edited file: no run writes it) is an error naming the file.
+    """
+    records = document["tasks"]
+    nodeids = [r.get("nodeid") if isinstance(r.get("nodeid"), str) else "" for r in records]
+    keys = task_keys([(r["model"], r["task_id"], i) for r, i in zip(records, nodeids, strict=True)])
+    counts: dict[str, dict[str, TaskCount]] = {}
+    seen: set[tuple[str, str]] = set()
+    for record, nodeid, key in zip(records, nodeids, keys, strict=True):
+        model = record["model"]
+        if (model, key) in seen:
+            item = item_of(nodeid, model)
+            raise ComparisonError(
+                DUPLICATE_TASK.format(path=name, model=model, task=record["task_id"], item=item)
+            )
+        seen.add((model, key))
+        if record["n"] > 0:
+            count = TaskCount(record["task_id"], record["n"], record["c"])
+            counts.setdefault(model, {})[key] = count
+    return counts
+
+
+def comparison_lines(comparisons: ReportsComparison, name_a: str, name_b: str) -> list[str]:
+    """The comparison as terminal lines: each model compared, then each left out."""
     lines = [f"A: {name_a}", f"B: {name_b}"]
-    for comparison in comparisons:
+    for comparison in comparisons.models:
         model = comparison.model_a
         if comparison.model_b != model:
             model = f"{comparison.model_a} (A) vs {comparison.model_b} (B)"
@@ -158,4 +210,7 @@ def comparison_lines(comparisons: Sequence[ModelComparison], name_a: str, name_b
             f"  solved in one run only: {comparison.solved_only_by_a} by A, "
             f"{comparison.solved_only_by_b} by B"
         )
+    if comparisons.left_out:
+        lines.append("")
+        lines.extend(comparisons.left_out)
     return lines

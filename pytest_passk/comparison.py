@@ -1,7 +1,8 @@
 """Comparing models honestly: paired differences, equal-cost rows and the cost to reach a target.
 
 Everything here is a pure function of each model's per-task counts ``(n, c)`` (tasks matched by
-``task_id``) and its cost per sample:
+``task_id``; by task id and item where several items share one, :func:`task_keys`) and its cost
+per sample:
 
 - **Paired differences.** For each k, the mean over the tasks both models ran (with n >= k for
   both) of ``pass@k(model) - pass@k(baseline)``, with a paired percentile bootstrap interval: the
@@ -15,13 +16,15 @@ Everything here is a pure function of each model's per-task counts ``(n, c)`` (t
   n and c) is what the model achieves for the money. The budgets are the cost of one sample of
   each model, then the user's ``--passk-budget`` values. These rows use the tasks every model ran.
 - **Cost to reach a target**: the smallest k whose pass@k reaches ``--passk-target``, and k times
-  the cost per sample; or "not reached within n".
+  the cost per sample; or "not reached within n". On the tasks every model ran in the
+  comparison; on each model's own tasks in :func:`own_reach` (which a single model has too).
 """
 
 from __future__ import annotations
 
 import enum
 import math
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -40,10 +43,13 @@ __all__ = [
     "Versus",
     "at_budget",
     "compare",
+    "item_of",
     "mean_pass_at_k",
+    "own_reach",
     "paired_difference",
     "reach_target",
     "runs_from_results",
+    "task_keys",
 ]
 
 #: Resamples of the paired bootstrap (more than the per-model 2000: a difference near zero needs
@@ -52,9 +58,15 @@ BOOTSTRAP_RESAMPLES = 10_000
 #: Relative slack in ``budget / cost``: a budget of exactly k samples' cost affords k even when
 #: the division rounds to just under k.
 AFFORD_SLACK = 1e-9
+#: Slack below the target a mean pass@k may fall and still reach it: the estimator's float is
+#: within 1e-15 of the exact value, which may be the target itself (pass@1 of 1 in 10 is
+#: 0.09999999999999998, yet exactly the 0.1 the user asked for).
+TARGET_SLACK = 1e-12
 #: The ``source`` of a budget given with ``--passk-budget``.
 USER_BUDGET = "--passk-budget"
 ONE_SAMPLE_OF = "one sample of {model}"
+#: Between the task id and the item in the key of a task whose id several items share.
+ITEM_SEPARATOR = " @ "
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,7 +213,8 @@ def at_budget(
 def reach_target(
     target: float, cost_per_sample: float | None, counts: Sequence[tuple[int, int]]
 ) -> TargetReach:
-    """The smallest k with mean pass@k >= ``target``, and k times the cost per sample.
+    """The smallest k with mean pass@k >= ``target`` (within :data:`TARGET_SLACK`), and k times
+    the cost per sample.
 
     Between two consecutive task sizes n the tasks scored at k do not change, and over a fixed
     set of tasks pass@k never decreases in k: so each such stretch of k is binary-searched
@@ -214,20 +227,28 @@ def reach_target(
         if start > end:
             continue
         value = mean_pass_at_k(counts, end)
-        if value is None or value < target:
+        if value is None or value < target - TARGET_SLACK:
             start = end + 1
             continue
         low, high = start, end  # the answer lies in [low, high]; pass@high reaches the target
         while low < high:
             middle = (low + high) // 2
             reached = mean_pass_at_k(counts, middle)
-            if reached is not None and reached >= target:
+            if reached is not None and reached >= target - TARGET_SLACK:
                 high = middle
             else:
                 low = middle + 1
         cost = None if cost_per_sample is None else low * cost_per_sample
         return TargetReach(low, cost, mean_pass_at_k(counts, low), n)
     return TargetReach(None, None, mean_pass_at_k(counts, n) if n else None, n)
+
+
+def own_reach(runs: Sequence[ModelRun], target: float) -> dict[str, TargetReach]:
+    """Each model's reach of ``target`` on its own tasks (one model too: no comparison needed)."""
+    return {
+        run.label: reach_target(target, run.cost_per_sample, list(run.counts.values()))
+        for run in runs
+    }
 
 
 def compare(
@@ -317,14 +338,38 @@ def _mean(values: Sequence[float]) -> float:
     return math.fsum(values) / len(values) if values else math.nan
 
 
+def item_of(nodeid: str, model: str) -> str:
+    """The item's node id without its model parameter (``f.jsonl::HumanEval/0[gpt-4o]`` gives
+    ``f.jsonl::HumanEval/0``).
+    """
+    suffix = f"[{model}]"
+    return nodeid[: -len(suffix)] if nodeid.endswith(suffix) else nodeid
+
+
+def task_keys(records: Sequence[tuple[str, str, str]]) -> list[str]:
+    """The key that matches each ``(model, task_id, nodeid)`` record with the same task of
+    another model or run: its task id; or, for an id several items of one model share (two
+    dataset files with the same task ids are two tasks), the task id and the item (the node id
+    without the model), so that neither overwrites the other. Keys sort in task-id order.
+    """
+    seen = Counter((model, task_id) for model, task_id, _ in records)
+    shared = {task_id for (_, task_id), count in seen.items() if count > 1}
+    return [
+        f"{task_id}{ITEM_SEPARATOR}{item_of(nodeid, model)}" if task_id in shared else task_id
+        for model, task_id, nodeid in records
+    ]
+
+
 def runs_from_results(
     results: Sequence[TaskResult], summaries: Sequence[ModelSummary]
 ) -> list[ModelRun]:
-    """Each summarised model's counts by task id (tasks without samples left out) and cost per
-    sample, in the summaries' order.
+    """Each summarised model's counts by task key (:func:`task_keys`; tasks without samples
+    left out) and cost per sample, in the summaries' order.
     """
     counts: dict[str, dict[str, tuple[int, int]]] = {s.label: {} for s in summaries}
-    for result in sorted(results, key=lambda r: (r.model, r.task_id, r.nodeid)):
+    ordered = sorted(results, key=lambda r: (r.model, r.task_id, r.nodeid))
+    keys = task_keys([(r.model, r.task_id, r.nodeid) for r in ordered])
+    for result, key in zip(ordered, keys, strict=True):
         if result.n > 0 and result.model in counts:
-            counts[result.model][result.task_id] = (result.n, result.c)
+            counts[result.model][key] = (result.n, result.c)
     return [ModelRun(s.label, counts[s.label], s.cost_per_sample_usd) for s in summaries]

@@ -6,6 +6,7 @@ Pure functions; :mod:`pytest_passk.report` calls them beside the pass@k table an
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 from pytest_passk.comparison import Afford, AtBudget, Comparison, TargetReach
@@ -13,11 +14,17 @@ from pytest_passk.pricing import HourPrices
 from pytest_passk.table import table
 
 __all__ = [
+    "NOT_REACHED",
+    "NO_TASK_EVERYWHERE",
+    "TARGET_LINE",
     "assumptions_json",
     "comparison_json",
     "comparison_lines",
     "comparison_properties",
     "diff_property",
+    "reach_json",
+    "reach_properties",
+    "target_line",
     "usd",
 ]
 
@@ -27,6 +34,10 @@ NOT_AFFORDABLE = {
     Afford.UNKNOWN_COST: "cost unknown",
 }
 NOT_REACHED = "not reached within n={n}"
+#: The equal-cost part when no task was run by every model (its rows need such tasks).
+NO_TASK_EVERYWHERE = "equal cost: no task every model ran; run the models on the same tasks"
+#: ``--passk-target``'s line: each model's ``label k=K ($C/task)`` or not reached.
+TARGET_LINE = "to reach pass@k >= {target:g}: {reaches}"
 
 
 def usd(value: float | None) -> str:
@@ -84,10 +95,17 @@ def comparison_lines(comparison: Comparison) -> list[str]:
         lines.extend(table(["budget/task", "from", *labels], budget_rows))
     elif c.shared_tasks:
         lines.append("equal cost: no model's cost per sample is known and no --passk-budget given")
+    else:
+        lines.append(NO_TASK_EVERYWHERE)
     if c.target is not None and c.reach:
-        parts = [f"{label} {_reach(c.reach[label])}" for label in labels]
-        lines.append(f"to reach pass@k >= {c.target:g}: " + "; ".join(parts))
+        lines.append(target_line(c.target, {label: c.reach[label] for label in labels}))
     return lines
+
+
+def target_line(target: float, reach: Mapping[str, TargetReach]) -> str:
+    """The ``to reach pass@k >= P`` line, models in ``reach``'s order."""
+    parts = [f"{label} {_reach(r)}" for label, r in reach.items()]
+    return TARGET_LINE.format(target=target, reaches="; ".join(parts))
 
 
 def _at_budget(cell: AtBudget) -> str:
@@ -146,15 +164,7 @@ def comparison_json(comparison: Comparison) -> dict[str, Any]:
     if c.target is not None:
         target = {
             "pass_at_k": c.target,
-            "models": {
-                label: {
-                    "k": r.k,
-                    "cost_per_task_usd": r.cost_per_task_usd,
-                    "pass_at_k_at_k": r.pass_at_k,
-                    "n": r.n,
-                }
-                for label, r in c.reach.items()
-            },
+            "models": {label: reach_json(r) for label, r in c.reach.items()},
         }
     return {
         "baseline": c.baseline,
@@ -163,6 +173,18 @@ def comparison_json(comparison: Comparison) -> dict[str, Any]:
         "models": models,
         "equal_cost": equal_cost,
         "target": target,
+    }
+
+
+def reach_json(reach: TargetReach) -> dict[str, Any]:
+    """A model's reach of the target: ``k`` (``null``: not within n), its cost per task, pass@k
+    there (at n when not reached) and n.
+    """
+    return {
+        "k": reach.k,
+        "cost_per_task_usd": reach.cost_per_task_usd,
+        "pass_at_k_at_k": reach.pass_at_k,
+        "n": reach.n,
     }
 
 
@@ -198,8 +220,17 @@ def comparison_properties(comparison: Comparison) -> list[tuple[str, str]]:
             props.append((f"equal_cost[${budget}][{label}]:k", str(cell.k or 0)))
             props.append((f"equal_cost[${budget}][{label}]:pass@k", _prop(cell.pass_at_k)))
     if c.target is not None:
-        for label, r in c.reach.items():
-            name = f"target[pass@k>={c.target:g}][{label}]"
-            props.append((f"{name}:k", str(r.k or 0)))
-            props.append((f"{name}:cost_per_task_usd", _prop(r.cost_per_task_usd)))
+        props.extend(reach_properties(c.target, c.reach))
+    return props
+
+
+def reach_properties(target: float, reach: Mapping[str, TargetReach]) -> list[tuple[str, str]]:
+    """``target[pass@k>=P][model]:k`` (0: not reached) and ``:cost_per_task_usd`` (``nan``:
+    unknown or not reached) per model.
+    """
+    props: list[tuple[str, str]] = []
+    for label, r in reach.items():
+        name = f"target[pass@k>={target:g}][{label}]"
+        props.append((f"{name}:k", str(r.k or 0)))
+        props.append((f"{name}:cost_per_task_usd", _prop(r.cost_per_task_usd)))
     return props

@@ -148,6 +148,7 @@ def render_html(document: dict[str, Any], *, figures: bool = True) -> str:
         f'<p class="note">{_e(CHECK_MODE)}</p>' if check else _summary(document, models, ks),
         _assumptions(document),
         _comparison(document),
+        _own_target(document),
         _figures(document, figures and not check),
         "<h2>Tasks</h2>",
         _task_table(document, models, ks),
@@ -262,18 +263,42 @@ def _comparison(document: dict[str, Any]) -> str:
             rows.append(row)
         parts += ["<h3>At equal cost</h3>", _table(header, rows)]
     target = comparison.get("target")
-    if isinstance(target, dict) and target.get("models"):
-        rows = [
-            [
-                _e(m),
-                _e(cell.get("k") if cell.get("k") is not None else "not reached"),
-                _e(_usd(cell.get("cost_per_task_usd"))),
-            ]
-            for m, cell in target["models"].items()
-        ]
-        title = f"To reach pass@k = {_e(_num(target.get('pass_at_k'), 2))}"
-        parts += [f"<h3>{title}</h3>", _table(["model", "k", "cost per task"], rows)]
+    if isinstance(target, dict) and isinstance(target.get("models"), dict) and target["models"]:
+        parts.append(_target_table(target.get("pass_at_k"), target["models"], ""))
     return "\n".join(parts)
+
+
+def _target_table(target: object, cells: dict[str, Any], where: str) -> str:
+    rows = [
+        [
+            _e(m),
+            _e(cell.get("k") if cell.get("k") is not None else "not reached"),
+            _e(_usd(cell.get("cost_per_task_usd"))),
+        ]
+        for m, cell in cells.items()
+        if isinstance(cell, dict)
+    ]
+    title = f"To reach pass@k = {_e(_num(target, 2))}{where}"
+    return f"<h3>{title}</h3>\n" + _table(["model", "k", "cost per task"], rows)
+
+
+def _own_target(document: dict[str, Any]) -> str:
+    """Each model's reach of ``--passk-target`` on its own tasks, where the comparison shows
+    none (one model, or no task every model ran).
+    """
+    comparison = document.get("comparison")
+    target = comparison.get("target") if isinstance(comparison, dict) else None
+    if isinstance(target, dict) and target.get("models"):
+        return ""
+    cells = {
+        label: entry["target"]
+        for label, entry in document["models"].items()
+        if isinstance(entry.get("target"), dict)
+    }
+    if not cells:
+        return ""
+    target = next(iter(cells.values())).get("pass_at_k")
+    return _target_table(target, cells, " (each model on its own tasks)")
 
 
 _XML_PROLOGUE = re.compile(r"\A\s*(<\?xml[^>]*\?>\s*)?(<!DOCTYPE[^>]*>\s*)?", re.IGNORECASE)

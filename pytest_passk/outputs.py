@@ -19,7 +19,7 @@ from pytest_passk.comparison import Comparison
 from pytest_passk.estimate import ModelSummary, below, shown
 from pytest_passk.report import json_report, sample_records, suite_properties
 from pytest_passk.results import TaskResult
-from pytest_passk.settings import Settings
+from pytest_passk.settings import SETTINGS_KEY, Settings
 from pytest_passk.stronger import suite_properties as stronger_properties
 from pytest_passk.version import package_version
 
@@ -46,8 +46,10 @@ def add_suite_properties(
     xml = config.stash.get(xml_key, None)
     if xml is not None:
         labels = [summary.label for summary in summaries]
+        settings = config.stash.get(SETTINGS_KEY, None)
+        target = None if settings is None else settings.comparison.target
         for name, value in [
-            *suite_properties(summaries, comparison),
+            *suite_properties(summaries, comparison, results=results, target=target),
             *stronger_properties(labels, results, ks),
         ]:
             xml.add_global_property(name, value)
@@ -91,6 +93,7 @@ def write_report(
         meta,
         comparison=comparison,
         hours=settings.prices.hours,
+        target=settings.comparison.target if settings.sampling_mode else None,
     )
     config.hook.pytest_passk_update_report(config=config, report=document)
     text = json.dumps(document, indent=2) + "\n"

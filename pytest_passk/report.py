@@ -11,11 +11,13 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from pytest_passk import stronger
-from pytest_passk.comparison import Comparison
+from pytest_passk.comparison import Comparison, TargetReach, own_reach, runs_from_results
 from pytest_passk.comparison_report import (
     assumptions_json,
     comparison_json,
     comparison_properties,
+    reach_json,
+    reach_properties,
     usd,
 )
 from pytest_passk.estimate import Estimate, ModelSummary
@@ -30,6 +32,7 @@ __all__ = [
     "failure_text",
     "item_properties",
     "json_report",
+    "own_target",
     "sample_records",
     "suite_properties",
     "summary_lines",
@@ -67,12 +70,26 @@ def item_properties(result: TaskResult, ks: Sequence[int]) -> list[tuple[str, ob
     return props
 
 
+def own_target(
+    summaries: Sequence[ModelSummary], results: Sequence[TaskResult], target: float | None
+) -> dict[str, TargetReach]:
+    """Each model's reach of ``--passk-target`` on its own tasks (empty without a target)."""
+    if target is None or not summaries:
+        return {}
+    return own_reach(runs_from_results(results, summaries), target)
+
+
 def suite_properties(
-    summaries: Sequence[ModelSummary], comparison: Comparison | None = None
+    summaries: Sequence[ModelSummary],
+    comparison: Comparison | None = None,
+    *,
+    results: Sequence[TaskResult] = (),
+    target: float | None = None,
 ) -> list[tuple[str, str]]:
     """Suite-level JUnit properties, written by the controller: ``pass@K[model]``,
     ``selected@1[model]``, ``cost_per_sample_usd[model]`` (``nan`` when undefined or unknown),
-    then the comparison's.
+    then the comparison's; the reach of ``target`` on each model's own tasks where the
+    comparison has none (one model, or no task every model ran).
     """
     props = [
         (f"pass@{k}[{summary.label}]", _fmt(estimate.value))
@@ -85,6 +102,8 @@ def suite_properties(
         props.append((f"cost_per_sample_usd[{summary.label}]", _fmt_optional(cost, "{:.6g}")))
     if comparison is not None:
         props.extend(comparison_properties(comparison))
+    if target is not None and (comparison is None or not comparison.reach):
+        props.extend(reach_properties(target, own_target(summaries, results, target)))
     return props
 
 
@@ -188,9 +207,11 @@ def json_report(
     *,
     comparison: Comparison | None = None,
     hours: HourPrices | None = None,
+    target: float | None = None,
 ) -> dict[str, Any]:
     """The ``pytest-passk/report/v1`` document; ``comparison`` is ``null`` when fewer than two
-    models ran on shared tasks.
+    models ran on shared tasks. With ``target`` (``--passk-target``) each model has ``target``:
+    its reach on its own tasks.
     """
     models: dict[str, Any] = {}
     for s in summaries:
@@ -222,6 +243,8 @@ def json_report(
             "cost_per_sample_usd": s.cost_per_sample_usd,
             "stronger": stronger.model_json(s.label, results, ks),
         }
+    for label, reach in own_target(summaries, results, target).items():
+        models[label]["target"] = {"pass_at_k": target, **reach_json(reach)}
     tasks = [
         {
             "task_id": r.task_id,

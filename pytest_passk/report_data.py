@@ -17,6 +17,7 @@ from pytest_passk.errors import PassKError
 from pytest_passk.report import REPORT_SCHEMA
 
 __all__ = [
+    "BAD_FIELD",
     "NOT_A_REPORT",
     "ReportFileError",
     "TaskCount",
@@ -34,6 +35,16 @@ WRONG_SCHEMA = (
     "{path}: report schema {schema!r} is not {expected!r}; "
     "render it with the pytest-passk version that wrote it"
 )
+
+#: A model's ``pass_at_k`` or ``ci95`` (or one k of it) not in the shape every run writes.
+BAD_FIELD = (
+    "{path}: {field} is {value!r}, not {shape}; write it as a run writes it ({shape}) "
+    "or delete the field"
+)
+PASS_AT_K_SHAPE = "an object of k to a number or null"
+CI95_SHAPE = "an object of k to [low, high]"
+BOUNDS_SHAPE = "[low, high] with numbers or nulls"
+VALUE_SHAPE = "a number or null"
 
 
 class ReportFileError(PassKError):
@@ -94,6 +105,7 @@ def check_report(document: object, source: str) -> dict[str, Any]:
         if not isinstance(entry, dict):
             problem = f"models[{label!r}] is not an object"
             raise ReportFileError(NOT_A_REPORT.format(path=source, problem=problem))
+        _check_figures(entry, f"models[{label!r}]", source)
     for index, task in enumerate(document["tasks"]):
         if (
             not isinstance(task, dict)
@@ -108,6 +120,38 @@ def check_report(document: object, source: str) -> dict[str, Any]:
             problem = f"task record {index} has n={n}, c={c}; need 0 <= c <= n"
             raise ReportFileError(NOT_A_REPORT.format(path=source, problem=problem))
     return document
+
+
+def _check_figures(entry: dict[str, Any], where: str, source: str) -> None:
+    """A model's ``pass_at_k`` and ``ci95``, where present, in the shape a run writes them
+    (the summary, the HTML page and the curves read them as such).
+    """
+    figures = (("pass_at_k", PASS_AT_K_SHAPE, VALUE_SHAPE), ("ci95", CI95_SHAPE, BOUNDS_SHAPE))
+    for name, shape, item_shape in figures:
+        value = entry.get(name)
+        if value is None:
+            continue
+        field = f"{where}.{name}"
+        if not isinstance(value, dict):
+            raise ReportFileError(
+                BAD_FIELD.format(path=source, field=field, value=value, shape=shape)
+            )
+        for k, item in value.items():
+            if name == "ci95":
+                good = isinstance(item, list) and len(item) == 2 and all(map(_number, item))
+            else:
+                good = _number(item)
+            if not good:
+                raise ReportFileError(
+                    BAD_FIELD.format(
+                        path=source, field=f"{field}[{k!r}]", value=item, shape=item_shape
+                    )
+                )
+
+
+def _number(value: object) -> bool:
+    """A JSON number or null (``NaN`` is written as null)."""
+    return value is None or (isinstance(value, int | float) and not isinstance(value, bool))
 
 
 def _count(value: object) -> bool:

@@ -401,6 +401,7 @@ class PassKSession:
             isolation=self._sandbox_used().isolation if self._results and sampling else "",
             counters=self.counters(),
             store=self.settings.store,
+            target=self.settings.comparison.target,
         )
         write_summary(terminalreporter, view)
 

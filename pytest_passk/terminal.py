@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from pytest_passk.comparison import Comparison
-from pytest_passk.comparison_report import comparison_lines
+from pytest_passk.comparison_report import comparison_lines, target_line
 from pytest_passk.estimate import ModelSummary
-from pytest_passk.report import summary_lines
+from pytest_passk.report import own_target, summary_lines
 from pytest_passk.results import RunCounters, TaskResult
 
 __all__ = ["REPLAYED_TOO", "REPLAY_SUMMARY", "STORE_SUMMARY", "RunView", "write_summary"]
@@ -48,6 +48,9 @@ class RunView:
     isolation: str
     counters: RunCounters
     store: Path
+    #: ``--passk-target``: each model's reach on its own tasks is shown where the comparison
+    #: shows none (one model, or no task every model ran).
+    target: float | None = None
 
 
 def write_summary(terminalreporter: Any, view: RunView) -> None:
@@ -70,6 +73,8 @@ def write_summary(terminalreporter: Any, view: RunView) -> None:
     terminalreporter.write_sep("=", "pass@k")
     for line in summary_lines(view.summaries, view.results, view.ks, view.verbose):
         write(line)
+    if view.target is not None and (view.comparison is None or not view.comparison.reach):
+        write(target_line(view.target, own_target(view.summaries, view.results, view.target)))
     if view.comparison is not None:
         terminalreporter.write_sep("-", "comparison")
         for line in comparison_lines(view.comparison):

@@ -48,7 +48,8 @@ def observe(function: Any, arguments: Any) -> dict[str, Any]:
     except plain.EncodeError as exc:
         return {"drop": f"its output is not plain data ({exc})"}
     after = plain.encode(args)
-    if after != before:
+    # As JSON text: the decoded data's == has True == 1 and would miss 1 made True.
+    if plain.dumps(after) != plain.dumps(before):
         seen["w"] = after
     return seen
 

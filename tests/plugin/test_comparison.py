@@ -24,7 +24,7 @@ import pytest
 
 from pytest_passk.compare_settings import BAD_BASELINE
 from pytest_passk.comparison import ModelRun, compare
-from pytest_passk.comparison_report import diff_property
+from pytest_passk.comparison_report import NOT_REACHED, TARGET_LINE, diff_property
 
 from .conftest import write_jsonl
 
@@ -209,6 +209,20 @@ def test_the_report_numbers_are_the_comparison_of_the_reported_counts(
     assert diff.baseline_value == pytest.approx(5 / 12)
 
 
+def test_two_dataset_files_with_the_same_task_ids_are_all_compared(
+    pytester: pytest.Pytester, recordings: list[str], dataset: Path
+) -> None:
+    """A copy of the dataset in another directory: each id is two items per model, two tasks in
+    the pass@k table, and two tasks in the comparison too (the copy overwrote the original).
+    """
+    (pytester.path / "copy").mkdir()
+    (pytester.path / "copy" / dataset.name).write_text(dataset.read_text())
+    _, document = _run(pytester, recordings, str(dataset), str(pytester.path / "copy"))
+    assert document["models"]["small"]["tasks"] == 4
+    assert document["comparison"]["shared_tasks"] == 4
+    assert document["comparison"]["models"]["small"]["only_model_solved"] == 2
+
+
 def test_the_baseline_option(pytester: pytest.Pytester, recordings: list[str]) -> None:
     _, document = _run(pytester, recordings, "--passk-baseline=small")
     comparison = document["comparison"]
@@ -223,6 +237,42 @@ def test_one_model_has_no_comparison(pytester: pytest.Pytester, recordings: list
     assert document["comparison"] is None
     assert document["models"]["big"]["selected_at_1"] == 0.5
     assert " comparison " not in result.stdout.str()
+
+
+def test_one_model_still_reports_its_reach_of_the_target(
+    pytester: pytest.Pytester, recordings: list[str]
+) -> None:
+    """--passk-target with one model: no comparison, but the model's own smallest k and cost
+    reaching the target (big: pass@3 = (1 + 0) / 2 = 0.5 at $0.0002 a sample), never silence.
+    """
+    result, document = _run(pytester, recordings[:1], "--passk-target=0.5")
+    result.stdout.fnmatch_lines([TARGET_LINE.format(target=0.5, reaches="big k=3 ($0.0006/task)")])
+    assert document["models"]["big"]["target"] == {
+        "pass_at_k": 0.5,
+        "k": 3,
+        "cost_per_task_usd": pytest.approx(0.0006),
+        "pass_at_k_at_k": 0.5,
+        "n": 4,
+    }
+    properties = _suite_properties(pytester)
+    assert properties["target[pass@k>=0.5][big]:k"] == "3"
+    assert properties["target[pass@k>=0.5][big]:cost_per_task_usd"] == "0.0006"
+    result, document = _run(pytester, recordings[:1])  # --passk-target=0.8: out of reach
+    not_reached = "big " + NOT_REACHED.format(n=4)
+    result.stdout.fnmatch_lines([TARGET_LINE.format(target=0.8, reaches=not_reached)])
+    assert document["models"]["big"]["target"]["k"] is None
+
+
+def test_each_model_reports_its_own_reach_beside_the_comparisons(
+    pytester: pytest.Pytester, recordings: list[str]
+) -> None:
+    """With a comparison the terminal shows its target line once (on the shared tasks); the
+    report has each model's reach on its own tasks too.
+    """
+    result, document = _run(pytester, recordings)
+    assert result.stdout.str().count("to reach pass@k >= 0.8") == 1
+    assert document["models"]["small"]["target"]["k"] == 3
+    assert document["comparison"]["target"]["models"]["small"]["k"] == 3
 
 
 @pytest.mark.parametrize(

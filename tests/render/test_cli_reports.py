@@ -13,6 +13,8 @@ import pytest
 from pytest_passk.cli import main
 from pytest_passk.cli_reports import BAD_INPUT_STATUS
 from pytest_passk.compare_runs import (
+    DUPLICATE_TASK,
+    LEFT_OUT,
     NO_COMMON_MODEL,
     NO_SHARED_TASKS,
     compare_reports,
@@ -94,6 +96,16 @@ def _broken(change: str) -> dict[str, Any]:
         document["k"] = [0, 1]
     elif change == "model not an object":
         document["models"]["small"] = [1]
+    elif change == "ci95 a list":
+        document["models"]["small"]["ci95"] = [0.1, 0.5]
+    elif change == "ci95 one bound":
+        document["models"]["small"]["ci95"]["1"] = [0.1]
+    elif change == "ci95 a number":
+        document["models"]["small"]["ci95"]["5"] = 0.5
+    elif change == "ci95 a string bound":
+        document["models"]["small"]["ci95"]["5"] = ["0.1", 0.9]
+    elif change == "pass_at_k a list":
+        document["models"]["small"]["pass_at_k"] = [0.1]
     return document
 
 
@@ -106,6 +118,11 @@ def _broken(change: str) -> dict[str, Any]:
         ("k not an int", "'k' must be a list of integers >= 1"),
         ("k < 1", "'k' must be a list of integers >= 1"),
         ("model not an object", "models['small'] is not an object"),
+        ("ci95 a list", "models['small'].ci95"),
+        ("ci95 one bound", "models['small'].ci95['1'] is [0.1]"),
+        ("ci95 a number", "models['small'].ci95['5']"),
+        ("ci95 a string bound", "models['small'].ci95['5'] is ['0.1', 0.9]"),
+        ("pass_at_k a list", "models['small'].pass_at_k"),
     ],
 )
 @pytest.mark.parametrize("command", ["report", "compare"])
@@ -199,7 +216,7 @@ def test_compare_pairs_one_model_each_and_counts_one_sided_solves(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     small, large = report(("small",)), report(("large",))
-    comparison = compare_reports(small, large)
+    comparison = compare_reports(small, large).models
     assert len(comparison) == 1
     assert (comparison[0].model_a, comparison[0].model_b) == ("small", "large")
     assert comparison[0].shared_tasks == 6
@@ -225,3 +242,85 @@ def test_compare_refuses_reports_without_common_ground(tmp_path: Path) -> None:
         task["task_id"] = "Other/" + task["task_id"]
     with pytest.raises(Exception, match=NO_SHARED_TASKS):
         compare_reports(report(("small",)), renamed)
+
+
+def _without_shared_tasks(document: dict[str, Any], model: str) -> dict[str, Any]:
+    document = json.loads(json.dumps(document))
+    for task in document["tasks"]:
+        if task["model"] == model:
+            task["task_id"] = "Other/" + task["task_id"]
+    return document
+
+
+def test_compare_leaves_out_a_model_without_shared_tasks_and_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """One matched model with no task in common must not sink the comparison of the others."""
+    first = _save(tmp_path / "a.json", report())
+    second = _save(tmp_path / "b.json", _without_shared_tasks(report(), "large"))
+    assert main(["compare", str(first), str(second)]) == 0
+    captured = capsys.readouterr()
+    assert "small: 6 shared tasks" in captured.out
+    assert "large:" not in captured.out.replace(LEFT_OUT.format(model="large", a=6, b=6), "")
+    assert captured.out.count(LEFT_OUT.format(model="large", a=6, b=6)) == 1
+    assert "Traceback" not in captured.err and captured.err == ""
+    comparison = compare_reports(json.loads(first.read_text()), json.loads(second.read_text()))
+    assert [c.model_a for c in comparison.models] == ["small"]
+    assert comparison.left_out == (LEFT_OUT.format(model="large", a=6, b=6),)
+
+
+def test_compare_with_no_model_sharing_a_task_is_still_an_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    first = _save(tmp_path / "a.json", report())
+    both = _without_shared_tasks(_without_shared_tasks(report(), "large"), "small")
+    second = _save(tmp_path / "b.json", both)
+    assert main(["compare", str(first), str(second)]) == BAD_INPUT_STATUS
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and NO_SHARED_TASKS in err
+
+
+def _duplicated(document: dict[str, Any], *, same_item: bool) -> dict[str, Any]:
+    """``small``'s HumanEval/1 recorded a second time: from another dataset file with the same
+    task ids (a legitimate run), or the same record twice (a merged or hand-edited file).
+    """
+    document = json.loads(json.dumps(document))
+    record = next(
+        t for t in document["tasks"] if (t["model"], t["task_id"]) == ("small", "HumanEval/1")
+    )
+    twin = json.loads(json.dumps(record)) | {"c": 10}
+    if not same_item:
+        twin["nodeid"] = "other/passk_x.jsonl::HumanEval/1[small]"
+    document["tasks"].append(twin)
+    return document
+
+
+def test_compare_refuses_a_report_with_one_record_twice(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    good = _save(tmp_path / "good.json", report(("small",)))
+    bad = _save(tmp_path / "dup.json", _duplicated(report(("small",)), same_item=True))
+    assert main(["compare", str(good), str(bad)]) == BAD_INPUT_STATUS
+    err = capsys.readouterr().err
+    expected = DUPLICATE_TASK.format(
+        path=bad, model="small", task="HumanEval/1", item="passk_x.jsonl::HumanEval/1"
+    )
+    assert err == f"pytest-passk: error: {expected}\n"
+
+
+def test_compare_pairs_tasks_with_one_id_in_two_files_by_item(tmp_path: Path) -> None:
+    """Two dataset files with the same task ids are two tasks in the run (and in its report):
+    both are compared, neither overwrites the other.
+    """
+    first = _duplicated(report(("small",)), same_item=False)
+    second = _duplicated(report(("small",)), same_item=False)
+    for task in second["tasks"]:
+        task["c"] = 0
+    comparison = compare_reports(first, second).models[0]
+    assert comparison.shared_tasks == 7
+    assert (comparison.only_in_a, comparison.only_in_b) == (0, 0)
+    # Every task small solved in A, the twin (c = 10) among them, and none in B.
+    assert comparison.solved_only_by_a == 5
+    # Against a report with the id once, the twins cannot be told apart: neither is paired.
+    single = compare_reports(first, report(("small",))).models[0]
+    assert (single.shared_tasks, single.only_in_a, single.only_in_b) == (5, 2, 1)

@@ -205,3 +205,22 @@ def test_a_tiny_cost_is_never_shown_as_zero() -> None:
     document["models"]["large"] |= {"cost_usd": 0.0000417, "cost_per_sample_usd": 1.39e-7}
     cells = _summary_row(render_html(document), "large")
     assert cells[-3:-1] == ["$0.000042", "$0.00000014"]
+
+
+def test_one_models_reach_of_the_target_is_on_the_page() -> None:
+    """One model and --passk-target: no comparison, but the model's reach on its own tasks."""
+    document = report(("small",))
+    document["models"]["small"]["target"] = {
+        "pass_at_k": 0.5,
+        "k": 3,
+        "cost_per_task_usd": 0.0003,
+        "pass_at_k_at_k": 0.52,
+        "n": 10,
+    }
+    page = render_html(document)
+    assert "<h3>To reach pass@k = 0.50 (each model on its own tasks)</h3>" in page
+    assert "<td>small</td><td>3</td><td>$0.0003</td>" in page
+    # With a comparison's own target table the page shows that one only.
+    both = report()
+    both["models"]["small"]["target"] = document["models"]["small"]["target"]
+    assert "own tasks" not in render_html(both)

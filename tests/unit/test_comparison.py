@@ -18,8 +18,10 @@ from pytest_passk.comparison import (
     mean_pass_at_k,
     paired_difference,
     reach_target,
+    runs_from_results,
 )
-from pytest_passk.estimate import BOOTSTRAP_SEED, bootstrap_interval, pass_at_k
+from pytest_passk.estimate import BOOTSTRAP_SEED, bootstrap_interval, pass_at_k, summarise_models
+from pytest_passk.results import TaskResult
 
 
 def direct_paired_interval(
@@ -227,3 +229,38 @@ def test_the_target_search_finds_the_smallest_k(
         None,
     )
     assert reach_target(target, 0.5, counts).k == smallest
+
+
+def _result(task_id: str, model: str, nodeid: str, n: int, c: int) -> TaskResult:
+    return TaskResult(task_id, model, f"replay:{model}", nodeid, n, n, c, {}, {})
+
+
+def test_one_task_id_in_two_dataset_files_is_two_tasks_in_the_comparison() -> None:
+    """Two dataset files with the same task ids make two items per model; the comparison pairs
+    them item by item, as the summary counts them, instead of keeping whichever came last.
+    """
+    results = [
+        _result("HumanEval/0", model, f"{where}/passk_x.jsonl::HumanEval/0[{model}]", 4, c)
+        for model, where, c in [("a", "one", 4), ("a", "two", 0), ("b", "one", 0), ("b", "two", 4)]
+    ]
+    results.append(_result("HumanEval/1", "a", "one/passk_x.jsonl::HumanEval/1[a]", 4, 1))
+    results.append(_result("HumanEval/1", "b", "one/passk_x.jsonl::HumanEval/1[b]", 4, 1))
+    runs = runs_from_results(results, summarise_models(results, (1,)))
+    assert [len(run.counts) for run in runs] == [3, 3]
+    comparison = compare(runs, "a", (1,))
+    assert comparison is not None and comparison.shared_tasks == 3
+    versus = comparison.versus[0]
+    assert (versus.only_model_solved, versus.only_baseline_solved) == (1, 1)
+    assert versus.diffs[1].diff == pytest.approx(0.0)
+    # A task id that occurs once stays the key: saved reports of other runs pair with it.
+    assert "HumanEval/1" in runs[0].counts
+
+
+def test_a_target_equal_to_the_pass_at_k_is_reached_despite_rounding() -> None:
+    """pass@1 of 1 in 10 is 0.1 exactly, though the estimator's float is 0.09999999999999998:
+    --passk-target=0.1 (or 10%) is reached at k = 1, as the terminal's 0.100 says.
+    """
+    assert pass_at_k(10, 1, 1) < 0.1  # the rounding this is about
+    assert reach_target(0.1, 0.01, [(10, 1)]).k == 1
+    assert reach_target(0.2, None, [(5, 1), (5, 1)]).k == 1
+    assert reach_target(0.1 + 1e-9, None, [(10, 1)]).k == 2  # above it: not reached at 1

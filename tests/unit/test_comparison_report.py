@@ -5,7 +5,12 @@ from __future__ import annotations
 import json
 
 from pytest_passk.comparison import ModelRun, compare
-from pytest_passk.comparison_report import comparison_json, comparison_lines, comparison_properties
+from pytest_passk.comparison_report import (
+    NO_TASK_EVERYWHERE,
+    comparison_json,
+    comparison_lines,
+    comparison_properties,
+)
 
 
 def test_unknown_costs_read_as_unknown_everywhere() -> None:
@@ -34,3 +39,18 @@ def test_unknown_costs_read_as_unknown_everywhere() -> None:
     assert props["pass@8[b]-pass@8[a]"] == "nan"
     assert props["target[pass@k>=0.5][b]:cost_per_task_usd"] == "nan"
     assert props["only_solved[b]-vs-[a]"] == "1"
+
+
+def test_no_task_every_model_ran_is_said_not_left_blank() -> None:
+    """Each model shares tasks with the baseline, but no task is shared by all three: the
+    equal-cost rows cannot be drawn, and the section says why instead of ending silently.
+    """
+    runs = [
+        ModelRun("a", {"T/0": (4, 4), "T/1": (4, 0)}, 0.01),
+        ModelRun("b", {"T/0": (4, 1)}, 0.001),
+        ModelRun("c", {"T/1": (4, 2)}, 0.002),
+    ]
+    comparison = compare(runs, "a", (1,), budgets=(0.02,), target=0.5)
+    assert comparison is not None and comparison.shared_tasks == 0
+    assert comparison.equal_cost == () and not comparison.reach
+    assert comparison_lines(comparison)[-1] == NO_TASK_EVERYWHERE

@@ -195,6 +195,18 @@ def test_auto_names_the_parameter_it_cannot_derive() -> None:
         ({"a": [1.0]}, {"a": [1.0]}, EXACT, True),
         ({"a": 1}, {"b": 1}, EXACT, False),
         ({1, 2}, {2, 1}, EXACT, True),
+        # True is not 1 inside dict keys and set elements either (Python's == says it is).
+        pytest.param({True: "x"}, {1: "x"}, EXACT, False, id="bool-key-vs-int-key"),
+        pytest.param({1: "x"}, {True: "x"}, EXACT, False, id="int-key-vs-bool-key"),
+        pytest.param({True}, {1}, EXACT, False, id="bool-in-set"),
+        pytest.param(frozenset({(1, True)}), frozenset({(1, 1)}), EXACT, False, id="deep-bool"),
+        pytest.param({(True,): [1.0]}, {(1,): [1.0]}, APPROX, False, id="tuple-key-approx"),
+        pytest.param({False: 0, 2: 1}, {0: 0, 2: 1}, EXACT, False, id="false-key"),
+        # As everywhere else, 2 == 2.0 and NaN equals NaN.
+        pytest.param({1: "x"}, {1.0: "x"}, EXACT, True, id="int-key-vs-float-key"),
+        pytest.param({1.0, 2}, {1, 2}, EXACT, True, id="float-in-set"),
+        pytest.param({float("nan")}, {float("nan")}, EXACT, True, id="nan-in-set"),
+        pytest.param({(1, True): "x"}, {(1, True): "x"}, EXACT, True, id="same-tuple-key"),
     ],
 )
 def test_same(got: object, expected: object, compare: dict[str, object], agrees: bool) -> None:
@@ -280,6 +292,39 @@ def test_an_undecodable_answer_is_malformed_and_never_agrees(claim: dict[str, ob
     seen = _observation(claim)
     assert seen == {"nonplain": "malformed"}
     assert agree(seen, {"ok": plain.encode(1)}, EXACT) == NOT_PLAIN.format(type="malformed")
+
+
+def _mutated(seen_after: object, expected_after: object, before: object = None) -> str | None:
+    """``agree`` on a case whose arguments the reference changed (``expected_after``) and the
+    candidate left as ``seen_after`` (``None``: unchanged, so no ``"w"``).
+    """
+    arguments = plain.encode([before])
+    ok = {"ok": plain.encode(None)}
+    seen = ok if seen_after is None else ok | {"w": plain.encode([seen_after])}
+    expected = ok if expected_after is None else ok | {"w": plain.encode([expected_after])}
+    return agree(seen, expected, EXACT, arguments)
+
+
+def test_arguments_changed_in_place_compare_as_outputs_do() -> None:
+    """The arguments after the call compare as values: True is not 1 (the encoded data's ==
+    said it was), and a set or dict built in another order is the same value.
+    """
+    assert _mutated([True], [1], before=[0]) == "mutated"
+    assert _mutated({"a": True}, {"a": 1}, before={}) == "mutated"
+    assert _mutated([1, 2], [1, 2], before=[2, 1]) is None
+    assert _mutated([2, 1], [1, 2], before=[2, 1]) == "mutated"
+    in_order = plain.encode([{"a": 1, "b": 2}])
+    reordered = plain.encode([{"b": 2, "a": 1}])
+    ok = {"ok": plain.encode(None)}
+    assert agree(ok | {"w": in_order}, ok | {"w": reordered}, EXACT, plain.encode([{}])) is None
+    by_hand = {"#": "set", "v": [1, 2, 3]}
+    other_order = {"#": "set", "v": [3, 1, 2]}
+    before = plain.encode([set()])
+    assert agree(ok | {"w": [by_hand]}, ok | {"w": [other_order]}, EXACT, before) is None
+    # A change reported by one side only is compared with the arguments as they were.
+    assert _mutated(None, {"b": 2, "a": 1}, before={"a": 1, "b": 2}) is None
+    assert _mutated({"a": 1}, None, before={"a": 1}) is None
+    assert _mutated(None, [1, 2, 3], before=[3, 2, 1]) == "mutated"
 
 
 def test_canonical_orders_sets_and_dicts() -> None:
@@ -415,3 +460,22 @@ def test_differential_spec_compare() -> None:
         "rel": 0.1,
         "abs": 0.2,
     }
+
+
+def test_the_reference_changing_an_argument_to_an_equal_value_of_another_type_is_a_change() -> None:
+    """``[1]`` made ``[True]`` in place is a change (the encoded data's == missed it), so a
+    candidate that leaves the 1 differs from the reference.
+    """
+    from pytest_passk.sandbox.reference import observe
+
+    def flag(values: list[object]) -> None:
+        values[0] = True
+
+    def nothing(values: list[object]) -> None:
+        pass
+
+    arguments = plain.encode([[1]])
+    assert observe(flag, arguments) == {"ok": None, "w": [[True]]}
+    assert observe(nothing, arguments) == {"ok": None}
+    ok = {"ok": plain.encode(None)}
+    assert agree(ok, observe(flag, arguments), EXACT, arguments) == "mutated"

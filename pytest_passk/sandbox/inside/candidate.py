@@ -318,7 +318,8 @@ class Server:
                 continue
             seen = {"ok": plain.encode(result)}
             after = plain.encode(args)
-            if after != before:
+            # As JSON text: the decoded data's == has True == 1 and would miss 1 made True.
+            if plain.dumps(after) != plain.dumps(before):
                 seen["w"] = after
             observed.append(seen)
         return observed

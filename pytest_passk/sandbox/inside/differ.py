@@ -33,6 +33,8 @@ MUTATED = "changed its arguments in place, unlike the reference, on {call}"
 NOT_PLAIN = "the candidate returned a non-plain value of type {type}"
 #: Tiers of a case (see :data:`pytest_passk.differential.ORIGINAL`).
 ORIGINAL = 0
+#: How arguments changed in place compare with the reference's.
+EXACT = {"kind": "exact"}
 
 
 def canonical(encoded: Any) -> Any:
@@ -111,10 +113,33 @@ def _same(got: Any, expected: Any, compare: dict[str, Any]) -> bool:
             _same(g, e, compare) for g, e in zip(got, expected, strict=True)
         )
     if isinstance(got, dict):
-        return got.keys() == expected.keys() and all(
-            _same(v, expected[k], compare) for k, v in got.items()
+        # Keys by their strict identity: Python's == (and so a dict's keys view) has True == 1.
+        mine, theirs = {_key(k): k for k in got}, {_key(k): k for k in expected}
+        return (
+            len(got) == len(expected)
+            and mine.keys() == theirs.keys()
+            and all(_same(got[mine[key]], expected[theirs[key]], compare) for key in mine)
         )
+    if isinstance(got, set | frozenset):  # elements compare exactly, whatever ``compare`` is
+        return len(got) == len(expected) and {_key(v) for v in got} == {_key(v) for v in expected}
     return bool(got == expected)
+
+
+def _key(value: Any) -> Any:
+    """A hashable plain value (a dict key, a set element) as a key equal exactly where the
+    exact comparison says equal: a bool never equals an int, NaN equals NaN, 2 equals 2.0.
+    """
+    if isinstance(value, bool):
+        return ("bool", value)
+    if isinstance(value, float) and math.isnan(value):
+        return ("nan",)
+    if isinstance(value, int | float | complex):
+        return ("number", value)
+    if isinstance(value, tuple):
+        return ("tuple", tuple(_key(item) for item in value))
+    if isinstance(value, frozenset):
+        return ("frozenset", frozenset(_key(item) for item in value))
+    return (type(value).__name__, value)
 
 
 def _numbers(a: Any, b: Any) -> bool:
@@ -160,9 +185,12 @@ def _type_of(value: Any) -> str:
     return type(value).__name__
 
 
-def agree(seen: dict[str, Any], expected: dict[str, Any], compare: dict[str, Any]) -> str | None:
+def agree(
+    seen: dict[str, Any], expected: dict[str, Any], compare: dict[str, Any], arguments: Any = None
+) -> str | None:
     """``None`` when the candidate's observation agrees with the reference's, else why not
-    (without the call, which the caller adds).
+    (without the call, which the caller adds). ``arguments`` (encoded) are the case's arguments
+    before the call: what a side that reports no change (no ``"w"``) left them as.
     """
     if "nonplain" in seen:
         return NOT_PLAIN.format(type=seen["nonplain"])
@@ -178,9 +206,24 @@ def agree(seen: dict[str, Any], expected: dict[str, Any], compare: dict[str, Any
         return "the reference's output could not be read"
     if not same(got, want, compare):
         return f"expected {_shown(expected.get('ok'))}, got {_shown(seen.get('ok'))}"
-    if seen.get("w") != expected.get("w"):
+    if ("w" in seen or "w" in expected) and not _same_arguments(seen, expected, arguments):
         return "mutated"
     return None
+
+
+def _same_arguments(seen: dict[str, Any], expected: dict[str, Any], arguments: Any) -> bool:
+    """Whether both sides left the arguments equal, compared as values (exactly, as the
+    outputs: True is not 1, a set or dict in another order is the same value); a side without
+    ``"w"`` left them as they were.
+    """
+    if arguments is None and ("w" not in seen or "w" not in expected):
+        return False
+    try:
+        after = plain.decode(seen.get("w", arguments))
+        wanted = plain.decode(expected.get("w", arguments))
+    except (ValueError, TypeError, KeyError, RecursionError):
+        return False
+    return same(after, wanted, EXACT)
 
 
 def _observation(claim: Any) -> dict[str, Any]:
@@ -221,7 +264,7 @@ def run(remote: Any, name: str, spec: Mapping[str, Any]) -> Outcome:
     for (arguments, expected, tier), claim in zip(cases, claims, strict=True):
         seen = _observation(claim)
         hasher.update(_text(canonical(seen)).encode() + b"\n")
-        why = agree(seen, expected, compare or {})
+        why = agree(seen, expected, compare or {}, arguments)
         if why is None:
             continue
         call_text = _call_text(name, arguments)
