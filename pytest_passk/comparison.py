@@ -28,7 +28,13 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from pytest_passk.estimate import BOOTSTRAP_SEED, ModelSummary, bootstrap_interval, pass_at_k
+from pytest_passk.estimate import (
+    BOOTSTRAP_SEED,
+    ROUNDING_SLACK,
+    ModelSummary,
+    bootstrap_interval,
+    pass_at_k,
+)
 from pytest_passk.results import TaskResult
 
 __all__ = [
@@ -58,10 +64,10 @@ BOOTSTRAP_RESAMPLES = 10_000
 #: Relative slack in ``budget / cost``: a budget of exactly k samples' cost affords k even when
 #: the division rounds to just under k.
 AFFORD_SLACK = 1e-9
-#: Slack below the target a mean pass@k may fall and still reach it: the estimator's float is
-#: within 1e-15 of the exact value, which may be the target itself (pass@1 of 1 in 10 is
-#: 0.09999999999999998, yet exactly the 0.1 the user asked for).
-TARGET_SLACK = 1e-12
+#: Slack below the target a mean pass@k may fall and still reach it: the same rule as
+#: ``--passk-fail-under`` (pass@1 of 1 in 10 is 0.09999999999999998, yet exactly the 0.1 the
+#: user asked for).
+TARGET_SLACK = ROUNDING_SLACK
 #: The ``source`` of a budget given with ``--passk-budget``.
 USER_BUDGET = "--passk-budget"
 ONE_SAMPLE_OF = "one sample of {model}"

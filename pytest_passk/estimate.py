@@ -16,6 +16,7 @@ from pytest_passk.pricing import cost_per_sample
 from pytest_passk.results import TaskResult, empty_counts
 
 __all__ = [
+    "ROUNDING_SLACK",
     "Estimate",
     "ModelSummary",
     "aggregate",
@@ -55,12 +56,19 @@ def pass_at_k(n: int, c: int, k: int) -> float:
     return 1.0 - math.comb(n - c, k) / math.comb(n, k)
 
 
+#: How far a float pass@k may fall short of a value it equals: 1 correct of 10 gives pass@1
+#: as 1 - 9/10 = 0.09999999999999998, which must meet a threshold of 0.1. The estimator is exact
+#: to far better than this, and no real shortfall is this small.
+ROUNDING_SLACK = 1e-12
+
+
 def below(value: float, threshold: float) -> bool:
-    """Whether a pass@k fails a threshold: below it, or undefined (NaN: no task with n >= k).
+    """Whether a pass@k fails a threshold: below it (by more than :data:`ROUNDING_SLACK`), or
+    undefined (NaN: no task with n >= k).
 
     The one rule behind a task's ``min_pass_at_k`` and ``--passk-fail-under``.
     """
-    return not value >= threshold
+    return not value >= threshold - ROUNDING_SLACK
 
 
 def shown(value: float) -> str:

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from pytest_passk.estimate import (
     BOOTSTRAP_RESAMPLES,
     aggregate,
+    below,
     bootstrap_interval,
     pass_at_k,
     summarise_models,
@@ -291,3 +292,13 @@ def test_summary_does_not_depend_on_result_order() -> None:
     forward = summarise_models(results, [1, 10])
     backward = summarise_models(results[::-1], [1, 10])
     assert forward == backward
+
+
+def test_a_pass_at_k_equal_to_a_threshold_meets_it_despite_rounding() -> None:
+    # 1 correct of 10: pass@1 is 0.1, computed as 1 - 9/10 = 0.09999999999999998.
+    value = pass_at_k(10, 1, 1)
+    assert value != 0.1
+    assert not below(value, 0.1)
+    assert below(pass_at_k(10, 0, 1), 0.1)
+    assert below(0.1 - 1e-9, 0.1)  # a real shortfall still fails
+    assert below(math.nan, 0.0)
