@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from pytest_passk.compare_runs import compare_reports, comparison_lines
+from pytest_passk.comparison import TargetReach
+from pytest_passk.comparison_report import target_line
 from pytest_passk.errors import PassKError
 from pytest_passk.render_paths import output_file_problem, plot_dir_problem
 from pytest_passk.report_data import load_report, model_labels
@@ -126,4 +128,41 @@ def summary_lines(document: dict[str, Any]) -> list[str]:
                 parts.append(f"pass@{k} {value:.3f}")
         tasks = entry.get("tasks", sum(1 for t in document["tasks"] if t["model"] == label))
         lines.append(f"{label}: {tasks} tasks; " + "; ".join(parts))
+    target = target_summary(document)
+    if target is not None:
+        lines.append(target)
     return lines
+
+
+def target_summary(document: dict[str, Any]) -> str | None:
+    """The run's ``to reach pass@k >= P`` line (``--passk-target``), as its terminal showed it:
+    the comparison's reach on shared tasks, else each model's on its own tasks. ``None`` for a
+    run without a target; a hand-edited cell that is not in the shape a run writes is left out.
+    """
+    comparison = document.get("comparison")
+    shared = comparison.get("target") if isinstance(comparison, dict) else None
+    if isinstance(shared, dict) and isinstance(shared.get("models"), dict) and shared["models"]:
+        target, cells = shared.get("pass_at_k"), shared["models"]
+    else:
+        cells = {
+            label: entry["target"]
+            for label, entry in document["models"].items()
+            if isinstance(entry.get("target"), dict)
+        }
+        target = next(iter(cells.values())).get("pass_at_k") if cells else None
+    if not isinstance(target, int | float) or isinstance(target, bool):
+        return None
+    reaches = {label: _reach(cell) for label, cell in cells.items()}
+    kept = {label: reach for label, reach in reaches.items() if reach is not None}
+    return target_line(target, kept) if kept else None
+
+
+def _reach(cell: object) -> TargetReach | None:
+    if not isinstance(cell, dict):
+        return None
+    k, cost, value, n = (cell.get(f) for f in ("k", "cost_per_task_usd", "pass_at_k_at_k", "n"))
+    counts = all(v is None or (isinstance(v, int) and not isinstance(v, bool)) for v in (k, n))
+    numbers = all(v is None or isinstance(v, int | float) for v in (cost, value))
+    if not (counts and numbers and isinstance(n, int)):
+        return None
+    return TargetReach(k, cost, value, n)

@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from pytest_passk.cli_reports import summary_lines, target_summary
 from pytest_passk.compare_settings import BAD_BASELINE
 from pytest_passk.comparison import ModelRun, compare
 from pytest_passk.comparison_report import NOT_REACHED, TARGET_LINE, diff_property
@@ -316,3 +317,27 @@ def test_budgets_given_as_one_comma_separated_option(
         if row["source"] == "--passk-budget"
     ]
     assert budgets == [2e-5, 4e-5, 1e-4]
+
+
+@pytest.mark.parametrize("models", [1, 2], ids=["one model", "compared"])
+def test_the_saved_report_summary_repeats_the_runs_target_line(
+    pytester: pytest.Pytester, recordings: list[str], models: int
+) -> None:
+    """``pytest-passk report`` prints the target line the run's terminal printed; a cell that
+    is not in a run's shape (hand-edited) is left out, not a traceback.
+    """
+    result, document = _run(pytester, recordings[:models])
+    line = target_summary(document)
+    assert line is not None and line.startswith("to reach pass@k >= 0.8: big ")
+    result.stdout.fnmatch_lines([line])
+    assert summary_lines(document)[-1] == line
+    cells = document["comparison"]["target"]["models"] if models == 2 else document["models"]
+    if models == 2:
+        cells["big"] = {"k": "three"}
+        assert target_summary(document) == TARGET_LINE.format(
+            target=0.8, reaches="small k=3 ($0.00006/task)"
+        )
+    else:
+        cells["big"]["target"]["n"] = None
+        assert target_summary(document) is None
+        assert summary_lines(document)[-1].startswith("big: 2 tasks; pass@1 0.250")
