@@ -233,6 +233,9 @@ class VllmBackend:
         # plugin's own default, inherited from an earlier engine start in a parent process.)
         level = os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")
         log = self._log if level.upper() in QUIET_LEVELS else None
+        if log is not None:
+            # vLLM logs to stdout by default: the engine's traceback after a Ctrl-C reached it.
+            os.environ.setdefault("VLLM_LOGGING_STREAM", "ext://sys.stderr")
         if self._device == "cpu":
             cpu_environment()
         where = f"; its log: {log}" if log is not None else ""

@@ -147,6 +147,8 @@ def test_ctrl_c_mid_batch_ends_the_run_and_keeps_every_received_sample(
         pytest.fail("still running 180 s after Ctrl-C:\n" + run.communicate()[0].decode())
     assert run.returncode == pytest.ExitCode.INTERRUPTED, output
     assert INTERRUPTED_SAMPLING.split(";")[0] in output
+    # The engine's own account of the interrupt (a fatal-error traceback) is in its log.
+    assert "EngineCore" not in output and "Traceback (most recent" not in output, output
     assert stored(run_dir) >= 5
     # The report is written, and says it covers a run that did not finish.
     assert json.loads((run_dir / "report.json").read_text())["complete"] is False
