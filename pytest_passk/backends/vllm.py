@@ -36,9 +36,11 @@ from pytest_passk.backends import (
     smollm2,
 )
 from pytest_passk.backends.vllm_checks import (
+    DTYPE_ENV,
     GPU_MEMORY_UTILIZATION,
     ModelSource,
     check_model,
+    engine_dtype,
     model_max_len,
     prompt_style_of,
 )
@@ -83,9 +85,6 @@ DEFAULT_MAX_MODEL_LEN = 8192
 REPORT_EVERY = 5.0
 #: vLLM logging levels that keep the engine's output in its log file, off the terminal.
 QUIET_LEVELS = frozenset({"ERROR", "CRITICAL"})
-#: Environment variable naming the dtype the engine computes in (vLLM's ``dtype``: ``auto``,
-#: ``bfloat16``, ``float16``, ``float32``), over the plugin's choice.
-DTYPE_ENV = "PASSK_VLLM_DTYPE"
 #: Environment variable that, when set, names a file each engine start appends a line to (tests
 #: count model loads with it).
 ENGINE_LOG_ENV = "PASSK_VLLM_ENGINE_LOG"
@@ -260,7 +259,7 @@ class VllmBackend:
             args.setdefault("max_model_len", max(DEFAULT_MAX_MODEL_LEN, needed))
             args["enable_chunked_prefill"] = False
             args["max_num_batched_tokens"] = args["max_model_len"]
-        dtype = os.environ.get(DTYPE_ENV) or (cpu_dtype() if self._device == "cpu" else None)
+        dtype = engine_dtype() or (cpu_dtype() if self._device == "cpu" else None)
         if dtype:  # else vLLM's own choice, the model's dtype
             args["dtype"] = dtype
         args.update(self._engine_args)

@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 __all__ = [
     "CPU_EXTRA_MISSING",
     "CUDA_TORCHVISION",
+    "DTYPE_ENV",
+    "DTYPE_INVALID",
     "GPU_EXTRA_MISSING",
     "GPU_MEMORY_SHORT",
     "HUB_OFFLINE",
@@ -41,6 +43,7 @@ __all__ = [
     "check_cpu_model",
     "check_cuda_model",
     "check_gpu",
+    "engine_dtype",
     "model_max_len",
     "prompt_style_of",
     "visible_gpus",
@@ -81,6 +84,16 @@ HUB_OFFLINE = (
     "model {label!r}: {model_id} is not in the Hugging Face cache ({cache}) and HF_HUB_OFFLINE is "
     "set; run 'huggingface-cli download {model_id}' where the hub is reachable, or give a local "
     "model folder (--model={provider}:PATH)"
+)
+
+#: Environment variable naming the dtype the engine computes in (vLLM's ``dtype``), over the
+#: plugin's choice.
+DTYPE_ENV = "PASSK_VLLM_DTYPE"
+#: The values vLLM's ``dtype`` accepts (it lower-cases them).
+DTYPES = ("auto", "bfloat16", "float16", "float32", "half", "float")
+DTYPE_INVALID = (
+    DTYPE_ENV + "={value!r} is not a dtype vLLM knows; set it to auto, bfloat16, float16 or "
+    "float32, or unset it (float32 on a CPU without native bfloat16, else the model's own)"
 )
 
 _HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
@@ -319,8 +332,23 @@ def _store(context: BackendContext) -> Path:
     return context.store_dir if context.store_dir is not None else context.base_dir / ".passk"
 
 
+def engine_dtype() -> str | None:
+    """The dtype :data:`DTYPE_ENV` asks for (lower case), or ``None`` when it is unset or empty.
+
+    Raises:
+        BackendUnavailable: for a value vLLM would refuse, only after importing torch.
+
+    """
+    value = os.environ.get(DTYPE_ENV, "")
+    dtype = value.strip().lower()
+    if dtype and dtype not in DTYPES:
+        raise BackendUnavailable(DTYPE_INVALID.format(value=value))
+    return dtype or None
+
+
 def check_model(model: ModelSpec, context: BackendContext, device: str) -> tuple[ModelSource, int]:
     """What a ``vllm:``/``vllm-cpu:`` model needs here; the model's source and GPUs to use."""
+    engine_dtype()
     if device == "cuda":
         return check_gpu(model.label, model.spec, model.name, _base(model, context))
     source = check_cpu(model.label, model.spec, model.name, _base(model, context), _store(context))

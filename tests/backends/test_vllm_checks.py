@@ -214,3 +214,37 @@ def test_the_engine_s_summary_line() -> None:
     assert EngineStats(samples=4, generate_seconds=2.0, completion_tokens=10).summary() == (
         "4 samples in 2 s, 0 prompt + 10 completion tokens, 5.0 tokens/s"
     )
+
+
+@pytest.mark.parametrize("model", ["smollm2", "llama3.1", "vllm-cpu:./nowhere"])
+def test_an_invalid_dtype_is_a_usage_error_naming_the_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, model: str
+) -> None:
+    # Before any other check (and long before vLLM would refuse it, after loading torch).
+    monkeypatch.setenv(vllm_checks.DTYPE_ENV, "fp32")
+    with pytest.raises(BackendUnavailable) as info:
+        check_backend(resolve_model(model, {}), BackendContext(tmp_path))
+    assert str(info.value) == vllm_checks.DTYPE_INVALID.format(value="fp32")
+    assert vllm_checks.DTYPE_ENV in str(info.value) and "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("value", "dtype"),
+    [
+        (None, None),
+        ("", None),
+        ("auto", "auto"),
+        ("BFloat16", "bfloat16"),  # vLLM lower-cases it too
+        (" float32 ", "float32"),
+        ("half", "half"),
+        ("float16", "float16"),
+    ],
+)
+def test_the_dtype_variable_s_valid_values(
+    monkeypatch: pytest.MonkeyPatch, value: str | None, dtype: str | None
+) -> None:
+    if value is None:
+        monkeypatch.delenv(vllm_checks.DTYPE_ENV, raising=False)
+    else:
+        monkeypatch.setenv(vllm_checks.DTYPE_ENV, value)
+    assert vllm_checks.engine_dtype() == dtype
