@@ -58,6 +58,7 @@ from pytest_passk.backends.vllm_process import (
     refused,
     release_cuda,
     start_engine,
+    usable_log,
 )
 from pytest_passk.errors import BackendError, PassKError
 from pytest_passk.pricing import engine_metadata
@@ -231,7 +232,7 @@ class VllmBackend:
         # sees them on the terminal instead of in the log file. (ERROR itself may be this
         # plugin's own default, inherited from an earlier engine start in a parent process.)
         level = os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")
-        log = self._log if level.upper() in QUIET_LEVELS else None
+        log = usable_log(self._log) if level.upper() in QUIET_LEVELS else None
         if self._device == "cpu":
             cpu_environment()
         where = f"; its log: {log}" if log is not None else ""

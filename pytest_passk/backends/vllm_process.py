@@ -41,6 +41,7 @@ __all__ = [
     "refused",
     "release_cuda",
     "start_engine",
+    "usable_log",
 ]
 
 ENGINE_FAILED = "vLLM could not start {model}: {error}{log}"
@@ -94,24 +95,47 @@ def cpu_environment() -> None:
     os.environ.setdefault("VLLM_CPU_CI_ENV", "1")
 
 
+def usable_log(path: Path | None) -> Path | None:
+    """``path`` when the engine's log can be written there (its folder made), else ``None``.
+
+    A store that is not this user's to write, or a ``logs`` that is not a folder, must not stop
+    the engine: its output then goes to the terminal, as with no log at all.
+    """
+    if path is None:
+        return None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "ab"):
+            pass
+    except OSError:
+        return None
+    return path
+
+
 @contextlib.contextmanager
 def engine_log(path: Path | None) -> Iterator[None]:
     """Point this process's standard error (file descriptor 2) at ``path`` for the block.
 
     The engine's processes, started inside the block, inherit the file and keep writing to it
-    after the block; this process gets its standard error back. ``None`` leaves it alone.
+    after the block; this process gets its standard error back. ``None``, or a file that cannot
+    be opened (see :func:`usable_log`), leaves it alone.
     """
     if path is None:
         yield
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with contextlib.suppress(OSError):
-        if path.stat().st_size > LOG_KEEP_BYTES:  # one older log is kept beside it
-            path.replace(path.with_name(path.name + ".1"))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(OSError):
+            if path.stat().st_size > LOG_KEEP_BYTES:  # one older log is kept beside it
+                path.replace(path.with_name(path.name + ".1"))
+        log = open(path, "ab")  # noqa: SIM115 (closed below, once duplicated onto stderr)
+    except OSError:
+        yield
+        return
     sys.stderr.flush()
     saved = os.dup(2)
     try:
-        with open(path, "ab") as log:
+        with log:
             log.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} pid {os.getpid()}\n".encode())
             log.flush()
             os.dup2(log.fileno(), 2)
@@ -127,9 +151,12 @@ def log_tail(path: Path | None, lines: int = TAIL_LINES) -> str:
     """`` (vLLM's log, PATH, ends: ...)`` for an error message, or ``""`` without a log."""
     if path is None or not path.is_file():
         return ""
-    with open(path, "rb") as file:
-        file.seek(max(0, file.seek(0, os.SEEK_END) - 16384))
-        text = file.read().decode(errors="replace")
+    try:
+        with open(path, "rb") as file:
+            file.seek(max(0, file.seek(0, os.SEEK_END) - 16384))
+            text = file.read().decode(errors="replace")
+    except OSError:  # quoted while another error is reported: that one must come through
+        return f" (log: {path})"
     # Progress bars redraw with carriage returns; only their last state is worth quoting.
     kept = [line.rsplit("\r", 1)[-1].strip() for line in text.split("\n")]
     kept = [line for line in kept if line and not line.startswith("--- ")][-lines:]

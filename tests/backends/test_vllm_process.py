@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from pytest_passk.backends import vllm_process
 from pytest_passk.backends.vllm_process import (
     LOG_KEEP_BYTES,
     GeneratedTokens,
@@ -20,6 +21,7 @@ from pytest_passk.backends.vllm_process import (
     cpu_dtype,
     engine_log,
     log_tail,
+    usable_log,
 )
 
 NOISY_CHILD = (
@@ -88,6 +90,43 @@ def test_the_tail_quotes_the_last_lines_and_only_a_progress_bar_s_last_state(
     )
     assert log_tail(None) == ""
     assert log_tail(tmp_path / "absent.log") == ""
+
+
+def test_a_log_that_cannot_be_opened_leaves_stderr_on_the_terminal(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    # The store's "logs" is a file here (as unwritable as a folder of another user's).
+    (tmp_path / "logs").write_text("not a folder")
+    log = tmp_path / "logs" / "vllm.log"
+    assert usable_log(log) is None
+    with engine_log(log):
+        os.write(2, b"the engine's line\n")
+    os.write(2, b"this process's own line\n")
+    err = capfd.readouterr().err
+    assert "the engine's line" in err and "this process's own line" in err
+    folder = tmp_path / "vllm.log"
+    folder.mkdir()  # a folder where the file should be
+    assert usable_log(folder) is None
+    with engine_log(folder):
+        os.write(2, b"still here\n")
+    assert "still here" in capfd.readouterr().err
+    writable = tmp_path / "store" / "logs" / "vllm.log"
+    assert usable_log(writable) == writable and writable.parent.is_dir()
+    assert usable_log(None) is None
+
+
+def test_a_log_that_cannot_be_read_is_named_not_quoted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log = tmp_path / "vllm.log"
+    log.write_text("RuntimeError: CPU out of memory\n")
+
+    def unreadable(*args: object, **kwargs: object) -> None:
+        raise PermissionError(13, "Permission denied", str(log))
+
+    # Quoted while reporting another error: reading it must not replace that error with its own.
+    monkeypatch.setattr(vllm_process, "open", unreadable, raising=False)
+    assert log_tail(log) == f" (log: {log})"
 
 
 @pytest.fixture
