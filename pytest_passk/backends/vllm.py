@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import gc
 import hashlib
-import multiprocessing
 import os
 import threading
 import time
@@ -52,6 +51,7 @@ from pytest_passk.backends.vllm_process import (
     InterruptWatch,
     cpu_dtype,
     cpu_environment,
+    engine_children,
     log_tail,
     one_line,
     reap,
@@ -161,7 +161,8 @@ class VllmBackend:
         self._stats = EngineStats(device=device)
         self._lock = threading.Lock()
         self._requests = 0
-        self._children_before: set[int] = set()
+        #: The engine's own processes (its engine core), to reap once it is shut down.
+        self._children: set[int] = set()
         self._last_report = 0.0
         self._generated: GeneratedTokens | None = None
 
@@ -215,7 +216,8 @@ class VllmBackend:
             gc.collect()
             if self._device == "cuda":
                 release_cuda()
-            reap(self._children_before)
+            reap(self._children)
+            self._children = set()
 
     # -- the engine ----------------------------------------------------------------------------
 
@@ -238,7 +240,7 @@ class VllmBackend:
         where = f"; its log: {log}" if log is not None else ""
         self._say(LOADING.format(model=self._model_id, device=self._device, log=where))
         started = time.monotonic()
-        self._children_before = {child.pid or 0 for child in multiprocessing.active_children()}
+        before = engine_children(set())
         args: dict[str, Any] = {
             "model": str(path) if path is not None else self._model_id,
             "seed": params.seed,
@@ -265,6 +267,7 @@ class VllmBackend:
             args["dtype"] = dtype
         args.update(self._engine_args)
         self._llm = start_engine(args, log)
+        self._children = engine_children(before)
         self._generated = GeneratedTokens(self._llm.llm_engine)
         self._running_log = log
         self._tokenizer = self._llm.get_tokenizer()

@@ -34,6 +34,7 @@ __all__ = [
     "InterruptWatch",
     "cpu_dtype",
     "cpu_environment",
+    "engine_children",
     "engine_log",
     "log_tail",
     "one_line",
@@ -262,11 +263,21 @@ def refused(exc: BaseException) -> bool:
     )
 
 
-def reap(before: set[int]) -> None:
-    """Wait for the engine's processes, so none is left behind, not even as a zombie."""
+def engine_children(before: set[int]) -> set[int]:
+    """The :mod:`multiprocessing` children of this process that are not in ``before``: those an
+    engine started in between (its engine core), which :func:`reap` may wait for.
+    """
+    return {child.pid for child in multiprocessing.active_children() if child.pid} - before
+
+
+def reap(pids: set[int]) -> None:
+    """Wait for the engine's processes ``pids``, so none is left behind, not even as a zombie.
+
+    Only those: another backend's engine, started later in this process, keeps running.
+    """
     deadline = time.monotonic() + SHUTDOWN_SECONDS
     for child in multiprocessing.active_children():
-        if child.pid not in before:
+        if child.pid in pids:
             child.join(max(0.0, deadline - time.monotonic()))
             if child.is_alive():
                 child.kill()
