@@ -20,11 +20,15 @@ from typing import Any
 
 import pytest
 
-from pytest_passk.backends import GenerationRequest, SamplingParams
+from pytest_passk.backends import BackendContext, GenerationRequest, ModelSpec, SamplingParams
 from pytest_passk.backends import vllm as vllm_backend
 from pytest_passk.backends.vllm import LOADING, VllmBackend
 from pytest_passk.backends.vllm_checks import ModelSource
+from pytest_passk.progress import Progress
 from pytest_passk.prompts import PromptStyle, RenderedPrompt
+from pytest_passk.sampling import ItemToSample, SampleSupply, SamplingSetup
+from pytest_passk.store import SampleStore
+from pytest_passk.tasks import CheckTest, Task
 
 PLAIN = RenderedPrompt(PromptStyle.COMPLETION, "def add(a, b):\n", (), ())
 PARAMS = SamplingParams(temperature=1.0, top_p=1.0, max_tokens=8, seed=1)
@@ -113,9 +117,12 @@ class Starts:
 
     logs: list[Path | None] = field(default_factory=list)
     processes: list[multiprocessing.Process] = field(default_factory=list)
+    #: Per start, the engines still running then (on a GPU, each holds 90% of its memory).
+    running: list[int] = field(default_factory=list)
 
     def start(self, args: dict[str, Any], log: Path | None) -> LLM:
         self.logs.append(log)
+        self.running.append(sum(process.is_alive() for process in self.processes))
         # Sleeps until shut down, like an idle engine core.
         process = multiprocessing.Process(target=time.sleep, args=(300,), daemon=True)
         process.start()
@@ -191,3 +198,25 @@ def test_an_unwritable_log_sends_the_engine_s_output_to_the_terminal(
     assert starts.logs[-1] == log
     assert LOADING.format(model="n", device="cpu", log=f"; its log: {log}") in lines
     named.close()
+
+
+def test_a_model_s_engine_is_shut_down_before_the_next_model_s_loads(
+    tmp_path: Path, starts: Starts
+) -> None:
+    # vLLM takes 90% of a GPU's memory: a second engine beside the first cannot start.
+    models = (ModelSpec("a", "vllm", "org/a"), ModelSpec("b", "vllm", "org/b"))
+    backends = {model.label: _backend(tmp_path, model.label) for model in models}
+    store = tmp_path / "store"
+    supply = SampleSupply(
+        SamplingSetup(models, PARAMS, 2, 2, BackendContext(tmp_path, store_dir=store)),
+        lambda: SampleStore(store),
+        Progress(None),
+        custom_backend=lambda model, context: backends[model.label],
+    )
+    task = Task("t/0", "def add(a, b):\n", "add", CheckTest("def check(c): pass\n"))
+    items = [ItemToSample(f"x::{model.label}", model.label, task) for model in models]
+    supply.generate(items)
+    assert starts.running == [0, 0], "the second model loaded beside the first"
+    assert [len(supply.take(item)[0]) for item in items] == [2, 2]
+    supply.close()
+    assert not any(process.is_alive() for process in starts.processes)
