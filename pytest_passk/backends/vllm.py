@@ -301,6 +301,13 @@ class VllmBackend:
         started = now = time.monotonic()
         done = prompt_tokens = completion_tokens = 0
         generated_before = self._generated.count if self._generated is not None else 0
+        # The requests whose first sample carries its prompt's tokens: one per distinct prompt
+        # (a resumed run splits a task's missing indices into several requests of one prompt).
+        first: dict[RenderedPrompt, int] = {}
+        for position, request in enumerate(requests):
+            if request.n:
+                first.setdefault(request.prompt, position)
+        counts_prompt = set(first.values())
         # The caller's own error (the store refusing a sample) is not the engine's: it propagates
         # as it is, after the queue is dropped.
         from_sink: BaseException | None = None
@@ -316,8 +323,9 @@ class VllmBackend:
                         position, offset = where.pop(output.request_id)
                         request = requests[position]
                         sample = output.outputs[0]
-                        # The prompt is counted once per request: on its first sample.
-                        prompt_count = len(output.prompt_token_ids or ()) if offset == 0 else 0
+                        # The prompt is counted once: on its first request's first sample.
+                        counted = offset == 0 and position in counts_prompt
+                        prompt_count = len(output.prompt_token_ids or ()) if counted else 0
                         tokens = len(sample.token_ids)
                         # The engine's seconds since the last sample finished: summed over a call,
                         # its generation time, which prices local samples (pricing.py).

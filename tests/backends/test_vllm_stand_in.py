@@ -220,3 +220,22 @@ def test_a_model_s_engine_is_shut_down_before_the_next_model_s_loads(
     assert [len(supply.take(item)[0]) for item in items] == [2, 2]
     supply.close()
     assert not any(process.is_alive() for process in starts.processes)
+
+
+def test_a_prompt_split_over_several_requests_is_counted_once(
+    tmp_path: Path, starts: Starts
+) -> None:
+    # A resumed run asks for the scattered indices an interrupted batch left: one request per
+    # run of consecutive indices, all with the same prompt.
+    backend = _backend(tmp_path, "m")
+    requests = [
+        GenerationRequest("t", PLAIN, 2),
+        GenerationRequest("t", PLAIN, 1, start=3),
+        GenerationRequest("t", PLAIN, 2, start=6),
+    ]
+    batches = backend.generate(requests, PARAMS)
+    prompt = len(Tokenizer().encode(PLAIN.text))
+    assert [[c.prompt_tokens for c in batch] for batch in batches] == [[prompt, 0], [0], [0, 0]]
+    assert backend.stats.prompt_tokens == prompt
+    assert backend.stats.completion_tokens == 2 * 5
+    backend.close()
