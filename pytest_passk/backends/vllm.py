@@ -317,41 +317,44 @@ class VllmBackend:
                 while engine.has_unfinished_requests():
                     # Long before the first sample finishes (all of them run at once), say so.
                     self._report(done, total, completion_tokens, generated_before, started)
-                    for output in engine.step():
-                        if not output.finished or output.request_id not in where:
-                            continue
-                        position, offset = where.pop(output.request_id)
-                        request = requests[position]
-                        sample = output.outputs[0]
-                        # The prompt is counted once: on its first request's first sample.
-                        counted = offset == 0 and position in counts_prompt
-                        prompt_count = len(output.prompt_token_ids or ()) if counted else 0
-                        tokens = len(sample.token_ids)
-                        # The engine's seconds since the last sample finished: summed over a call,
-                        # its generation time, which prices local samples (pricing.py).
-                        now, last = time.monotonic(), now
-                        timing = engine_metadata(self._device, self._devices(), now - last)
-                        completion = Completion(
-                            text=sample.text,
-                            form=_form(request.prompt),
-                            prompt_tokens=prompt_count,
-                            completion_tokens=tokens,
-                            finish_reason=sample.finish_reason,
-                            latency=time.monotonic() - started,
-                            metadata={"seed": sample_seed(params.seed, request.start + offset)}
-                            | timing,
-                        )
-                        results[position][offset] = completion
-                        done += 1
-                        prompt_tokens += prompt_count
-                        completion_tokens += tokens
-                        if sink is not None:
-                            try:
-                                sink(position, request.start + offset, completion)
-                            except BaseException as exc:
-                                from_sink = exc
-                                raise
-                        self._report(done, total, completion_tokens, generated_before, started)
+                    outputs = engine.step()
+                    # A Ctrl-C now waits until the samples this step finished are stored.
+                    with interrupt.holding():
+                        for output in outputs:
+                            if not output.finished or output.request_id not in where:
+                                continue
+                            position, offset = where.pop(output.request_id)
+                            request = requests[position]
+                            sample = output.outputs[0]
+                            # The prompt is counted once: on its first request's first sample.
+                            counted = offset == 0 and position in counts_prompt
+                            prompt_count = len(output.prompt_token_ids or ()) if counted else 0
+                            tokens = len(sample.token_ids)
+                            # The engine's seconds since the last sample finished: summed over a
+                            # call, its generation time, which prices local samples (pricing.py).
+                            now, last = time.monotonic(), now
+                            timing = engine_metadata(self._device, self._devices(), now - last)
+                            completion = Completion(
+                                text=sample.text,
+                                form=_form(request.prompt),
+                                prompt_tokens=prompt_count,
+                                completion_tokens=tokens,
+                                finish_reason=sample.finish_reason,
+                                latency=time.monotonic() - started,
+                                metadata={"seed": sample_seed(params.seed, request.start + offset)}
+                                | timing,
+                            )
+                            results[position][offset] = completion
+                            done += 1
+                            prompt_tokens += prompt_count
+                            completion_tokens += tokens
+                            if sink is not None:
+                                try:
+                                    sink(position, request.start + offset, completion)
+                                except BaseException as exc:
+                                    from_sink = exc
+                                    raise
+                            self._report(done, total, completion_tokens, generated_before, started)
             except BaseException as exc:
                 # A refused request, a sink error, an interrupt or a dead engine: drop what is still
                 # queued, so the engine is idle for the next call.

@@ -194,13 +194,16 @@ class InterruptWatch:
 
     A terminal's Ctrl-C reaches the engine's processes too, which stop at once: the engine's
     death may then reach this process before its own ``KeyboardInterrupt`` does, and must be
-    reported as the interrupt it is, not as a failed engine. Python handles signals in the main
-    thread only; elsewhere the block runs unwatched.
+    reported as the interrupt it is, not as a failed engine. Inside :meth:`holding` the
+    interrupt waits for the end of the hold (samples already received are being stored).
+    Python handles signals in the main thread only; elsewhere the block runs unwatched.
     """
 
     def __init__(self) -> None:
         self.seen = False
         self._previous: Any = None
+        self._holding = False
+        self._held: tuple[int, FrameType | None] | None = None
 
     def __enter__(self) -> InterruptWatch:
         previous = signal.getsignal(signal.SIGINT)
@@ -214,8 +217,23 @@ class InterruptWatch:
             signal.signal(signal.SIGINT, self._previous)
             self._previous = None
 
+    @contextlib.contextmanager
+    def holding(self) -> Iterator[None]:
+        """A Ctrl-C in this block interrupts when it ends, not inside it."""
+        self._holding = True
+        try:
+            yield
+        finally:
+            self._holding = False
+            held, self._held = self._held, None
+            if held is not None and self._previous is not None:
+                self._previous(*held)
+
     def _note(self, number: int, frame: FrameType | None) -> Any:
         self.seen = True
+        if self._holding:
+            self._held = (number, frame)
+            return None
         return self._previous(number, frame)
 
 

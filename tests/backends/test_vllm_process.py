@@ -152,6 +152,22 @@ def test_a_ctrl_c_in_the_block_is_noted_and_still_interrupts() -> None:
     assert not quiet.seen
 
 
+@pytest.mark.usefixtures("python_sigint")
+def test_a_ctrl_c_while_held_interrupts_when_the_hold_ends() -> None:
+    done: list[int] = []
+    with pytest.raises(KeyboardInterrupt), InterruptWatch() as watch:
+        with watch.holding():
+            os.kill(os.getpid(), signal.SIGINT)
+            for step in range(3):
+                time.sleep(0.01)  # the handler runs here, and must not interrupt
+                done.append(step)
+        done.append(99)  # never reached: the interrupt comes as the hold ends
+    assert done == [0, 1, 2] and watch.seen
+    with InterruptWatch() as quiet, quiet.holding():
+        pass
+    assert not quiet.seen
+
+
 def test_an_ignored_sigint_stays_ignored() -> None:
     inherited = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:

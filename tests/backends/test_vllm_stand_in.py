@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 import sys
 import time
 import types
@@ -92,11 +93,16 @@ class Engine:
     def has_unfinished_requests(self) -> bool:
         return bool(self.queue)
 
+    #: Requests one step finishes (many samples reach max_tokens at the same step).
+    per_step: int = 1
+
     def step(self) -> list[Output]:
         self.engine_core.get_output()
-        request_id = next(iter(self.queue))
-        prompt = self.queue.pop(request_id)
-        return [Output(request_id, [Sample(f"return {request_id}", [7, 7])], prompt)]
+        finished = list(self.queue)[: self.per_step]
+        return [
+            Output(request_id, [Sample(f"return {request_id}", [7, 7])], self.queue.pop(request_id))
+            for request_id in finished
+        ]
 
     def abort_request(self, request_ids: list[str]) -> None:
         for request_id in request_ids:
@@ -238,4 +244,35 @@ def test_a_prompt_split_over_several_requests_is_counted_once(
     assert [[c.prompt_tokens for c in batch] for batch in batches] == [[prompt, 0], [0], [0, 0]]
     assert backend.stats.prompt_tokens == prompt
     assert backend.stats.completion_tokens == 2 * 5
+    backend.close()
+
+
+@pytest.fixture
+def python_sigint() -> Iterator[None]:
+    """Python's own SIGINT handler, whatever this process inherited."""
+    inherited = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, inherited)
+
+
+@pytest.mark.usefixtures("python_sigint")
+def test_a_ctrl_c_while_a_step_s_samples_are_stored_keeps_all_of_them(
+    tmp_path: Path, starts: Starts
+) -> None:
+    backend = _backend(tmp_path, "m")
+    request = [GenerationRequest("t", PLAIN, 1)]
+    backend.generate(request, PARAMS)  # the engine is up
+    backend._llm.llm_engine.per_step = 3
+    kept: list[int] = []
+
+    def sink(position: int, index: int, completion: object) -> None:
+        if not kept:  # Ctrl-C while the first of the step's three samples is being written
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)
+        kept.append(index)
+
+    with pytest.raises(KeyboardInterrupt):
+        backend.generate([GenerationRequest("t", PLAIN, 6)], PARAMS, sink)
+    # The three samples the engine handed over are stored; the interrupt comes after them.
+    assert kept == [0, 1, 2]
     backend.close()
