@@ -124,8 +124,11 @@ class Gpu:
 
     @property
     def usable(self) -> int:
-        """What vLLM may take of it, less what other processes hold."""
-        return max(0, int(self.total * GPU_MEMORY_UTILIZATION) - self.used)
+        """What vLLM may take of it: its share of the whole GPU, or nothing when other processes
+        hold more than the rest (vLLM refuses to start unless its whole share is free).
+        """
+        share = int(self.total * GPU_MEMORY_UTILIZATION)
+        return share if self.total - self.used >= share else 0
 
 
 def _installed(dist: str) -> str | None:
@@ -197,20 +200,20 @@ def check_gpu(label: str, spec: str, name: str, base_dir: Path) -> tuple[ModelSo
 def gpus_needed(weights: int, gpus: list[Gpu]) -> int | None:
     """The fewest GPUs (a power of two, as tensor parallelism needs) whose memory holds the model.
 
-    A model needs its weights plus a fifth for activations and a minimal KV cache on each GPU.
+    vLLM takes the first ``count`` GPUs in CUDA's order (``gpus``' order); a model needs its
+    weights plus a fifth for activations and a minimal KV cache on each of them.
     """
-    best = sorted(gpus, key=lambda gpu: gpu.usable, reverse=True)
     count = 1
-    while count <= len(best):
+    while count <= len(gpus):
         per_gpu = weights / count * 1.2
-        if all(gpu.usable >= per_gpu for gpu in best[:count]):
+        if all(gpu.usable >= per_gpu for gpu in gpus[:count]):
             return count
         count *= 2
     return None
 
 
 def visible_gpus() -> tuple[list[Gpu], str]:
-    """The NVIDIA GPUs this process may use, or none and why, without importing torch."""
+    """The NVIDIA GPUs this process may use, in CUDA's order, or none and why, without torch."""
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     if visible is not None and visible.strip() in ("", "-1"):
         return [], "CUDA_VISIBLE_DEVICES hides every GPU"
@@ -234,9 +237,15 @@ def visible_gpus() -> tuple[list[Gpu], str]:
             gpus.append(Gpu(index, total << 20, used << 20))
     if visible is not None:
         wanted = [item.strip() for item in visible.split(",")]
-        # Numeric CUDA_VISIBLE_DEVICES select by index; UUIDs are left for CUDA to interpret.
+        # Numeric CUDA_VISIBLE_DEVICES select by index, in its order (CUDA's device 0 is the
+        # first), up to one that does not exist; UUIDs are left for CUDA to interpret.
         if all(item.isdigit() for item in wanted):
-            gpus = [gpu for gpu in gpus if str(gpu.index) in wanted]
+            by_index = {gpu.index: gpu for gpu in gpus}
+            gpus = []
+            for item in wanted:
+                if int(item) not in by_index:
+                    break
+                gpus.append(by_index[int(item)])
     return gpus, "nvidia-smi lists no GPU" if not gpus else ""
 
 
