@@ -195,7 +195,8 @@ class InterruptWatch:
     A terminal's Ctrl-C reaches the engine's processes too, which stop at once: the engine's
     death may then reach this process before its own ``KeyboardInterrupt`` does, and must be
     reported as the interrupt it is, not as a failed engine. Inside :meth:`holding` the
-    interrupt waits for the end of the hold (samples already received are being stored).
+    interrupt waits for the end of the hold (samples already received are being stored); a
+    second Ctrl-C interrupts at once.
     Python handles signals in the main thread only; elsewhere the block runs unwatched.
     """
 
@@ -219,7 +220,7 @@ class InterruptWatch:
 
     @contextlib.contextmanager
     def holding(self) -> Iterator[None]:
-        """A Ctrl-C in this block interrupts when it ends, not inside it."""
+        """A Ctrl-C in this block interrupts when it ends, not inside it (a second one does)."""
         self._holding = True
         try:
             yield
@@ -231,7 +232,7 @@ class InterruptWatch:
 
     def _note(self, number: int, frame: FrameType | None) -> Any:
         self.seen = True
-        if self._holding:
+        if self._holding and self._held is None:
             self._held = (number, frame)
             return None
         return self._previous(number, frame)

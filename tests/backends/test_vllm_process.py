@@ -166,6 +166,15 @@ def test_a_ctrl_c_while_held_interrupts_when_the_hold_ends() -> None:
     with InterruptWatch() as quiet, quiet.holding():
         pass
     assert not quiet.seen
+    # A hold that never ends (a store on a hung disk) still yields to a second Ctrl-C.
+    with pytest.raises(KeyboardInterrupt), InterruptWatch() as stuck, stuck.holding():
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.01)
+        done.append(3)
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(5)  # interrupted
+        done.append(4)
+    assert done == [0, 1, 2, 3]
 
 
 def test_an_ignored_sigint_stays_ignored() -> None:
