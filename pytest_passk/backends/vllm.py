@@ -40,6 +40,7 @@ from pytest_passk.backends.vllm_checks import (
     ModelSource,
     check_model,
     engine_dtype,
+    fetch_config,
     model_max_len,
     prompt_style_of,
 )
@@ -253,7 +254,9 @@ class VllmBackend:
         if path is not None:
             args["served_model_name"] = self._model_id
         needed = max(_rough_tokens(r.prompt) for r in requests) + params.max_tokens
-        max_len = model_max_len(path)
+        # A hub model not downloaded yet: its config tells its context length (Llama 3.1's 131,072
+        # tokens would need 16 GiB of KV cache for one sequence: more than a 24 GB GPU has left).
+        max_len = model_max_len(path if path is not None else fetch_config(self._model_id))
         if max_len is not None:
             args["max_model_len"] = min(max_len, max(DEFAULT_MAX_MODEL_LEN, needed))
         if self._device == "cpu":

@@ -44,6 +44,7 @@ __all__ = [
     "check_cuda_model",
     "check_gpu",
     "engine_dtype",
+    "fetch_config",
     "model_max_len",
     "prompt_style_of",
     "visible_gpus",
@@ -276,6 +277,18 @@ def cached_snapshot(model_id: str) -> Path | None:
         if (candidate / "config.json").is_file():
             return candidate
     return None
+
+
+def fetch_config(model_id: str) -> Path | None:
+    """The folder of ``model_id``'s config.json, fetched into the hub cache (a few KB, before vLLM
+    fetches the weights), or ``None`` where the hub cannot give it (offline, no access).
+    """
+    try:
+        from huggingface_hub import hf_hub_download
+
+        return Path(hf_hub_download(model_id, "config.json")).parent
+    except Exception:  # no huggingface_hub, no network, a gated model: vLLM decides then
+        return None
 
 
 def _offline() -> bool:

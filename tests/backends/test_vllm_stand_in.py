@@ -21,7 +21,13 @@ from typing import Any
 
 import pytest
 
-from pytest_passk.backends import BackendContext, GenerationRequest, ModelSpec, SamplingParams
+from pytest_passk.backends import (
+    BackendContext,
+    GenerationRequest,
+    ModelSpec,
+    SamplingParams,
+    vllm_checks,
+)
 from pytest_passk.backends import vllm as vllm_backend
 from pytest_passk.backends.vllm import LOADING, VllmBackend
 from pytest_passk.backends.vllm_checks import ModelSource
@@ -126,8 +132,12 @@ class Starts:
     #: Per start, the engines still running then (on a GPU, each holds 90% of its memory).
     running: list[int] = field(default_factory=list)
 
+    #: The engine arguments of each start.
+    args: list[dict[str, Any]] = field(default_factory=list)
+
     def start(self, args: dict[str, Any], log: Path | None) -> LLM:
         self.logs.append(log)
+        self.args.append(args)
         self.running.append(sum(process.is_alive() for process in self.processes))
         # Sleeps until shut down, like an idle engine core.
         process = multiprocessing.Process(target=time.sleep, args=(300,), daemon=True)
@@ -276,3 +286,38 @@ def test_a_ctrl_c_while_a_step_s_samples_are_stored_keeps_all_of_them(
     # The three samples the engine handed over are stored; the interrupt comes after them.
     assert kept == [0, 1, 2]
     backend.close()
+
+
+def test_a_hub_model_not_yet_downloaded_gets_the_plugin_s_context_length(
+    tmp_path: Path, starts: Starts, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Llama 3.1's own 131,072 tokens would need 16 GiB of KV cache for one sequence, which a
+    # 24 GB GPU lacks: vLLM refuses to start. The config (a few KB) comes first, to know.
+    config = tmp_path / "snapshot"
+    config.mkdir()
+    (config / "config.json").write_text('{"max_position_embeddings": 131072}')
+    fetched: list[str] = []
+
+    def fetch(model_id: str) -> Path:
+        fetched.append(model_id)
+        return config
+
+    monkeypatch.setattr(vllm_backend, "fetch_config", fetch)
+    model = "meta-llama/Llama-3.1-8B-Instruct"
+    backend = VllmBackend(model, ModelSource(model, None), device="cuda")
+    backend.generate([GenerationRequest("t", PLAIN, 1)], PARAMS)
+    backend.close()
+    assert fetched == [model]
+    assert starts.args[0]["model"] == model
+    assert starts.args[0]["max_model_len"] == vllm_backend.DEFAULT_MAX_MODEL_LEN
+    # Where the hub cannot be reached for it, vLLM decides (and downloads nothing here either).
+    monkeypatch.setattr(vllm_backend, "fetch_config", lambda model_id: None)
+    unknown = VllmBackend(model, ModelSource(model, None), device="cuda")
+    unknown.generate([GenerationRequest("t", PLAIN, 1)], PARAMS)
+    unknown.close()
+    assert "max_model_len" not in starts.args[1]
+
+
+def test_fetching_a_config_offline_gives_none(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert vllm_checks.fetch_config("org/not-cached-anywhere") is None
