@@ -20,7 +20,6 @@ import os
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +60,7 @@ from pytest_passk.backends.vllm_process import (
     start_engine,
     usable_log,
 )
+from pytest_passk.backends.vllm_stats import EngineStats, add_stats
 from pytest_passk.errors import BackendError, PassKError
 from pytest_passk.pricing import engine_metadata
 from pytest_passk.prompts import CompletionForm, PromptStyle, RenderedPrompt
@@ -96,36 +96,6 @@ def sample_seed(seed: int, index: int) -> int:
     """Sample ``index``'s seed under the run seed ``seed`` (63 bits, stable across runs)."""
     digest = hashlib.blake2b(f"{seed}:{index}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big") & ((1 << 63) - 1)
-
-
-@dataclass(frozen=True, slots=True)
-class EngineStats:
-    """What the engine did in this run, for the report."""
-
-    #: Engine starts (0 when every sample came from the store), and their seconds.
-    starts: int = 0
-    load_seconds: float = 0.0
-    #: Seconds the engine spent generating, and that times the devices it ran on.
-    generate_seconds: float = 0.0
-    device_seconds: float = 0.0
-    device: str = "cpu"
-    samples: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-
-    @property
-    def tokens_per_second(self) -> float:
-        """Completion tokens per second of generation."""
-        return self.completion_tokens / self.generate_seconds if self.generate_seconds else 0.0
-
-    def summary(self) -> str:
-        """One line for the terminal: engine starts, samples, tokens and their rate."""
-        started = f"{self.starts} engine start(s) in {self.load_seconds:.0f} s, "
-        return (
-            f"{started if self.starts else ''}{self.samples} samples in "
-            f"{self.generate_seconds:.0f} s, {self.prompt_tokens} prompt + "
-            f"{self.completion_tokens} completion tokens, {self.tokens_per_second:.1f} tokens/s"
-        )
 
 
 class VllmBackend:
@@ -275,7 +245,7 @@ class VllmBackend:
         self._running_log = log
         self._tokenizer = self._llm.get_tokenizer()
         seconds = time.monotonic() - started
-        self._stats = _add(self._stats, starts=1, load_seconds=seconds)
+        self._stats = add_stats(self._stats, starts=1, load_seconds=seconds)
         _log_start(self._model_id)
         self._say(LOADED.format(model=self._model_id, seconds=seconds))
         return self._llm
@@ -378,7 +348,7 @@ class VllmBackend:
                 raise BackendError(error) from exc
             finally:
                 seconds = time.monotonic() - started
-                self._stats = _add(
+                self._stats = add_stats(
                     self._stats,
                     generate_seconds=seconds,
                     device_seconds=seconds
@@ -460,23 +430,6 @@ class VllmBackend:
 
 def _form(prompt: RenderedPrompt) -> CompletionForm:
     return CompletionForm.CHAT if prompt.style is PromptStyle.CHAT else CompletionForm.CONTINUATION
-
-
-def _add(stats: EngineStats, **more: float) -> EngineStats:
-    values = {name: getattr(stats, name) + value for name, value in more.items()}
-    return EngineStats(
-        **{
-            "starts": stats.starts,
-            "load_seconds": stats.load_seconds,
-            "generate_seconds": stats.generate_seconds,
-            "device_seconds": stats.device_seconds,
-            "device": stats.device,
-            "samples": stats.samples,
-            "prompt_tokens": stats.prompt_tokens,
-            "completion_tokens": stats.completion_tokens,
-            **values,
-        }
-    )
 
 
 def _rough_tokens(prompt: RenderedPrompt) -> int:
