@@ -188,15 +188,26 @@ class SampleSupply:
 
         """
         failures: list[SamplesUnavailable] = []
-        for model in self._setup.models:
+        models = [m for m in self._setup.models if any(item.model == m.label for item in items)]
+        for position, model in enumerate(models):
             selected = [item for item in items if item.model == model.label]
-            if selected:
-                try:
-                    self._generate_for(model, selected)
-                except SamplesUnavailable as exc:
-                    failures.append(exc)
+            try:
+                self._generate_for(model, selected)
+            except SamplesUnavailable as exc:
+                failures.append(exc)
+            if position < len(models) - 1:
+                self._unload(model)
         if failures:
             raise failures[0]
+
+    def _unload(self, model: ModelSpec) -> None:
+        """Shut down ``model``'s engine, if its backend holds one (vLLM's ``loaded``), before the
+        next model's loads: vLLM takes 90% of a GPU's memory, so a second engine beside the
+        first fails to start. The backend starts its engine again if asked for more samples.
+        """
+        backend = self._backends.get(model.label)
+        if backend is not None and getattr(backend, "loaded", False):
+            backend.close()
 
     def _generate_for(self, model: ModelSpec, items: Sequence[ItemToSample]) -> None:
         try:

@@ -16,12 +16,10 @@ from __future__ import annotations
 import contextlib
 import gc
 import hashlib
-import multiprocessing
 import os
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,9 +34,12 @@ from pytest_passk.backends import (
     smollm2,
 )
 from pytest_passk.backends.vllm_checks import (
+    DTYPE_ENV,
     GPU_MEMORY_UTILIZATION,
     ModelSource,
     check_model,
+    engine_dtype,
+    fetch_config,
     model_max_len,
     prompt_style_of,
 )
@@ -50,13 +51,16 @@ from pytest_passk.backends.vllm_process import (
     InterruptWatch,
     cpu_dtype,
     cpu_environment,
+    engine_children,
     log_tail,
     one_line,
     reap,
     refused,
     release_cuda,
     start_engine,
+    usable_log,
 )
+from pytest_passk.backends.vllm_stats import EngineStats, add_stats
 from pytest_passk.errors import BackendError, PassKError
 from pytest_passk.pricing import engine_metadata
 from pytest_passk.prompts import CompletionForm, PromptStyle, RenderedPrompt
@@ -83,9 +87,6 @@ DEFAULT_MAX_MODEL_LEN = 8192
 REPORT_EVERY = 5.0
 #: vLLM logging levels that keep the engine's output in its log file, off the terminal.
 QUIET_LEVELS = frozenset({"ERROR", "CRITICAL"})
-#: Environment variable naming the dtype the engine computes in (vLLM's ``dtype``: ``auto``,
-#: ``bfloat16``, ``float16``, ``float32``), over the plugin's choice.
-DTYPE_ENV = "PASSK_VLLM_DTYPE"
 #: Environment variable that, when set, names a file each engine start appends a line to (tests
 #: count model loads with it).
 ENGINE_LOG_ENV = "PASSK_VLLM_ENGINE_LOG"
@@ -95,36 +96,6 @@ def sample_seed(seed: int, index: int) -> int:
     """Sample ``index``'s seed under the run seed ``seed`` (63 bits, stable across runs)."""
     digest = hashlib.blake2b(f"{seed}:{index}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big") & ((1 << 63) - 1)
-
-
-@dataclass(frozen=True, slots=True)
-class EngineStats:
-    """What the engine did in this run, for the report."""
-
-    #: Engine starts (0 when every sample came from the store), and their seconds.
-    starts: int = 0
-    load_seconds: float = 0.0
-    #: Seconds the engine spent generating, and that times the devices it ran on.
-    generate_seconds: float = 0.0
-    device_seconds: float = 0.0
-    device: str = "cpu"
-    samples: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-
-    @property
-    def tokens_per_second(self) -> float:
-        """Completion tokens per second of generation."""
-        return self.completion_tokens / self.generate_seconds if self.generate_seconds else 0.0
-
-    def summary(self) -> str:
-        """One line for the terminal: engine starts, samples, tokens and their rate."""
-        started = f"{self.starts} engine start(s) in {self.load_seconds:.0f} s, "
-        return (
-            f"{started if self.starts else ''}{self.samples} samples in "
-            f"{self.generate_seconds:.0f} s, {self.prompt_tokens} prompt + "
-            f"{self.completion_tokens} completion tokens, {self.tokens_per_second:.1f} tokens/s"
-        )
 
 
 class VllmBackend:
@@ -161,7 +132,8 @@ class VllmBackend:
         self._stats = EngineStats(device=device)
         self._lock = threading.Lock()
         self._requests = 0
-        self._children_before: set[int] = set()
+        #: The engine's own processes (its engine core), to reap once it is shut down.
+        self._children: set[int] = set()
         self._last_report = 0.0
         self._generated: GeneratedTokens | None = None
 
@@ -215,7 +187,8 @@ class VllmBackend:
             gc.collect()
             if self._device == "cuda":
                 release_cuda()
-            reap(self._children_before)
+            reap(self._children)
+            self._children = set()
 
     # -- the engine ----------------------------------------------------------------------------
 
@@ -232,7 +205,7 @@ class VllmBackend:
         # sees them on the terminal instead of in the log file. (ERROR itself may be this
         # plugin's own default, inherited from an earlier engine start in a parent process.)
         level = os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")
-        log = self._log if level.upper() in QUIET_LEVELS else None
+        log = usable_log(self._log) if level.upper() in QUIET_LEVELS else None
         if log is not None:
             # vLLM logs to stdout by default: the engine's traceback after a Ctrl-C reached it.
             os.environ.setdefault("VLLM_LOGGING_STREAM", "ext://sys.stderr")
@@ -241,7 +214,7 @@ class VllmBackend:
         where = f"; its log: {log}" if log is not None else ""
         self._say(LOADING.format(model=self._model_id, device=self._device, log=where))
         started = time.monotonic()
-        self._children_before = {child.pid or 0 for child in multiprocessing.active_children()}
+        before = engine_children(set())
         args: dict[str, Any] = {
             "model": str(path) if path is not None else self._model_id,
             "seed": params.seed,
@@ -254,7 +227,9 @@ class VllmBackend:
         if path is not None:
             args["served_model_name"] = self._model_id
         needed = max(_rough_tokens(r.prompt) for r in requests) + params.max_tokens
-        max_len = model_max_len(path)
+        # A hub model not downloaded yet: its config tells its context length (Llama 3.1's 131,072
+        # tokens would need 16 GiB of KV cache for one sequence: more than a 24 GB GPU has left).
+        max_len = model_max_len(path if path is not None else fetch_config(self._model_id))
         if max_len is not None:
             args["max_model_len"] = min(max_len, max(DEFAULT_MAX_MODEL_LEN, needed))
         if self._device == "cpu":
@@ -263,16 +238,17 @@ class VllmBackend:
             args.setdefault("max_model_len", max(DEFAULT_MAX_MODEL_LEN, needed))
             args["enable_chunked_prefill"] = False
             args["max_num_batched_tokens"] = args["max_model_len"]
-        dtype = os.environ.get(DTYPE_ENV) or (cpu_dtype() if self._device == "cpu" else None)
+        dtype = engine_dtype() or (cpu_dtype() if self._device == "cpu" else None)
         if dtype:  # else vLLM's own choice, the model's dtype
             args["dtype"] = dtype
         args.update(self._engine_args)
         self._llm = start_engine(args, log)
+        self._children = engine_children(before)
         self._generated = GeneratedTokens(self._llm.llm_engine)
         self._running_log = log
         self._tokenizer = self._llm.get_tokenizer()
         seconds = time.monotonic() - started
-        self._stats = _add(self._stats, starts=1, load_seconds=seconds)
+        self._stats = add_stats(self._stats, starts=1, load_seconds=seconds)
         _log_start(self._model_id)
         self._say(LOADED.format(model=self._model_id, seconds=seconds))
         return self._llm
@@ -301,6 +277,13 @@ class VllmBackend:
         started = now = time.monotonic()
         done = prompt_tokens = completion_tokens = 0
         generated_before = self._generated.count if self._generated is not None else 0
+        # The requests whose first sample carries its prompt's tokens: one per distinct prompt
+        # (a resumed run splits a task's missing indices into several requests of one prompt).
+        first: dict[RenderedPrompt, int] = {}
+        for position, request in enumerate(requests):
+            if request.n:
+                first.setdefault(request.prompt, position)
+        counts_prompt = set(first.values())
         # The caller's own error (the store refusing a sample) is not the engine's: it propagates
         # as it is, after the queue is dropped.
         from_sink: BaseException | None = None
@@ -310,40 +293,44 @@ class VllmBackend:
                 while engine.has_unfinished_requests():
                     # Long before the first sample finishes (all of them run at once), say so.
                     self._report(done, total, completion_tokens, generated_before, started)
-                    for output in engine.step():
-                        if not output.finished or output.request_id not in where:
-                            continue
-                        position, offset = where.pop(output.request_id)
-                        request = requests[position]
-                        sample = output.outputs[0]
-                        # The prompt is counted once per request: on its first sample.
-                        prompt_count = len(output.prompt_token_ids or ()) if offset == 0 else 0
-                        tokens = len(sample.token_ids)
-                        # The engine's seconds since the last sample finished: summed over a call,
-                        # its generation time, which prices local samples (pricing.py).
-                        now, last = time.monotonic(), now
-                        timing = engine_metadata(self._device, self._devices(), now - last)
-                        completion = Completion(
-                            text=sample.text,
-                            form=_form(request.prompt),
-                            prompt_tokens=prompt_count,
-                            completion_tokens=tokens,
-                            finish_reason=sample.finish_reason,
-                            latency=time.monotonic() - started,
-                            metadata={"seed": sample_seed(params.seed, request.start + offset)}
-                            | timing,
-                        )
-                        results[position][offset] = completion
-                        done += 1
-                        prompt_tokens += prompt_count
-                        completion_tokens += tokens
-                        if sink is not None:
-                            try:
-                                sink(position, request.start + offset, completion)
-                            except BaseException as exc:
-                                from_sink = exc
-                                raise
-                        self._report(done, total, completion_tokens, generated_before, started)
+                    outputs = engine.step()
+                    # A Ctrl-C now waits until the samples this step finished are stored.
+                    with interrupt.holding():
+                        for output in outputs:
+                            if not output.finished or output.request_id not in where:
+                                continue
+                            position, offset = where.pop(output.request_id)
+                            request = requests[position]
+                            sample = output.outputs[0]
+                            # The prompt is counted once: on its first request's first sample.
+                            counted = offset == 0 and position in counts_prompt
+                            prompt_count = len(output.prompt_token_ids or ()) if counted else 0
+                            tokens = len(sample.token_ids)
+                            # The engine's seconds since the last sample finished: summed over a
+                            # call, its generation time, which prices local samples (pricing.py).
+                            now, last = time.monotonic(), now
+                            timing = engine_metadata(self._device, self._devices(), now - last)
+                            completion = Completion(
+                                text=sample.text,
+                                form=_form(request.prompt),
+                                prompt_tokens=prompt_count,
+                                completion_tokens=tokens,
+                                finish_reason=sample.finish_reason,
+                                latency=time.monotonic() - started,
+                                metadata={"seed": sample_seed(params.seed, request.start + offset)}
+                                | timing,
+                            )
+                            results[position][offset] = completion
+                            done += 1
+                            prompt_tokens += prompt_count
+                            completion_tokens += tokens
+                            if sink is not None:
+                                try:
+                                    sink(position, request.start + offset, completion)
+                                except BaseException as exc:
+                                    from_sink = exc
+                                    raise
+                            self._report(done, total, completion_tokens, generated_before, started)
             except BaseException as exc:
                 # A refused request, a sink error, an interrupt or a dead engine: drop what is still
                 # queued, so the engine is idle for the next call.
@@ -364,7 +351,7 @@ class VllmBackend:
                 raise BackendError(error) from exc
             finally:
                 seconds = time.monotonic() - started
-                self._stats = _add(
+                self._stats = add_stats(
                     self._stats,
                     generate_seconds=seconds,
                     device_seconds=seconds
@@ -446,23 +433,6 @@ class VllmBackend:
 
 def _form(prompt: RenderedPrompt) -> CompletionForm:
     return CompletionForm.CHAT if prompt.style is PromptStyle.CHAT else CompletionForm.CONTINUATION
-
-
-def _add(stats: EngineStats, **more: float) -> EngineStats:
-    values = {name: getattr(stats, name) + value for name, value in more.items()}
-    return EngineStats(
-        **{
-            "starts": stats.starts,
-            "load_seconds": stats.load_seconds,
-            "generate_seconds": stats.generate_seconds,
-            "device_seconds": stats.device_seconds,
-            "device": stats.device,
-            "samples": stats.samples,
-            "prompt_tokens": stats.prompt_tokens,
-            "completion_tokens": stats.completion_tokens,
-            **values,
-        }
-    )
 
 
 def _rough_tokens(prompt: RenderedPrompt) -> int:

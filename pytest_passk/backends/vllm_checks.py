@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 __all__ = [
     "CPU_EXTRA_MISSING",
     "CUDA_TORCHVISION",
+    "DTYPE_ENV",
+    "DTYPE_INVALID",
     "GPU_EXTRA_MISSING",
     "GPU_MEMORY_SHORT",
     "HUB_OFFLINE",
@@ -41,6 +43,8 @@ __all__ = [
     "check_cpu_model",
     "check_cuda_model",
     "check_gpu",
+    "engine_dtype",
+    "fetch_config",
     "model_max_len",
     "prompt_style_of",
     "visible_gpus",
@@ -83,6 +87,16 @@ HUB_OFFLINE = (
     "model folder (--model={provider}:PATH)"
 )
 
+#: Environment variable naming the dtype the engine computes in (vLLM's ``dtype``), over the
+#: plugin's choice.
+DTYPE_ENV = "PASSK_VLLM_DTYPE"
+#: The values vLLM's ``dtype`` accepts (it lower-cases them).
+DTYPES = ("auto", "bfloat16", "float16", "float32", "half", "float")
+DTYPE_INVALID = (
+    DTYPE_ENV + "={value!r} is not a dtype vLLM knows; set it to auto, bfloat16, float16 or "
+    "float32, or unset it (float32 on a CPU without native bfloat16, else the model's own)"
+)
+
 _HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 #: Parameter count in a model's name (``Llama-3.1-70B``), for models whose weights are not here.
 _PARAMS_IN_NAME = re.compile(r"(?<![\d.])(\d+(?:\.\d+)?)[bB](?![a-zA-Z])")
@@ -111,8 +125,11 @@ class Gpu:
 
     @property
     def usable(self) -> int:
-        """What vLLM may take of it, less what other processes hold."""
-        return max(0, int(self.total * GPU_MEMORY_UTILIZATION) - self.used)
+        """What vLLM may take of it: its share of the whole GPU, or nothing when other processes
+        hold more than the rest (vLLM refuses to start unless its whole share is free).
+        """
+        share = int(self.total * GPU_MEMORY_UTILIZATION)
+        return share if self.total - self.used >= share else 0
 
 
 def _installed(dist: str) -> str | None:
@@ -184,20 +201,20 @@ def check_gpu(label: str, spec: str, name: str, base_dir: Path) -> tuple[ModelSo
 def gpus_needed(weights: int, gpus: list[Gpu]) -> int | None:
     """The fewest GPUs (a power of two, as tensor parallelism needs) whose memory holds the model.
 
-    A model needs its weights plus a fifth for activations and a minimal KV cache on each GPU.
+    vLLM takes the first ``count`` GPUs in CUDA's order (``gpus``' order); a model needs its
+    weights plus a fifth for activations and a minimal KV cache on each of them.
     """
-    best = sorted(gpus, key=lambda gpu: gpu.usable, reverse=True)
     count = 1
-    while count <= len(best):
+    while count <= len(gpus):
         per_gpu = weights / count * 1.2
-        if all(gpu.usable >= per_gpu for gpu in best[:count]):
+        if all(gpu.usable >= per_gpu for gpu in gpus[:count]):
             return count
         count *= 2
     return None
 
 
 def visible_gpus() -> tuple[list[Gpu], str]:
-    """The NVIDIA GPUs this process may use, or none and why, without importing torch."""
+    """The NVIDIA GPUs this process may use, in CUDA's order, or none and why, without torch."""
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     if visible is not None and visible.strip() in ("", "-1"):
         return [], "CUDA_VISIBLE_DEVICES hides every GPU"
@@ -221,9 +238,15 @@ def visible_gpus() -> tuple[list[Gpu], str]:
             gpus.append(Gpu(index, total << 20, used << 20))
     if visible is not None:
         wanted = [item.strip() for item in visible.split(",")]
-        # Numeric CUDA_VISIBLE_DEVICES select by index; UUIDs are left for CUDA to interpret.
+        # Numeric CUDA_VISIBLE_DEVICES select by index, in its order (CUDA's device 0 is the
+        # first), up to one that does not exist; UUIDs are left for CUDA to interpret.
         if all(item.isdigit() for item in wanted):
-            gpus = [gpu for gpu in gpus if str(gpu.index) in wanted]
+            by_index = {gpu.index: gpu for gpu in gpus}
+            gpus = []
+            for item in wanted:
+                if int(item) not in by_index:
+                    break
+                gpus.append(by_index[int(item)])
     return gpus, "nvidia-smi lists no GPU" if not gpus else ""
 
 
@@ -254,6 +277,18 @@ def cached_snapshot(model_id: str) -> Path | None:
         if (candidate / "config.json").is_file():
             return candidate
     return None
+
+
+def fetch_config(model_id: str) -> Path | None:
+    """The folder of ``model_id``'s config.json, fetched into the hub cache (a few KB, before vLLM
+    fetches the weights), or ``None`` where the hub cannot give it (offline, no access).
+    """
+    try:
+        from huggingface_hub import hf_hub_download
+
+        return Path(hf_hub_download(model_id, "config.json")).parent
+    except Exception:  # no huggingface_hub, no network, a gated model: vLLM decides then
+        return None
 
 
 def _offline() -> bool:
@@ -319,8 +354,23 @@ def _store(context: BackendContext) -> Path:
     return context.store_dir if context.store_dir is not None else context.base_dir / ".passk"
 
 
+def engine_dtype() -> str | None:
+    """The dtype :data:`DTYPE_ENV` asks for (lower case), or ``None`` when it is unset or empty.
+
+    Raises:
+        BackendUnavailable: for a value vLLM would refuse, only after importing torch.
+
+    """
+    value = os.environ.get(DTYPE_ENV, "")
+    dtype = value.strip().lower()
+    if dtype and dtype not in DTYPES:
+        raise BackendUnavailable(DTYPE_INVALID.format(value=value))
+    return dtype or None
+
+
 def check_model(model: ModelSpec, context: BackendContext, device: str) -> tuple[ModelSource, int]:
     """What a ``vllm:``/``vllm-cpu:`` model needs here; the model's source and GPUs to use."""
+    engine_dtype()
     if device == "cuda":
         return check_gpu(model.label, model.spec, model.name, _base(model, context))
     source = check_cpu(model.label, model.spec, model.name, _base(model, context), _store(context))

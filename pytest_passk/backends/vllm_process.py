@@ -34,6 +34,7 @@ __all__ = [
     "InterruptWatch",
     "cpu_dtype",
     "cpu_environment",
+    "engine_children",
     "engine_log",
     "log_tail",
     "one_line",
@@ -41,6 +42,7 @@ __all__ = [
     "refused",
     "release_cuda",
     "start_engine",
+    "usable_log",
 ]
 
 ENGINE_FAILED = "vLLM could not start {model}: {error}{log}"
@@ -94,24 +96,47 @@ def cpu_environment() -> None:
     os.environ.setdefault("VLLM_CPU_CI_ENV", "1")
 
 
+def usable_log(path: Path | None) -> Path | None:
+    """``path`` when the engine's log can be written there (its folder made), else ``None``.
+
+    A store that is not this user's to write, or a ``logs`` that is not a folder, must not stop
+    the engine: its output then goes to the terminal, as with no log at all.
+    """
+    if path is None:
+        return None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "ab"):
+            pass
+    except OSError:
+        return None
+    return path
+
+
 @contextlib.contextmanager
 def engine_log(path: Path | None) -> Iterator[None]:
     """Point this process's standard error (file descriptor 2) at ``path`` for the block.
 
     The engine's processes, started inside the block, inherit the file and keep writing to it
-    after the block; this process gets its standard error back. ``None`` leaves it alone.
+    after the block; this process gets its standard error back. ``None``, or a file that cannot
+    be opened (see :func:`usable_log`), leaves it alone.
     """
     if path is None:
         yield
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with contextlib.suppress(OSError):
-        if path.stat().st_size > LOG_KEEP_BYTES:  # one older log is kept beside it
-            path.replace(path.with_name(path.name + ".1"))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(OSError):
+            if path.stat().st_size > LOG_KEEP_BYTES:  # one older log is kept beside it
+                path.replace(path.with_name(path.name + ".1"))
+        log = open(path, "ab")  # noqa: SIM115 (closed below, once duplicated onto stderr)
+    except OSError:
+        yield
+        return
     sys.stderr.flush()
     saved = os.dup(2)
     try:
-        with open(path, "ab") as log:
+        with log:
             log.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} pid {os.getpid()}\n".encode())
             log.flush()
             os.dup2(log.fileno(), 2)
@@ -127,9 +152,12 @@ def log_tail(path: Path | None, lines: int = TAIL_LINES) -> str:
     """`` (vLLM's log, PATH, ends: ...)`` for an error message, or ``""`` without a log."""
     if path is None or not path.is_file():
         return ""
-    with open(path, "rb") as file:
-        file.seek(max(0, file.seek(0, os.SEEK_END) - 16384))
-        text = file.read().decode(errors="replace")
+    try:
+        with open(path, "rb") as file:
+            file.seek(max(0, file.seek(0, os.SEEK_END) - 16384))
+            text = file.read().decode(errors="replace")
+    except OSError:  # quoted while another error is reported: that one must come through
+        return f" (log: {path})"
     # Progress bars redraw with carriage returns; only their last state is worth quoting.
     kept = [line.rsplit("\r", 1)[-1].strip() for line in text.split("\n")]
     kept = [line for line in kept if line and not line.startswith("--- ")][-lines:]
@@ -166,13 +194,17 @@ class InterruptWatch:
 
     A terminal's Ctrl-C reaches the engine's processes too, which stop at once: the engine's
     death may then reach this process before its own ``KeyboardInterrupt`` does, and must be
-    reported as the interrupt it is, not as a failed engine. Python handles signals in the main
-    thread only; elsewhere the block runs unwatched.
+    reported as the interrupt it is, not as a failed engine. Inside :meth:`holding` the
+    interrupt waits for the end of the hold (samples already received are being stored); a
+    second Ctrl-C interrupts at once.
+    Python handles signals in the main thread only; elsewhere the block runs unwatched.
     """
 
     def __init__(self) -> None:
         self.seen = False
         self._previous: Any = None
+        self._holding = False
+        self._held: tuple[int, FrameType | None] | None = None
 
     def __enter__(self) -> InterruptWatch:
         previous = signal.getsignal(signal.SIGINT)
@@ -186,8 +218,23 @@ class InterruptWatch:
             signal.signal(signal.SIGINT, self._previous)
             self._previous = None
 
+    @contextlib.contextmanager
+    def holding(self) -> Iterator[None]:
+        """A Ctrl-C in this block interrupts when it ends, not inside it (a second one does)."""
+        self._holding = True
+        try:
+            yield
+        finally:
+            self._holding = False
+            held, self._held = self._held, None
+            if held is not None and self._previous is not None:
+                self._previous(*held)
+
     def _note(self, number: int, frame: FrameType | None) -> Any:
         self.seen = True
+        if self._holding and self._held is None:
+            self._held = (number, frame)
+            return None
         return self._previous(number, frame)
 
 
@@ -235,11 +282,21 @@ def refused(exc: BaseException) -> bool:
     )
 
 
-def reap(before: set[int]) -> None:
-    """Wait for the engine's processes, so none is left behind, not even as a zombie."""
+def engine_children(before: set[int]) -> set[int]:
+    """The :mod:`multiprocessing` children of this process that are not in ``before``: those an
+    engine started in between (its engine core), which :func:`reap` may wait for.
+    """
+    return {child.pid for child in multiprocessing.active_children() if child.pid} - before
+
+
+def reap(pids: set[int]) -> None:
+    """Wait for the engine's processes ``pids``, so none is left behind, not even as a zombie.
+
+    Only those: another backend's engine, started later in this process, keeps running.
+    """
     deadline = time.monotonic() + SHUTDOWN_SECONDS
     for child in multiprocessing.active_children():
-        if child.pid not in before:
+        if child.pid in pids:
             child.join(max(0.0, deadline - time.monotonic()))
             if child.is_alive():
                 child.kill()

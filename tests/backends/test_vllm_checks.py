@@ -214,3 +214,71 @@ def test_the_engine_s_summary_line() -> None:
     assert EngineStats(samples=4, generate_seconds=2.0, completion_tokens=10).summary() == (
         "4 samples in 2 s, 0 prompt + 10 completion tokens, 5.0 tokens/s"
     )
+
+
+@pytest.mark.parametrize("model", ["smollm2", "llama3.1", "vllm-cpu:./nowhere"])
+def test_an_invalid_dtype_is_a_usage_error_naming_the_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, model: str
+) -> None:
+    # Before any other check (and long before vLLM would refuse it, after loading torch).
+    monkeypatch.setenv(vllm_checks.DTYPE_ENV, "fp32")
+    with pytest.raises(BackendUnavailable) as info:
+        check_backend(resolve_model(model, {}), BackendContext(tmp_path))
+    assert str(info.value) == vllm_checks.DTYPE_INVALID.format(value="fp32")
+    assert vllm_checks.DTYPE_ENV in str(info.value) and "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("value", "dtype"),
+    [
+        (None, None),
+        ("", None),
+        ("auto", "auto"),
+        ("BFloat16", "bfloat16"),  # vLLM lower-cases it too
+        (" float32 ", "float32"),
+        ("half", "half"),
+        ("float16", "float16"),
+    ],
+)
+def test_the_dtype_variable_s_valid_values(
+    monkeypatch: pytest.MonkeyPatch, value: str | None, dtype: str | None
+) -> None:
+    if value is None:
+        monkeypatch.delenv(vllm_checks.DTYPE_ENV, raising=False)
+    else:
+        monkeypatch.setenv(vllm_checks.DTYPE_ENV, value)
+    assert vllm_checks.engine_dtype() == dtype
+
+
+def test_a_gpu_is_usable_only_when_vllm_s_share_of_it_is_free() -> None:
+    # vLLM refuses to start unless gpu_memory_utilization (0.9) of the whole GPU is free.
+    shared = Gpu(0, 80 * GIB, 12 * GIB)
+    assert shared.usable == 0
+    assert gpus_needed(16 * 10**9, [shared]) is None
+    idle = Gpu(0, 80 * GIB, 1 * GIB)
+    assert idle.usable == int(80 * GIB * 0.9)
+    assert gpus_needed(16 * 10**9, [idle]) == 1
+
+
+def test_tensor_parallel_takes_the_first_visible_gpus_as_vllm_does() -> None:
+    busy, free = Gpu(0, 80 * GIB, 40 * GIB), Gpu(1, 80 * GIB, 0)
+    # vLLM's one GPU is CUDA's device 0, whatever GPU 1 has free.
+    assert gpus_needed(16 * 10**9, [busy, free]) is None
+    assert gpus_needed(16 * 10**9, [free, busy]) == 1
+
+
+def test_visible_gpus_come_in_cuda_visible_devices_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    smi = tmp_path / "nvidia-smi"
+    smi.write_text("#!/bin/sh\nprintf '0, 81559, 0\\n1, 81559, 40000\\n2, 81559, 10\\n'\n")
+    smi.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,1")
+    gpus, why = vllm_checks.visible_gpus()
+    assert [gpu.index for gpu in gpus] == [2, 1] and why == ""
+    # CUDA stops at an index that does not exist.
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "1,7,0")
+    assert [gpu.index for gpu in vllm_checks.visible_gpus()[0]] == [1]
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
+    assert [gpu.index for gpu in vllm_checks.visible_gpus()[0]] == [0, 1, 2]

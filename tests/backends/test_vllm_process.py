@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from pytest_passk.backends import vllm_process
 from pytest_passk.backends.vllm_process import (
     LOG_KEEP_BYTES,
     GeneratedTokens,
@@ -20,6 +21,7 @@ from pytest_passk.backends.vllm_process import (
     cpu_dtype,
     engine_log,
     log_tail,
+    usable_log,
 )
 
 NOISY_CHILD = (
@@ -90,6 +92,43 @@ def test_the_tail_quotes_the_last_lines_and_only_a_progress_bar_s_last_state(
     assert log_tail(tmp_path / "absent.log") == ""
 
 
+def test_a_log_that_cannot_be_opened_leaves_stderr_on_the_terminal(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    # The store's "logs" is a file here (as unwritable as a folder of another user's).
+    (tmp_path / "logs").write_text("not a folder")
+    log = tmp_path / "logs" / "vllm.log"
+    assert usable_log(log) is None
+    with engine_log(log):
+        os.write(2, b"the engine's line\n")
+    os.write(2, b"this process's own line\n")
+    err = capfd.readouterr().err
+    assert "the engine's line" in err and "this process's own line" in err
+    folder = tmp_path / "vllm.log"
+    folder.mkdir()  # a folder where the file should be
+    assert usable_log(folder) is None
+    with engine_log(folder):
+        os.write(2, b"still here\n")
+    assert "still here" in capfd.readouterr().err
+    writable = tmp_path / "store" / "logs" / "vllm.log"
+    assert usable_log(writable) == writable and writable.parent.is_dir()
+    assert usable_log(None) is None
+
+
+def test_a_log_that_cannot_be_read_is_named_not_quoted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log = tmp_path / "vllm.log"
+    log.write_text("RuntimeError: CPU out of memory\n")
+
+    def unreadable(*args: object, **kwargs: object) -> None:
+        raise PermissionError(13, "Permission denied", str(log))
+
+    # Quoted while reporting another error: reading it must not replace that error with its own.
+    monkeypatch.setattr(vllm_process, "open", unreadable, raising=False)
+    assert log_tail(log) == f" (log: {log})"
+
+
 @pytest.fixture
 def python_sigint() -> Iterator[None]:
     """Python's own SIGINT handler, whatever this process inherited (a shell's background job,
@@ -111,6 +150,31 @@ def test_a_ctrl_c_in_the_block_is_noted_and_still_interrupts() -> None:
     with InterruptWatch() as quiet:
         pass
     assert not quiet.seen
+
+
+@pytest.mark.usefixtures("python_sigint")
+def test_a_ctrl_c_while_held_interrupts_when_the_hold_ends() -> None:
+    done: list[int] = []
+    with pytest.raises(KeyboardInterrupt), InterruptWatch() as watch:
+        with watch.holding():
+            os.kill(os.getpid(), signal.SIGINT)
+            for step in range(3):
+                time.sleep(0.01)  # the handler runs here, and must not interrupt
+                done.append(step)
+        done.append(99)  # never reached: the interrupt comes as the hold ends
+    assert done == [0, 1, 2] and watch.seen
+    with InterruptWatch() as quiet, quiet.holding():
+        pass
+    assert not quiet.seen
+    # A hold that never ends (a store on a hung disk) still yields to a second Ctrl-C.
+    with pytest.raises(KeyboardInterrupt), InterruptWatch() as stuck, stuck.holding():
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.01)
+        done.append(3)
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(5)  # interrupted
+        done.append(4)
+    assert done == [0, 1, 2, 3]
 
 
 def test_an_ignored_sigint_stays_ignored() -> None:
