@@ -283,6 +283,8 @@ def fetch_config(model_id: str) -> Path | None:
     """The folder of ``model_id``'s config.json, fetched into the hub cache (a few KB, before vLLM
     fetches the weights), or ``None`` where the hub cannot give it (offline, no access).
     """
+    if _offline():  # read here, not at the hub library's import: no request, whatever the order
+        return None
     try:
         from huggingface_hub import hf_hub_download
 
