@@ -50,6 +50,8 @@ CONVERTED = "passk: SmolLM2 converted in {seconds:.0f} s"
 CONVERSION_FAILED = "converting SmolLM2 from {gguf} failed: {error}"
 #: Written last into a finished folder: a folder without it is not a model yet.
 _DONE = "passk-converted.txt"
+#: The conversion's work folder, beside the finished one and renamed into place when done.
+_WORK_PREFIX = ".converting-"
 
 
 def find_gguf() -> Path:
@@ -99,9 +101,14 @@ def convert(folder: Path, say: Callable[[str], None] = print) -> Path:
     with FileLock(str(folder) + ".lock"):
         if is_converted(folder):
             return folder
+        # Holding this folder's lock, no conversion into it is under way: a work folder of its
+        # left here is from one that was killed (its finally never ran): a quarter of a GB.
+        prefix = f"{_WORK_PREFIX}{folder.name}-"
+        for stale in folder.parent.glob(prefix + "*"):
+            shutil.rmtree(stale, ignore_errors=True)
         say(CONVERTING.format(gguf=gguf, folder=folder))
         started = time.monotonic()
-        work = Path(tempfile.mkdtemp(prefix=".converting-", dir=folder.parent))
+        work = Path(tempfile.mkdtemp(prefix=prefix, dir=folder.parent))
         try:
             _convert(gguf, work)
             (work / _DONE).write_text(f"{gguf.name}\nconversion v{CONVERSION_VERSION}\n")
