@@ -153,10 +153,19 @@ class SampleSupply:
         return self._backends[model.label]
 
     def close(self) -> None:
-        """Release every backend."""
-        for backend in self._backends.values():
-            backend.close()
+        """Release every backend, each even where an earlier one's release failed (whose error
+        is raised once all are released: an engine left running outlives the run).
+        """
+        backends = list(self._backends.values())
         self._backends.clear()
+        failure: Exception | None = None
+        for backend in backends:
+            try:
+                backend.close()
+            except Exception as exc:
+                failure = failure or exc
+        if failure is not None:
+            raise failure
 
     @property
     def store(self) -> SampleStore:

@@ -181,8 +181,10 @@ class VllmBackend:
             core = getattr(engine, "engine_core", None)
             if core is not None:
                 # There is no LLM.shutdown(); this stops the engine process and its workers
-                # (SIGTERM, then SIGKILL after the timeout).
-                core.shutdown(timeout=SHUTDOWN_SECONDS)
+                # (SIGTERM, then SIGKILL after the timeout). Where it fails (an engine that
+                # died first), the reap below ends by PID whatever it left.
+                with contextlib.suppress(Exception):
+                    core.shutdown(timeout=SHUTDOWN_SECONDS)
             del llm, engine, core
             gc.collect()
             if self._device == "cuda":

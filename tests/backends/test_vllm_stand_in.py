@@ -321,3 +321,27 @@ def test_a_hub_model_not_yet_downloaded_gets_the_plugin_s_context_length(
 def test_fetching_a_config_offline_gives_none(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     assert vllm_checks.fetch_config("org/not-cached-anywhere") is None
+
+
+def test_a_failing_shutdown_still_reaps_the_engine_and_every_backend_closes(
+    tmp_path: Path, starts: Starts, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(self: Core, timeout: float) -> None:
+        raise RuntimeError("the engine core's socket is gone")
+
+    monkeypatch.setattr(Core, "shutdown", broken)
+    models = (ModelSpec("a", "vllm", "org/a"), ModelSpec("b", "vllm", "org/b"))
+    backends = {model.label: _backend(tmp_path, model.label) for model in models}
+    request = [GenerationRequest("t", PLAIN, 1)]
+    for backend in backends.values():
+        backend.generate(request, PARAMS)
+    supply = SampleSupply(
+        SamplingSetup(models, PARAMS, 1, 1, BackendContext(tmp_path)),
+        lambda: SampleStore(tmp_path / "store"),
+        Progress(None),
+        custom_backend=lambda model, context: backends[model.label],
+    )
+    supply.check_models()  # the supply holds both backends, each with a running engine
+    supply.close()
+    assert not any(process.is_alive() for process in starts.processes)
+    assert not any(backend.loaded for backend in backends.values())

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+import pytest
+
 from pytest_passk.backends import (
     BackendContext,
     Completion,
@@ -74,3 +76,29 @@ def test_the_backend_summary_is_printed_only_after_draws_that_drew(tmp_path: Pat
     summaries = [line for line in lines if "samples drawn in all" in line]
     assert summaries == ["passk: counting:m: 2 samples drawn in all"]
     assert (supply.drawn, supply.reused) == (2, 2)
+
+
+def test_closing_releases_every_backend_though_one_fails(tmp_path: Path) -> None:
+    class Failing(CountingBackend):
+        def close(self) -> None:
+            raise OSError("the engine's socket is gone")
+
+    class Recorded(CountingBackend):
+        closed = False
+
+        def close(self) -> None:
+            self.closed = True
+
+    first, second = ModelSpec("a:m", "a", "m"), ModelSpec("b:m", "b", "m")
+    backends = {first.label: Failing(), second.label: Recorded()}
+    supply = SampleSupply(
+        SamplingSetup((first, second), SamplingParams(), 1, 1, BackendContext(tmp_path)),
+        lambda: SampleStore(tmp_path / "store"),
+        Progress(None),
+        custom_backend=lambda model, context: backends[model.label],
+    )
+    supply.check_models()
+    with pytest.raises(OSError, match="socket is gone"):
+        supply.close()
+    assert backends[second.label].closed  # type: ignore[attr-defined]
+    supply.close()  # nothing is closed twice
