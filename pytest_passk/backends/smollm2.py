@@ -118,7 +118,9 @@ def convert(folder: Path, say: Callable[[str], None] = print) -> Path:
         except BackendError:
             raise
         except Exception as exc:  # transformers and gguf raise many types; report one line
-            raise BackendError(CONVERSION_FAILED.format(gguf=gguf, error=exc)) from exc
+            # The message may span lines (transformers lists what it could not map): one line.
+            error = f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+            raise BackendError(CONVERSION_FAILED.format(gguf=gguf, error=error)) from exc
         finally:
             shutil.rmtree(work, ignore_errors=True)
         say(CONVERTED.format(seconds=time.monotonic() - started))

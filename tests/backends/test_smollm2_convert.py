@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from pytest_passk.backends import smollm2
+from pytest_passk.errors import BackendError
 
 
 @pytest.fixture
@@ -46,3 +47,21 @@ def test_a_conversion_killed_earlier_leaves_no_folder_behind(
     # Converted once: a second call finds the folder and converts nothing.
     smollm2.convert(folder, lines.append)
     assert len(fake_gguf) == 1
+
+
+def test_a_failed_conversion_is_one_line_and_leaves_nothing(
+    tmp_path: Path, fake_gguf: list[Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(source: Path, out: Path) -> None:
+        (out / "model.safetensors").write_bytes(b"\0")
+        raise ValueError("GGUF tensors not mapped:\n  blk.0.attn_q\n  blk.0.attn_k\n")
+
+    monkeypatch.setattr(smollm2, "_convert", broken)
+    folder = smollm2.converted_folder(tmp_path / "store")
+    with pytest.raises(BackendError) as failure:
+        smollm2.convert(folder, lambda line: None)
+    message = str(failure.value)
+    assert "\n" not in message
+    assert message.endswith("ValueError: GGUF tensors not mapped: blk.0.attn_q blk.0.attn_k")
+    assert not smollm2.is_converted(folder)
+    assert [p for p in folder.parent.iterdir() if not p.name.endswith(".lock")] == []
