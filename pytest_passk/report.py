@@ -21,6 +21,7 @@ from pytest_passk.comparison_report import (
     usd,
 )
 from pytest_passk.estimate import Estimate, ModelSummary
+from pytest_passk.extract import ExtractionKind
 from pytest_passk.pricing import HourPrices, cost_per_solved_task
 from pytest_passk.results import CandidateResult, Outcome, TaskResult
 from pytest_passk.table import table as _table
@@ -183,9 +184,10 @@ UNDERCOUNTED_NOTE = (
     "the server undercounted the tokens of {count} sample(s) (n > 1): tokens and cost are lower "
     "bounds"
 )
-EXTRACTION_LINE = (
-    "{label}: extraction: {counts} of {samples} samples (--passk-extract=none: as given)"
-)
+EXTRACTION_LINE = "{label}: extraction: {counts} of {samples} samples{repaired}"
+#: After the counts when any answer was repaired (an answer with no code is not a repair, and is
+#: the only kind ``--passk-extract=none`` counts).
+REPAIRED = " (repaired; --passk-extract=none runs every answer as given)"
 
 
 def extraction_line(summary: ModelSummary) -> str:
@@ -196,7 +198,10 @@ def extraction_line(summary: ModelSummary) -> str:
     if not changed:
         return ""
     counts = ", ".join(f"{count} {kind}" for kind, count in sorted(changed.items()))
-    return EXTRACTION_LINE.format(label=summary.label, counts=counts, samples=summary.samples)
+    repaired = REPAIRED if set(changed) - {ExtractionKind.NO_CODE.value} else ""
+    return EXTRACTION_LINE.format(
+        label=summary.label, counts=counts, samples=summary.samples, repaired=repaired
+    )
 
 
 def json_report(

@@ -77,7 +77,7 @@ def test_none_scores_the_text_as_given_and_auto_as_meant(
     repaired.stdout.fnmatch_lines(
         [
             "replay:messy.jsonl: extraction: 1 body, 1 fenced, 1 no-code, 1 truncated "
-            "of 5 samples (--passk-extract=none: as given)"
+            "of 5 samples (repaired; --passk-extract=none runs every answer as given)"
         ]
     )
     # The clean continuation is judged the same either way.

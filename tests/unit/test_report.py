@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
 
-from pytest_passk.estimate import summarise_models
+from pytest_passk.estimate import ModelSummary, summarise_models
 from pytest_passk.report import (
     PROGRAM_LINES,
+    REPAIRED,
     REPORT_SCHEMA,
+    extraction_line,
     failure_text,
     item_properties,
     json_report,
@@ -257,3 +260,23 @@ def test_a_tiny_known_cost_is_never_shown_as_zero() -> None:
     cheap = [dataclasses.replace(result("t", "m", [candidate(0, P)]), cost_usd=0.00003)]
     (_, row, _) = summary_lines(summarise_models(cheap, (1,)), cheap, (1,), verbose=False)
     assert row.endswith("$0.00003 ($0.00003/solved)")
+
+
+@pytest.mark.parametrize(
+    ("extraction", "expected"),
+    [
+        ({"as-is": 3}, ""),
+        ({"as-is": 2, "no-code": 1}, "m: extraction: 1 no-code of 3 samples"),
+        (
+            {"fenced": 2, "no-code": 1},
+            "m: extraction: 2 fenced, 1 no-code of 3 samples" + REPAIRED,
+        ),
+    ],
+    ids=["clean", "no code is no repair", "repaired"],
+)
+def test_the_extraction_line_says_repaired_only_when_an_answer_was(
+    extraction: dict[str, int], expected: str
+) -> None:
+    # An answer with no code is the one kind --passk-extract=none counts too: no advice to use it.
+    summary = ModelSummary("m", "replay:m", 1, 3, 3, 3, 3, {}, {}, 0, 0, None, 0, 0)
+    assert extraction_line(dataclasses.replace(summary, extraction=extraction)) == expected
