@@ -22,7 +22,7 @@ from pytest_passk.comparison import TargetReach
 from pytest_passk.comparison_report import target_line
 from pytest_passk.errors import PassKError
 from pytest_passk.render_paths import output_file_problem, plot_dir_problem
-from pytest_passk.report_data import load_report, model_labels
+from pytest_passk.report_data import load_report, model_labels, target_cells
 
 __all__ = ["BAD_INPUT_STATUS", "HTML_BAD", "PLOT_BAD", "add_commands", "run_command"]
 
@@ -139,17 +139,10 @@ def target_summary(document: dict[str, Any]) -> str | None:
     the comparison's reach on shared tasks, else each model's on its own tasks. ``None`` for a
     run without a target; a hand-edited cell that is not in the shape a run writes is left out.
     """
-    comparison = document.get("comparison")
-    shared = comparison.get("target") if isinstance(comparison, dict) else None
-    if isinstance(shared, dict) and isinstance(shared.get("models"), dict) and shared["models"]:
-        target, cells = shared.get("pass_at_k"), shared["models"]
-    else:
-        cells = {
-            label: entry["target"]
-            for label, entry in document["models"].items()
-            if isinstance(entry.get("target"), dict)
-        }
-        target = next(iter(cells.values())).get("pass_at_k") if cells else None
+    found = target_cells(document)
+    if found is None:
+        return None
+    target, cells, _ = found
     if not isinstance(target, int | float) or isinstance(target, bool):
         return None
     reaches = {label: _reach(cell) for label, cell in cells.items()}

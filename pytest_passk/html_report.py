@@ -21,7 +21,7 @@ from pytest_passk.plots import (
     matplotlib_available,
     render_figures,
 )
-from pytest_passk.report_data import cost_per_sample, model_labels
+from pytest_passk.report_data import cost_per_sample, model_labels, target_cells
 
 __all__ = ["CHECK_MODE", "INCOMPLETE", "NONE_SOLVED", "NO_FIGURES", "ONLY_ONE", "render_html"]
 
@@ -286,18 +286,10 @@ def _own_target(document: dict[str, Any]) -> str:
     """Each model's reach of ``--passk-target`` on its own tasks, where the comparison shows
     none (one model, or no task every model ran).
     """
-    comparison = document.get("comparison")
-    target = comparison.get("target") if isinstance(comparison, dict) else None
-    if isinstance(target, dict) and target.get("models"):
+    found = target_cells(document)
+    if found is None or found[2]:
         return ""
-    cells = {
-        label: entry["target"]
-        for label, entry in document["models"].items()
-        if isinstance(entry.get("target"), dict)
-    }
-    if not cells:
-        return ""
-    target = next(iter(cells.values())).get("pass_at_k")
+    target, cells, _ = found
     return _target_table(target, cells, " (each model on its own tasks)")
 
 

@@ -25,6 +25,7 @@ __all__ = [
     "cost_per_sample",
     "load_report",
     "model_labels",
+    "target_cells",
     "task_counts",
 ]
 
@@ -157,6 +158,25 @@ def _number(value: object) -> bool:
 def _count(value: object) -> bool:
     """An integer that is not a bool (JSON ``true`` is no count)."""
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def target_cells(document: dict[str, Any]) -> tuple[object, dict[str, Any], bool] | None:
+    """The run's ``--passk-target`` reach as saved: ``(target, cell per model, shared)``, from the
+    comparison (``shared``: on the tasks every model ran) where it has any, else each model's
+    reach on its own tasks (``models[M].target``); ``None`` for a run without a target.
+    """
+    comparison = document.get("comparison")
+    shared = comparison.get("target") if isinstance(comparison, dict) else None
+    if isinstance(shared, dict) and isinstance(shared.get("models"), dict) and shared["models"]:
+        return shared.get("pass_at_k"), shared["models"], True
+    cells = {
+        label: entry["target"]
+        for label, entry in document["models"].items()
+        if isinstance(entry.get("target"), dict)
+    }
+    if not cells:
+        return None
+    return next(iter(cells.values())).get("pass_at_k"), cells, False
 
 
 def model_labels(document: dict[str, Any]) -> list[str]:
